@@ -1,0 +1,117 @@
+// librlr — basic vocabulary types: strong ids, terms, log indexes, entries, bytes.
+//
+// Every id, term and index is its own type so that a term can never be passed where
+// an index is expected. All are 64-bit unsigned values; 0 means "none" for NodeId and
+// "before the first entry" for LogIndex and Term.
+#pragma once
+
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace rlr {
+
+/// A 64-bit value with its own type. `Tag` only distinguishes instantiations.
+template <class Tag>
+class StrongU64 {
+ public:
+  constexpr StrongU64() noexcept = default;
+  constexpr explicit StrongU64(std::uint64_t v) noexcept : v_(v) {}
+  [[nodiscard]] constexpr std::uint64_t value() const noexcept { return v_; }
+  constexpr auto operator<=>(const StrongU64&) const noexcept = default;
+  [[nodiscard]] constexpr bool is_zero() const noexcept { return v_ == 0; }
+
+ private:
+  std::uint64_t v_ = 0;
+};
+
+struct NodeIdTag {};
+struct TermTag {};
+struct LogIndexTag {};
+
+/// Identifies a cluster member. 0 is "no node" (for example: no known leader).
+using NodeId = StrongU64<NodeIdTag>;
+inline constexpr NodeId kNoNode{0};
+
+/// A Raft term (election epoch). Terms only grow.
+class Term : public StrongU64<TermTag> {
+ public:
+  using StrongU64::StrongU64;
+  constexpr Term(StrongU64 v) noexcept : StrongU64(v) {}  // NOLINT: implicit from base
+  [[nodiscard]] constexpr Term next() const noexcept { return Term{value() + 1}; }
+};
+
+/// A position in the replicated log; the first entry has index 1.
+class LogIndex : public StrongU64<LogIndexTag> {
+ public:
+  using StrongU64::StrongU64;
+  constexpr LogIndex(StrongU64 v) noexcept : StrongU64(v) {}  // NOLINT: implicit from base
+  [[nodiscard]] constexpr LogIndex next() const noexcept { return LogIndex{value() + 1}; }
+  /// REQUIRES: value() > 0.
+  [[nodiscard]] constexpr LogIndex prev() const noexcept { return LogIndex{value() - 1}; }
+  [[nodiscard]] constexpr LogIndex plus(std::uint64_t n) const noexcept {
+    return LogIndex{value() + n};
+  }
+};
+
+/// Immutable, reference-counted bytes. Copying a `Bytes` copies a pointer, never the data,
+/// so an entry's payload travels from the network buffer to storage to the state machine
+/// without being copied. A `Bytes` may view part of a larger buffer it keeps alive.
+class Bytes {
+ public:
+  Bytes() = default;
+  /// Takes ownership of `data`.
+  explicit Bytes(std::vector<std::uint8_t> data);
+  /// Copies `s`.
+  static Bytes copy_of(std::string_view s);
+  static Bytes copy_of(std::span<const std::uint8_t> s);
+  /// A view of `size` bytes at `data`, kept alive by `owner`.
+  Bytes(std::shared_ptr<const void> owner, const std::uint8_t* data, std::size_t size) noexcept
+      : owner_(std::move(owner)), data_(data), size_(size) {}
+
+  [[nodiscard]] const std::uint8_t* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::span<const std::uint8_t> span() const noexcept { return {data_, size_}; }
+  [[nodiscard]] std::string_view as_string_view() const noexcept;
+  friend bool operator==(const Bytes& a, const Bytes& b) noexcept;
+
+ private:
+  std::shared_ptr<const void> owner_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// What an entry is for. Only `Normal` entries carry application commands.
+enum class EntryKind : std::uint8_t {
+  Normal = 0,  ///< an application command, proposed through propose()
+  Config = 1,  ///< a membership configuration (payload: encoded Configuration)
+  Noop = 2,    ///< appended by a new leader at the start of its term (Raft §8)
+};
+
+/// One log entry.
+struct Entry {
+  LogIndex index;
+  Term term;
+  EntryKind kind = EntryKind::Normal;
+  Bytes payload;
+  friend bool operator==(const Entry&, const Entry&) = default;
+};
+
+/// The role of a node, as seen by that node.
+enum class Role : std::uint8_t {
+  Follower = 0,
+  PreCandidate = 1,  ///< running a pre-vote (thesis §9.6); the term is unchanged
+  Candidate = 2,
+  Leader = 3,
+  Learner = 4,  ///< receives the log, never votes, never counts toward commit
+};
+
+[[nodiscard]] std::string_view to_string(Role r) noexcept;
+[[nodiscard]] std::string_view to_string(EntryKind k) noexcept;
+
+}  // namespace rlr

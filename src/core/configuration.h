@@ -1,0 +1,41 @@
+// Membership configuration and its binary codec (core-private).
+//
+// A configuration is either simple (one voter set) or joint (Raft §6 / thesis §4.3:
+// `voters` is C_new and `voters_outgoing` is C_old while the change is in flight).
+// Learners receive the log but never vote and never count toward commit.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rlr/status.h"
+#include "rlr/types.h"
+
+namespace rlr::core {
+
+struct Configuration {
+  std::vector<NodeId> voters;           ///< C_new (or the only set when not joint); sorted
+  std::vector<NodeId> voters_outgoing;  ///< C_old while joint; empty otherwise; sorted
+  std::vector<NodeId> learners;         ///< sorted; disjoint from both voter sets
+
+  [[nodiscard]] bool is_joint() const noexcept { return !voters_outgoing.empty(); }
+  [[nodiscard]] bool is_voter(NodeId id) const noexcept;
+  [[nodiscard]] bool is_learner(NodeId id) const noexcept;
+  [[nodiscard]] bool is_member(NodeId id) const noexcept { return is_voter(id) || is_learner(id); }
+  /// Every voter of either set and every learner, sorted, without duplicates.
+  [[nodiscard]] std::vector<NodeId> members() const;
+  /// Sorts every set and removes duplicates.
+  void normalize();
+  /// Checks the sets are disjoint as required and the voter set is non-empty.
+  [[nodiscard]] Status validate() const;
+  [[nodiscard]] std::string to_string() const;
+  friend bool operator==(const Configuration&, const Configuration&) = default;
+};
+
+/// Encodes a configuration as an entry payload.
+[[nodiscard]] Bytes encode_configuration(const Configuration& c);
+/// Decodes an entry payload; a Corruption status on malformed input (never aborts).
+[[nodiscard]] Result<Configuration> decode_configuration(std::span<const std::uint8_t> data);
+
+}  // namespace rlr::core

@@ -1,0 +1,323 @@
+// The Raft core (core-private): one node's protocol state machine, pure and
+// deterministic. It does no I/O, reads no clock and owns no thread. The runtime (or the
+// simulator) drives it:
+//
+//   tick()                 every tick of the runtime's clock
+//   step(msg)              for each message received from a peer
+//   propose(...) etc.      for client requests
+//   ready()                collects what the node must do: persist, send, apply
+//   ack_persisted(mark)    once the Ready's hard state and entries are durable
+//
+// Ready contract (in this order for one Ready; Readys are handled in the order taken):
+//   1. `messages` may be sent at once, before anything is persisted. Only the leader's
+//      replication traffic is placed here, so the leader writes its log in parallel
+//      with replicating it.
+//   2. persist `snapshot`, then `entries` (truncating any stored suffix from the first
+//      entry's index), then `hard_state`, atomically if the storage can.
+//   3. only then send `messages_after_persist` (votes, acknowledgements), and call
+//      ack_persisted(ready.persist_mark).
+//   4. `committed` entries may be applied in order at any time; they are never ahead of
+//      what this node has durably stored.
+//
+// Protocol references: "§" is the Raft paper (Ongaro & Ousterhout, 2014), "thesis" is
+// Ongaro's dissertation (2014).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <span>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/configuration.h"
+#include "core/message.h"
+#include "core/raft_log.h"
+#include "rlr/status.h"
+#include "rlr/types.h"
+
+namespace rlr::core {
+
+/// Deliberate protocol bugs, switched on only by tests that prove the simulator can
+/// detect them. Never set in production.
+enum class TestingBug : std::uint8_t {
+  None = 0,
+  CommitPreviousTermByCount,  ///< violates §5.4.2 (Figure 8)
+  GrantVoteWithoutLogCheck,   ///< violates §5.4.1 election restriction
+  ForgetVoteOnRestart,        ///< votes twice in one term after a crash
+};
+
+struct RaftOptions {
+  NodeId id;
+  /// Base election timeout in ticks; each node draws its timeout in [e, 2e).
+  std::uint32_t election_ticks = 10;
+  /// Interval between leader heartbeats in ticks; must be < election_ticks.
+  std::uint32_t heartbeat_ticks = 1;
+  /// Limits of one AppendEntries message.
+  std::size_t max_append_entries = 4096;
+  std::size_t max_append_bytes = 1U << 20;
+  /// Unacknowledged AppendEntries messages allowed per follower in the Replicate state.
+  std::size_t max_inflight_appends = 256;
+  /// Maximum entries a learner may trail the leader's last index and still be promoted.
+  std::uint64_t max_promote_lag = 1024;
+  bool pre_vote = true;      ///< thesis §9.6
+  bool check_quorum = true;  ///< thesis §6.2: a leader without a quorum steps down
+  std::uint64_t random_seed = 0;
+  TestingBug testing_bug = TestingBug::None;
+};
+
+/// The state that must be durable before votes or acknowledgements leave the node.
+struct HardState {
+  Term term;
+  NodeId vote;
+  LogIndex commit;
+  friend bool operator==(const HardState&, const HardState&) = default;
+};
+
+/// Everything a node needs to resume after a restart, read back from storage.
+/// A founding member of a new cluster starts with an empty log and a snapshot at
+/// index 0 whose config lists the initial voters; a node that will join later starts
+/// with an empty configuration and waits to be added.
+struct RestoreState {
+  HardState hard_state;
+  SnapshotMeta snapshot;
+  std::vector<Entry> entries;  ///< entries after snapshot.index, in order
+  LogIndex applied;            ///< entries up to here were applied (default: snapshot)
+};
+
+struct SoftState {
+  Role role = Role::Follower;
+  NodeId leader;
+  Term term;
+  friend bool operator==(const SoftState&, const SoftState&) = default;
+};
+
+/// Identifies a proposed entry; it committed iff the committed entry at `index` has `term`.
+struct EntryId {
+  LogIndex index;
+  Term term;
+  friend bool operator==(const EntryId&, const EntryId&) = default;
+};
+
+/// Outcome of a ReadIndex request: when `ok`, reads may be served once `index` is applied.
+/// Not ok when leadership was lost before the read was confirmed.
+struct ReadState {
+  std::uint64_t request_id = 0;
+  LogIndex index;
+  bool ok = true;
+};
+
+/// Where a Ready's persistence ends; hand it back through ack_persisted().
+struct PersistMark {
+  LogIndex index;       ///< last log index handed out for persistence (with its term)
+  Term term;
+  Term hard_state_term; ///< term of the Ready's hard state; 0 when it had none
+};
+
+struct Ready {
+  std::optional<SoftState> soft_state;
+  std::optional<HardState> hard_state;
+  std::optional<SnapshotMeta> snapshot;
+  std::vector<Entry> entries;
+  std::vector<Message> messages;
+  std::vector<Message> messages_after_persist;
+  std::vector<Entry> committed;
+  std::vector<ReadState> read_states;
+  PersistMark persist_mark;
+  /// True when something must be persisted before messages_after_persist leave.
+  [[nodiscard]] bool must_persist() const noexcept {
+    return hard_state.has_value() || snapshot.has_value() || !entries.empty();
+  }
+  [[nodiscard]] bool empty() const noexcept {
+    return !soft_state && !must_persist() && messages.empty() &&
+           messages_after_persist.empty() && committed.empty() && read_states.empty();
+  }
+};
+
+/// Replication state of one follower or learner, kept by the leader (thesis §4 / etcd's
+/// progress tracker): Probe sends one append at a time until the follower's position is
+/// known; Replicate pipelines up to max_inflight_appends; Snapshot waits for a snapshot.
+struct Progress {
+  enum class State : std::uint8_t { Probe, Replicate, Snapshot };
+  State state = State::Probe;
+  LogIndex match;             ///< highest index known to be replicated there
+  LogIndex next;              ///< next index to send
+  bool probe_sent = false;    ///< Probe: an append is outstanding
+  std::deque<LogIndex> inflight;  ///< Replicate: last index of each unacknowledged append
+  LogIndex pending_snapshot;  ///< Snapshot: index of the snapshot sent
+  std::uint64_t snapshot_sent_tick = 0;
+  LogIndex sent_commit;       ///< commit index last told to this peer in an append
+  bool recent_active = false; ///< heard from since the last check-quorum round
+  std::uint64_t last_contact_tick = 0;
+  std::uint64_t read_ack_context = 0;  ///< highest ReadIndex context acknowledged
+};
+
+class Raft {
+ public:
+  /// Builds a node from its options and what storage held. Returns InvalidArgument on
+  /// inconsistent options or restored state.
+  [[nodiscard]] static Result<Raft> create(const RaftOptions& options, RestoreState restored);
+
+  // ---- inputs ---------------------------------------------------------------------
+  /// Advances logical time by one tick (election and heartbeat timers).
+  void tick();
+  /// Handles a message from a peer. Messages from unknown or stale senders are ignored;
+  /// a malformed message gets InvalidArgument and changes nothing.
+  Status step(const Message& m);
+  /// Appends a command to the log. Leader only: other roles get NotLeader with the
+  /// known leader; a transfer in progress gives TransferInProgress.
+  [[nodiscard]] Result<EntryId> propose(Bytes command);
+  /// Appends several commands; all or none. Returns the id of the last one.
+  [[nodiscard]] Result<EntryId> propose_batch(std::span<const Bytes> commands);
+  /// Proposes a new membership. `target` must be simple (not joint). Learner-only
+  /// changes apply directly; a change of voters goes through joint consensus (thesis
+  /// §4.3): C_old,new is appended now and C_new once C_old,new commits.
+  /// Errors: NotLeader, ChangeInProgress (a change is uncommitted or joint),
+  /// InvalidArgument (bad target, or promoting a learner that has not caught up).
+  [[nodiscard]] Result<EntryId> change_membership(Configuration target);
+  /// Helpers that build the target configuration from the current one.
+  [[nodiscard]] Result<EntryId> add_learner(NodeId id);
+  [[nodiscard]] Result<EntryId> promote_learner(NodeId id);
+  [[nodiscard]] Result<EntryId> remove_member(NodeId id);
+  /// thesis §3.10: hands leadership to `target` (a voter). Proposals are refused until
+  /// the transfer completes or is abandoned after an election timeout.
+  Status transfer_leadership(NodeId target);
+  /// thesis §6.4: confirms leadership with a quorum without writing the log; the result
+  /// arrives in Ready::read_states under `request_id`.
+  Status read_index(std::uint64_t request_id);
+  /// Makes a durable snapshot at `index` (<= applied) the log's base and drops the
+  /// entries it covers from memory. `data` is stored with it, opaque to the core.
+  Status compact(LogIndex index, Bytes data);
+  /// Acknowledges that a Ready's snapshot, entries and hard state are durable.
+  void ack_persisted(PersistMark mark);
+
+  // ---- outputs --------------------------------------------------------------------
+  [[nodiscard]] bool has_ready() const;
+  /// Takes everything pending (see the contract at the top of this file).
+  [[nodiscard]] Ready ready();
+
+  // ---- observation ----------------------------------------------------------------
+  [[nodiscard]] NodeId id() const noexcept { return options_.id; }
+  [[nodiscard]] Role role() const noexcept;
+  [[nodiscard]] NodeId leader() const noexcept { return leader_; }
+  [[nodiscard]] Term term() const noexcept { return term_; }
+  [[nodiscard]] NodeId voted_for() const noexcept { return vote_; }
+  [[nodiscard]] LogIndex commit_index() const noexcept { return commit_; }
+  [[nodiscard]] LogIndex applied_index() const noexcept { return applied_; }
+  [[nodiscard]] LogIndex persisted_index() const noexcept { return persisted_; }
+  [[nodiscard]] const RaftLog& log() const noexcept { return log_; }
+  [[nodiscard]] const Configuration& config() const noexcept { return config_; }
+  [[nodiscard]] NodeId transfer_target() const noexcept { return transfer_target_; }
+  [[nodiscard]] std::uint64_t now_tick() const noexcept { return now_; }
+  /// Leader only: replication progress per member (empty otherwise).
+  [[nodiscard]] const std::map<NodeId, Progress>& progress() const noexcept { return progress_; }
+  [[nodiscard]] std::string describe() const;
+
+ private:
+  explicit Raft(const RaftOptions& options);
+
+  // role transitions
+  void become_follower(Term term, NodeId leader);
+  void become_pre_candidate();
+  void become_candidate();
+  void become_leader();
+  void campaign(bool pre_vote, bool transfer);
+  void poll();
+  void reset_timers();
+  [[nodiscard]] bool promotable() const noexcept;
+
+  // per-role handlers
+  Status step_leader(const Message& m);
+  Status step_candidate(const Message& m);
+  Status step_follower(const Message& m);
+  void handle_vote_request(const Message& m);
+  void handle_append(const Message& m);
+  void handle_heartbeat(const Message& m);
+  void handle_snapshot(const Message& m);
+  void handle_append_response(const Message& m, Progress& pr);
+  void handle_heartbeat_response(const Message& m, Progress& pr);
+  void handle_snapshot_response(const Message& m, Progress& pr);
+  [[nodiscard]] Status validate(const Message& m) const;
+
+  // leader machinery
+  void append_entries_as_leader(std::vector<Entry> entries);
+  void send_appends();
+  void send_append_to(NodeId to, Progress& pr);
+  [[nodiscard]] bool can_send(const Progress& pr) const;
+  void send_timeout_now(NodeId to);
+  void register_read(std::uint64_t request_id);
+  void on_commit_advanced();
+  void send_heartbeats(std::uint64_t context);
+  bool maybe_commit();
+  void maybe_finish_joint();
+  void tick_leader();
+  void resolve_reads();
+  void fail_pending_reads();
+  void abort_transfer();
+
+  // membership
+  void apply_config_entry(const Entry& e);
+  void reload_config();
+  void sync_progress_with_config();
+  void on_config_changed();
+  void truncate_config_history(LogIndex from);
+  [[nodiscard]] Configuration config_at(LogIndex index) const;
+
+  // helpers
+  void send(Message m);
+  [[nodiscard]] std::vector<NodeId> peers() const;
+  void update_commit(LogIndex commit);
+
+  RaftOptions options_;
+  std::mt19937_64 rng_;
+  RaftLog log_;
+  Configuration config_;        ///< latest config in the log (used immediately, §6)
+  LogIndex config_index_;       ///< index of the entry that set config_
+  std::vector<std::pair<LogIndex, Configuration>> config_history_;  ///< config entries in log
+
+  // persistent state (Figure 2)
+  Term term_;
+  NodeId vote_;
+  // volatile state
+  LogIndex commit_;
+  LogIndex applied_;      ///< last index handed out in Ready::committed
+  LogIndex persisted_;    ///< last index acknowledged durable (with its term)
+  LogIndex unstable_;     ///< first index not yet handed out for persistence
+  bool snapshot_unsent_ = false;
+  HardState last_hard_state_;
+  SoftState last_soft_state_;
+
+  Role role_ = Role::Follower;
+  NodeId leader_;
+  std::uint64_t now_ = 0;
+  std::uint32_t election_elapsed_ = 0;
+  std::uint32_t heartbeat_elapsed_ = 0;
+  std::uint32_t randomized_election_ticks_ = 0;
+  bool self_vote_durable_ = false;
+  std::map<NodeId, bool> votes_;
+  std::optional<SnapshotMeta> pending_snapshot_;  ///< received, not yet handed out
+
+  // leader state
+  std::map<NodeId, Progress> progress_;
+  LogIndex pending_config_index_;  ///< last config entry appended by this leader
+  NodeId transfer_target_;
+  std::uint32_t transfer_elapsed_ = 0;
+  struct PendingRead {
+    std::uint64_t request_id;
+    std::uint64_t context;
+    LogIndex index;
+  };
+  std::deque<PendingRead> pending_reads_;
+  std::deque<PendingRead> reads_awaiting_term_commit_;
+  std::uint64_t read_context_ = 0;
+  bool read_heartbeat_needed_ = false;
+
+  // outputs
+  std::vector<Message> msgs_;
+  std::vector<Message> msgs_after_persist_;
+  std::vector<ReadState> read_states_;
+};
+
+}  // namespace rlr::core
