@@ -4,7 +4,7 @@
 set -euo pipefail
 
 RLR_PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev librocksdb-dev libflatbuffers-dev
-  flatbuffers-compiler libfmt-dev catch2 librapidcheck-dev)
+  flatbuffers-compiler libfmt-dev catch2 librapidcheck-dev clang libclang-rt-14-dev)
 
 rlr_install_deps() {
   local missing=()

@@ -20,6 +20,7 @@ void sort_unique(std::vector<NodeId>& v) {
 // Encoding: version byte, then three sets, each a varint count followed by varint ids.
 constexpr std::uint8_t kCodecVersion = 1;
 constexpr std::uint64_t kMaxMembers = 1024;
+constexpr std::uint64_t kMaxAddressBytes = 1024;
 
 void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
   while (v >= 0x80) {
@@ -87,6 +88,26 @@ void Configuration::normalize() {
   sort_unique(voters);
   sort_unique(voters_outgoing);
   sort_unique(learners);
+  std::erase_if(addresses, [&](const MemberEndpoint& e) { return e.address.empty() || !is_member(e.id); });
+  std::stable_sort(addresses.begin(), addresses.end(),
+                   [](const MemberEndpoint& a, const MemberEndpoint& b) { return a.id < b.id; });
+  addresses.erase(std::unique(addresses.begin(), addresses.end(),
+                              [](const MemberEndpoint& a, const MemberEndpoint& b) { return a.id == b.id; }),
+                  addresses.end());
+}
+
+std::string Configuration::address_of(NodeId id) const {
+  for (const auto& e : addresses) {
+    if (e.id == id) return e.address;
+  }
+  return {};
+}
+
+void Configuration::set_address(NodeId id, std::string address) {
+  std::erase_if(addresses, [&](const MemberEndpoint& e) { return e.id == id; });
+  if (!address.empty()) addresses.push_back(MemberEndpoint{id, std::move(address)});
+  std::sort(addresses.begin(), addresses.end(),
+            [](const MemberEndpoint& a, const MemberEndpoint& b) { return a.id < b.id; });
 }
 
 Status Configuration::validate() const {
@@ -98,6 +119,12 @@ Status Configuration::validate() const {
     }
     if (std::find(set->begin(), set->end(), kNoNode) != set->end()) {
       return {ErrorCode::InvalidArgument, "node id 0 is reserved"};
+    }
+  }
+  for (std::size_t i = 0; i < addresses.size(); ++i) {
+    const auto& e = addresses[i];
+    if (!is_member(e.id) || e.address.empty() || (i > 0 && !(addresses[i - 1].id < e.id))) {
+      return {ErrorCode::InvalidArgument, "addresses must be sorted, unique, non-empty, of members"};
     }
   }
   for (NodeId l : learners) {
@@ -123,6 +150,12 @@ Bytes encode_configuration(const Configuration& c) {
   put_set(out, c.voters);
   put_set(out, c.voters_outgoing);
   put_set(out, c.learners);
+  put_varint(out, c.addresses.size());
+  for (const auto& e : c.addresses) {
+    put_varint(out, e.id.value());
+    put_varint(out, e.address.size());
+    out.insert(out.end(), e.address.begin(), e.address.end());
+  }
   return Bytes(std::move(out));
 }
 
@@ -135,6 +168,20 @@ Result<Configuration> decode_configuration(std::span<const std::uint8_t> data) {
   if (!get_set(data, c.voters) || !get_set(data, c.voters_outgoing) ||
       !get_set(data, c.learners)) {
     return Status{ErrorCode::Corruption, "configuration: truncated or oversized set"};
+  }
+  std::uint64_t n = 0;
+  if (!get_varint(data, n) || n > kMaxMembers) {
+    return Status{ErrorCode::Corruption, "configuration: bad address count"};
+  }
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::uint64_t id = 0;
+    std::uint64_t len = 0;
+    if (!get_varint(data, id) || id == 0 || !get_varint(data, len) || len == 0 ||
+        len > kMaxAddressBytes || len > data.size()) {
+      return Status{ErrorCode::Corruption, "configuration: bad address record"};
+    }
+    c.addresses.push_back(MemberEndpoint{NodeId{id}, std::string(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(len))});
+    data = data.subspan(static_cast<std::size_t>(len));
   }
   if (!data.empty()) return Status{ErrorCode::Corruption, "configuration: trailing bytes"};
   if (Status s = c.validate(); !s) {

@@ -861,6 +861,8 @@ void Raft::maybe_finish_joint() {
   Configuration next;
   next.voters = config_.voters;
   next.learners = config_.learners;
+  next.addresses = config_.addresses;
+  next.normalize();  // drops the addresses of members that left
   Entry e{LogIndex{}, Term{}, EntryKind::Config, encode_configuration(next)};
   append_entries_as_leader({std::move(e)});
   pending_config_index_ = log_.last_index();
@@ -940,6 +942,11 @@ Result<EntryId> Raft::change_membership(Configuration target) {
     entry_config.voters = target.voters;
     entry_config.voters_outgoing = config_.voters;
     entry_config.learners = target.learners;
+    entry_config.addresses = target.addresses;
+    for (const auto& e : config_.addresses) {
+      if (target.address_of(e.id).empty()) entry_config.addresses.push_back(e);
+    }
+    entry_config.normalize();
     if (Status s = entry_config.validate(); !s) {
       return Status{ErrorCode::InvalidArgument,
                     "a voter cannot become a learner in the same change: " + s.message()};
@@ -951,7 +958,7 @@ Result<EntryId> Raft::change_membership(Configuration target) {
   return EntryId{log_.last_index(), term_};
 }
 
-Result<EntryId> Raft::add_learner(NodeId id) {
+Result<EntryId> Raft::add_learner(NodeId id, std::string address) {
   if (id == kNoNode) return Status{ErrorCode::InvalidArgument, "node id 0 is reserved"};
   if (config_.is_member(id)) {
     return Status{ErrorCode::InvalidArgument, fmt::format("node {} is already a member", id.value())};
@@ -959,6 +966,8 @@ Result<EntryId> Raft::add_learner(NodeId id) {
   Configuration t = config_;
   t.voters_outgoing.clear();
   t.learners.push_back(id);
+  t.normalize();
+  if (!address.empty()) t.set_address(id, std::move(address));
   return change_membership(std::move(t));
 }
 

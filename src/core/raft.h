@@ -178,7 +178,7 @@ class Raft {
   /// InvalidArgument (bad target, or promoting a learner that has not caught up).
   [[nodiscard]] Result<EntryId> change_membership(Configuration target);
   /// Helpers that build the target configuration from the current one.
-  [[nodiscard]] Result<EntryId> add_learner(NodeId id);
+  [[nodiscard]] Result<EntryId> add_learner(NodeId id, std::string address = {});
   [[nodiscard]] Result<EntryId> promote_learner(NodeId id);
   [[nodiscard]] Result<EntryId> remove_member(NodeId id);
   /// thesis §3.10: hands leadership to `target` (a voter). Proposals are refused until

@@ -1,0 +1,196 @@
+// librlr — the replicator node: the public API a host process embeds.
+//
+// A Node owns the Raft core, its storage and its transport. One internal thread owns the
+// core; committed entries reach subscribers on their own threads. Every method here is
+// thread-safe and none throws.
+//
+// Example:
+//   auto node = rlr::NodeBuilder()
+//                   .cluster_id("venue-a")
+//                   .id(rlr::NodeId{1})
+//                   .listen("127.0.0.1", 7001)
+//                   .member(rlr::NodeId{1}, "127.0.0.1", 7001)
+//                   .member(rlr::NodeId{2}, "127.0.0.1", 7002)
+//                   .member(rlr::NodeId{3}, "127.0.0.1", 7003)
+//                   .data_dir("/var/lib/rlr/n1")
+//                   .build();
+//   if (!node) { /* node.status() says why */ }
+//   auto r = node.value()->propose_sync(rlr::Bytes::copy_of("order 42"), std::chrono::seconds(1));
+//   if (!r && r.status().code() == rlr::ErrorCode::NotLeader) { /* ask r.status().leader_hint() */ }
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rlr/status.h"
+#include "rlr/types.h"
+
+namespace rlr {
+
+/// Where a member listens.
+struct MemberAddress {
+  NodeId id;
+  std::string host;
+  std::uint16_t port = 0;
+  friend bool operator==(const MemberAddress&, const MemberAddress&) = default;
+};
+
+/// What a node knows about one member of the cluster.
+struct MemberInfo {
+  NodeId id;
+  std::string address;        ///< "host:port", empty when unknown
+  bool voter = false;         ///< false: learner
+  bool is_leader = false;
+  LogIndex match;             ///< leader's view of the member's replicated index
+  std::uint64_t lag = 0;      ///< leader's last index minus match
+  std::int64_t last_contact_ms = -1;  ///< ms since the leader last heard from it; -1 unknown
+};
+
+/// A snapshot of the node's view of the cluster.
+struct ClusterInfo {
+  std::string cluster_id;
+  NodeId id;
+  Term term;
+  Role role = Role::Follower;
+  NodeId leader;
+  LogIndex commit;
+  LogIndex applied;
+  LogIndex first_index;       ///< first retained log index
+  LogIndex last_index;
+  std::vector<MemberInfo> members;  ///< per-member details are the leader's view
+};
+
+/// Outcome of a committed proposal.
+struct ProposeResult {
+  LogIndex index;
+  Term term;
+};
+
+enum class StorageKind : std::uint8_t { RocksDb, Memory };
+
+/// Every setting of a node; NodeBuilder fills it in with defaults a production cluster
+/// on one LAN can start from.
+struct NodeOptions {
+  std::string cluster_id;
+  NodeId id;
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 0;
+  /// The founding voters (including this node). Empty for a node that will join as a
+  /// learner later; it then waits for the leader to contact it.
+  std::vector<MemberAddress> initial_members;
+  /// Addresses of other nodes this node may need to reach (e.g. learners added later);
+  /// members added through add_learner() carry their own address.
+  std::string data_dir;
+  StorageKind storage = StorageKind::RocksDb;
+  bool sync = true;                      ///< fsync every persistence step
+  std::string auth_token;                ///< shared secret checked in every handshake
+  std::uint32_t tick_ms = 10;
+  std::uint32_t election_ticks = 15;     ///< election timeout in [e, 2e) ticks
+  std::uint32_t heartbeat_ticks = 3;
+  std::size_t max_append_entries = 4096;
+  std::size_t max_append_bytes = 1U << 20;
+  std::size_t max_inflight_appends = 64;
+  std::size_t max_pending_proposals = 65536;  ///< beyond: propose fails with Busy
+  std::size_t subscriber_buffer_entries = 65536;
+  std::size_t snapshot_chunk_bytes = 1U << 20;
+  std::uint64_t compact_after_entries = 1'000'000;  ///< 0: never compact automatically
+  std::uint32_t proposal_timeout_ms = 5000;
+  std::size_t max_frame_bytes = 64U << 20;
+};
+
+/// A stream of committed entries in log order, from a chosen index, without gaps.
+/// Filled by the node on its own thread; a consumer that falls behind by more than its
+/// buffer is cut off (next() returns Busy) and must subscribe again from where it was.
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+  /// Waits up to `timeout` for entries; returns what is available (possibly none).
+  /// Errors: Busy (the consumer fell behind its buffer and was cut off), ShuttingDown.
+  [[nodiscard]] virtual Result<std::vector<Entry>> next(std::chrono::milliseconds timeout) = 0;
+  /// The index the next entry will have.
+  [[nodiscard]] virtual LogIndex position() const = 0;
+};
+
+using ProposeCallback = std::function<void(Result<ProposeResult>)>;
+
+class Node {
+ public:
+  virtual ~Node() = default;
+
+  /// Appends `command` to the replicated log. `done` runs (on an internal thread) once
+  /// the entry committed, or with an error: NotLeader (with the leader's id when known),
+  /// TransferInProgress, Busy (too many proposals pending), Timeout (no outcome within
+  /// proposal_timeout_ms; the entry may still commit), ShuttingDown.
+  virtual void propose(Bytes command, ProposeCallback done) = 0;
+  /// Blocking form of propose().
+  [[nodiscard]] virtual Result<ProposeResult> propose_sync(Bytes command,
+                                                           std::chrono::milliseconds timeout) = 0;
+  /// Streams committed entries starting at `from` (1 = the beginning).
+  /// Errors: Compacted when `from` is below the first retained index.
+  [[nodiscard]] virtual Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) = 0;
+  [[nodiscard]] virtual Role get_role() const = 0;
+  [[nodiscard]] virtual NodeId get_leader() const = 0;
+  /// The leader's address as "host:port", empty when unknown.
+  [[nodiscard]] virtual std::string get_leader_address() const = 0;
+  [[nodiscard]] virtual ClusterInfo get_cluster_info() const = 0;
+  /// Linearizable read barrier (thesis §6.4): returns an index such that a state
+  /// machine that has applied it reflects every write committed before the call.
+  [[nodiscard]] virtual Result<LogIndex> read_index(std::chrono::milliseconds timeout) = 0;
+
+  // Membership. Each waits until the change is committed (or fails).
+  [[nodiscard]] virtual Status add_learner(const MemberAddress& member,
+                                           std::chrono::milliseconds timeout) = 0;
+  [[nodiscard]] virtual Status promote(NodeId id, std::chrono::milliseconds timeout) = 0;
+  [[nodiscard]] virtual Status remove(NodeId id, std::chrono::milliseconds timeout) = 0;
+  [[nodiscard]] virtual Status transfer_leadership(NodeId to, std::chrono::milliseconds timeout) = 0;
+
+  /// Stops the node: pending proposals fail with ShuttingDown, storage is closed cleanly.
+  virtual void stop() = 0;
+};
+
+/// Builds a node from options with validation (clear InvalidArgument errors).
+class NodeBuilder {
+ public:
+  NodeBuilder& cluster_id(std::string v) { o_.cluster_id = std::move(v); return *this; }
+  NodeBuilder& id(NodeId v) { o_.id = v; return *this; }
+  NodeBuilder& listen(std::string host, std::uint16_t port) {
+    o_.listen_host = std::move(host);
+    o_.listen_port = port;
+    return *this;
+  }
+  NodeBuilder& member(NodeId id, std::string host, std::uint16_t port) {
+    o_.initial_members.push_back(MemberAddress{id, std::move(host), port});
+    return *this;
+  }
+  NodeBuilder& data_dir(std::string v) { o_.data_dir = std::move(v); return *this; }
+  NodeBuilder& storage(StorageKind v) { o_.storage = v; return *this; }
+  NodeBuilder& sync(bool v) { o_.sync = v; return *this; }
+  NodeBuilder& auth_token(std::string v) { o_.auth_token = std::move(v); return *this; }
+  NodeBuilder& tick_ms(std::uint32_t v) { o_.tick_ms = v; return *this; }
+  NodeBuilder& election_ticks(std::uint32_t v) { o_.election_ticks = v; return *this; }
+  NodeBuilder& heartbeat_ticks(std::uint32_t v) { o_.heartbeat_ticks = v; return *this; }
+  NodeBuilder& max_append_entries(std::size_t v) { o_.max_append_entries = v; return *this; }
+  NodeBuilder& max_append_bytes(std::size_t v) { o_.max_append_bytes = v; return *this; }
+  NodeBuilder& max_inflight_appends(std::size_t v) { o_.max_inflight_appends = v; return *this; }
+  NodeBuilder& compact_after_entries(std::uint64_t v) { o_.compact_after_entries = v; return *this; }
+  NodeBuilder& proposal_timeout_ms(std::uint32_t v) { o_.proposal_timeout_ms = v; return *this; }
+  NodeBuilder& options(NodeOptions v) { o_ = std::move(v); return *this; }
+  [[nodiscard]] const NodeOptions& options() const { return o_; }
+  /// Validates the options, opens storage and starts the node (TCP transport).
+  /// Errors: InvalidArgument (bad option), and whatever opening storage or binding the
+  /// listen address reports (IoError, WrongCluster, Corruption).
+  [[nodiscard]] Result<std::unique_ptr<Node>> build() const;
+
+ private:
+  NodeOptions o_;
+};
+
+/// Checks options without starting anything.
+[[nodiscard]] Status validate(const NodeOptions& options);
+
+}  // namespace rlr

@@ -1,0 +1,188 @@
+// The wire protocol (private): framing and the flatbuffers codecs for peer and client
+// messages. Schema: src/wire/rlr.fbs, compiled by flatc at build time.
+//
+// Frame = 24-byte header + flatbuffers payload:
+//   magic:u32 "RLR1" | version:u16 | type:u16 | cluster_tag:u64 | length:u32 | crc32c:u32
+// all big-endian; `length` is the payload size and is checked against the limit before
+// anything is allocated; `crc32c` covers the payload. The flatbuffers Verifier runs on
+// every payload before any field is read. Nothing here trusts the peer: every decoder
+// returns InvalidArgument/Corruption/WrongCluster on bad input and never aborts.
+//
+// A connection starts with Hello (node id or client, cluster id, token, version) and its
+// HelloAck; the cluster tag in every later header must match.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/message.h"
+#include "rlr/node.h"
+#include "rlr/status.h"
+#include "rlr/types.h"
+
+namespace rlr::wire {
+
+inline constexpr std::uint32_t kMagic = 0x524C5231;  // "RLR1"
+inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::size_t kHeaderBytes = 24;
+
+enum class FrameType : std::uint16_t {
+  Hello = 1,
+  HelloAck = 2,
+  Raft = 3,           ///< core::Message (without snapshot data: see SnapshotChunk)
+  SnapshotChunk = 4,
+  ClientRequest = 5,
+  ClientReply = 6,
+};
+
+struct FrameHeader {
+  std::uint16_t version = kProtocolVersion;
+  FrameType type = FrameType::Raft;
+  std::uint64_t cluster_tag = 0;
+  std::uint32_t length = 0;
+  std::uint32_t crc = 0;
+};
+
+/// A stable 64-bit tag of a cluster id, carried by every frame.
+[[nodiscard]] std::uint64_t cluster_tag(std::string_view cluster_id) noexcept;
+
+/// Parses and checks a header: magic, version, type, cluster tag (skipped when
+/// expected_tag is 0, as before the handshake), length <= max_frame_bytes.
+[[nodiscard]] Result<FrameHeader> decode_header(std::span<const std::uint8_t> header,
+                                                std::uint64_t expected_tag,
+                                                std::size_t max_frame_bytes);
+/// Checks the payload crc against the header.
+[[nodiscard]] Status check_payload(const FrameHeader& h, std::span<const std::uint8_t> payload);
+
+/// A complete frame (header + payload) ready to write.
+using Frame = std::vector<std::uint8_t>;
+
+// ---- handshake ----------------------------------------------------------------------
+enum class PeerKind : std::uint8_t { Node = 0, Client = 1 };
+
+struct Hello {
+  PeerKind kind = PeerKind::Node;
+  NodeId node_id;            ///< the sender's id (kNoNode for clients)
+  std::string cluster_id;
+  std::string token;
+  std::uint16_t protocol_version = kProtocolVersion;
+};
+
+struct HelloAck {
+  bool accepted = false;
+  std::string reason;        ///< why the handshake was refused
+  NodeId node_id;            ///< the acceptor's id
+};
+
+[[nodiscard]] Frame encode_hello(const Hello& h);
+[[nodiscard]] Frame encode_hello_ack(const HelloAck& a, std::uint64_t tag);
+/// `payload` is the frame's payload (after the header).
+[[nodiscard]] Result<Hello> decode_hello(std::span<const std::uint8_t> payload);
+[[nodiscard]] Result<HelloAck> decode_hello_ack(std::span<const std::uint8_t> payload);
+
+// ---- peer messages ------------------------------------------------------------------
+/// Encodes a core message. A Snapshot message's SnapshotMeta is carried without its
+/// data (the data travels in SnapshotChunk frames).
+[[nodiscard]] Frame encode_raft(const core::Message& m, std::uint64_t tag);
+/// Decodes a Raft frame payload. Entry payloads are views into `payload` (no copy): the
+/// Bytes keep the frame buffer alive. Checks field ranges (known message type, config
+/// payloads decodable) and returns InvalidArgument naming the problem.
+[[nodiscard]] Result<core::Message> decode_raft(const Bytes& payload);
+
+/// One piece of a snapshot stream from a leader to a follower or learner.
+struct SnapshotChunk {
+  NodeId from;
+  NodeId to;
+  Term term;                 ///< leader's term
+  LogIndex snapshot_index;
+  Term snapshot_term;
+  core::Configuration config;
+  std::uint64_t offset = 0;  ///< byte offset of `data` within the snapshot data
+  std::uint64_t total_bytes = 0;
+  Bytes data;
+  bool last = false;
+};
+[[nodiscard]] Frame encode_snapshot_chunk(const SnapshotChunk& c, std::uint64_t tag);
+[[nodiscard]] Result<SnapshotChunk> decode_snapshot_chunk(const Bytes& payload);
+
+// ---- client protocol ----------------------------------------------------------------
+struct ProposeRequest {
+  Bytes command;
+  std::uint64_t client_id = 0;  ///< 0: no session
+  std::uint64_t sequence = 0;
+};
+struct SubscribeRequest { LogIndex from; };
+struct GetRoleRequest {};
+struct GetLeaderRequest {};
+struct GetClusterInfoRequest {};
+struct ReadIndexRequest {};
+struct AddLearnerRequest { MemberAddress member; };
+struct PromoteRequest { NodeId id; };
+struct RemoveRequest { NodeId id; };
+struct TransferLeaderRequest { NodeId id; };
+
+using ClientRequestBody =
+    std::variant<ProposeRequest, SubscribeRequest, GetRoleRequest, GetLeaderRequest,
+                 GetClusterInfoRequest, ReadIndexRequest, AddLearnerRequest, PromoteRequest,
+                 RemoveRequest, TransferLeaderRequest>;
+
+struct ClientRequest {
+  std::uint64_t request_id = 0;  ///< echoed in the reply
+  std::uint32_t timeout_ms = 0;  ///< 0: the server's default
+  ClientRequestBody body;
+};
+
+/// Replies: `status` ok or an error; for NotLeader `leader` and `leader_address` say
+/// where to go. Exactly one of the optional results is set on success, by request kind.
+struct ClientReply {
+  std::uint64_t request_id = 0;
+  Status status;
+  NodeId leader;
+  std::string leader_address;
+  std::optional<ProposeResult> propose;        ///< Propose
+  std::optional<Role> role;                    ///< GetRole
+  std::optional<ClusterInfo> cluster_info;     ///< GetClusterInfo
+  std::optional<LogIndex> read_index;          ///< ReadIndex
+  std::vector<Entry> entries;                  ///< Subscribe: a batch of the stream
+};
+
+[[nodiscard]] Frame encode_client_request(const ClientRequest& r, std::uint64_t tag);
+[[nodiscard]] Result<ClientRequest> decode_client_request(const Bytes& payload);
+[[nodiscard]] Frame encode_client_reply(const ClientReply& r, std::uint64_t tag);
+[[nodiscard]] Result<ClientReply> decode_client_reply(const Bytes& payload);
+
+// ---- incremental decoding of a byte stream ---------------------------------------------
+/// Splits a byte stream into frames. Feed it what the socket read; take complete
+/// frames. A bad header makes it fail for good (the connection must be closed).
+class FrameReader {
+ public:
+  FrameReader(std::uint64_t expected_tag, std::size_t max_frame_bytes)
+      : expected_tag_(expected_tag), max_frame_bytes_(max_frame_bytes) {}
+  /// Sets the tag expected from now on (after the handshake).
+  void expect_tag(std::uint64_t tag) { expected_tag_ = tag; }
+  /// Appends received bytes.
+  void feed(std::span<const std::uint8_t> data);
+  struct Item {
+    FrameHeader header;
+    Bytes payload;  ///< owns its buffer; decoders may keep views into it
+  };
+  /// The next complete, crc-checked frame; nullopt when more bytes are needed; an
+  /// error when the stream is malformed (then every later call returns that error).
+  [[nodiscard]] Result<std::optional<Item>> next();
+
+ private:
+  std::uint64_t expected_tag_;
+  std::size_t max_frame_bytes_;
+  std::vector<std::uint8_t> buf_;
+  std::size_t consumed_ = 0;
+  std::optional<FrameHeader> pending_;
+  Status failed_;
+};
+
+}  // namespace rlr::wire
