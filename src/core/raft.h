@@ -209,6 +209,8 @@ class Raft {
   [[nodiscard]] LogIndex persisted_index() const noexcept { return persisted_; }
   [[nodiscard]] const RaftLog& log() const noexcept { return log_; }
   [[nodiscard]] const Configuration& config() const noexcept { return config_; }
+  /// Index of the entry that set config() (the snapshot index when none did).
+  [[nodiscard]] LogIndex config_index() const noexcept { return config_index_; }
   [[nodiscard]] NodeId transfer_target() const noexcept { return transfer_target_; }
   [[nodiscard]] std::uint64_t now_tick() const noexcept { return now_; }
   /// Leader only: replication progress per member (empty otherwise).

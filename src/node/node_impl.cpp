@@ -1,0 +1,700 @@
+#include "node/node_impl.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <future>
+#include <random>
+
+#include <fmt/format.h>
+
+namespace rlr::node {
+
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------
+// Executor
+// ---------------------------------------------------------------------------------
+
+Executor::Executor() : thread_([this] { run(); }) {}
+
+Executor::~Executor() { shutdown(); }
+
+void Executor::post(std::function<void()> f) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(f));
+  }
+  cv_.notify_one();
+}
+
+void Executor::post_batch(std::vector<std::function<void()>>& fs) {
+  if (fs.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.empty()) {
+      queue_.swap(fs);
+    } else {
+      for (auto& f : fs) queue_.push_back(std::move(f));
+    }
+  }
+  fs.clear();
+  cv_.notify_one();
+}
+
+void Executor::shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Executor::run() {
+  std::vector<std::function<void()>> batch;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty() && stop_) return;
+    batch.swap(queue_);
+    lock.unlock();
+    for (auto& f : batch) f();
+    batch.clear();
+    lock.lock();
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// CommittedCache
+// ---------------------------------------------------------------------------------
+
+void CommittedCache::append(const std::vector<Entry>& entries) {
+  std::lock_guard lock(mu_);
+  for (const Entry& e : entries) {
+    if (!entries_.empty() && e.index != entries_.back().index.next()) entries_.clear();
+    entries_.push_back(e);
+  }
+  while (entries_.size() > capacity_) entries_.pop_front();
+}
+
+void CommittedCache::reset(LogIndex /*index*/) {
+  std::lock_guard lock(mu_);
+  entries_.clear();
+}
+
+bool CommittedCache::read(LogIndex from, std::size_t max, std::vector<Entry>& out) const {
+  std::lock_guard lock(mu_);
+  if (entries_.empty() || from < entries_.front().index || from > entries_.back().index) {
+    return false;
+  }
+  std::size_t i = from.value() - entries_.front().index.value();
+  for (; i < entries_.size() && out.size() < max; ++i) out.push_back(entries_[i]);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------
+// Subscription
+// ---------------------------------------------------------------------------------
+
+namespace {
+
+class NodeSubscription final : public Subscription {
+ public:
+  NodeSubscription(NodeImpl& node, LogIndex from) : node_(node), next_(from) {}
+  Result<std::vector<Entry>> next(std::chrono::milliseconds timeout) override {
+    auto r = node_.read_committed(next_, kBatch, timeout);
+    if (r && !r.value().empty()) next_ = r.value().back().index.next();
+    return r;
+  }
+  LogIndex position() const override { return next_; }
+
+ private:
+  static constexpr std::size_t kBatch = 4096;
+  NodeImpl& node_;
+  LogIndex next_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------
+// Construction
+// ---------------------------------------------------------------------------------
+
+Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
+                                                  std::unique_ptr<storage::Storage> storage,
+                                                  std::unique_ptr<transport::Transport> transport) {
+  if (Status s = validate(options); !s) return s;
+  auto restored = storage->load();
+  if (!restored) return restored.status();
+  core::RestoreState rs = std::move(restored).value();
+  // Committed entries are in storage; subscribers read them from there, so the core
+  // need not hand them out again after a restart.
+  rs.applied = std::max(rs.applied, rs.hard_state.commit);
+
+  core::RaftOptions ro;
+  ro.id = options.id;
+  ro.election_ticks = options.election_ticks;
+  ro.heartbeat_ticks = options.heartbeat_ticks;
+  ro.max_append_entries = options.max_append_entries;
+  ro.max_append_bytes = options.max_append_bytes;
+  ro.max_inflight_appends = options.max_inflight_appends;
+  ro.random_seed = std::random_device{}() ^ (options.id.value() * 0x9E3779B97F4A7C15ULL);
+  auto raft = core::Raft::create(ro, std::move(rs));
+  if (!raft) return raft.status();
+
+  auto node = std::make_unique<NodeImpl>(Key{}, std::move(options), std::move(storage),
+                                         std::move(transport), std::move(raft).value());
+  if (Status s = node->transport_->start(*node); !s) return s;
+  node->thread_ = std::thread([n = node.get()] { n->run(); });
+  return node;
+}
+
+NodeImpl::NodeImpl(Key /*key*/, NodeOptions options, std::unique_ptr<storage::Storage> storage,
+                   std::unique_ptr<transport::Transport> transport, core::Raft raft)
+    : options_(std::move(options)),
+      storage_(std::move(storage)),
+      transport_(std::move(transport)),
+      raft_(std::move(raft)),
+      cache_(std::max<std::size_t>(options_.subscriber_buffer_entries, 1024)) {
+  term_ = raft_.term().value();
+  role_ = static_cast<std::uint8_t>(raft_.role());
+  applied_ = raft_.commit_index().value();
+  config_ = raft_.config();
+  for (const auto& m : options_.initial_members) {
+    if (config_.address_of(m.id).empty() && config_.is_member(m.id)) {
+      config_.set_address(m.id, fmt::format("{}:{}", m.host, m.port));
+    }
+  }
+  for (const auto& e : config_.addresses) {
+    if (e.id != options_.id) transport_->set_peer(e.id, e.address);
+  }
+}
+
+NodeImpl::~NodeImpl() { stop(); }
+
+void NodeImpl::stop() {
+  std::call_once(stop_once_, [&] {
+    {
+      std::lock_guard lock(in_mu_);
+      stopping_ = true;
+    }
+    in_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    transport_->stop();
+    {
+      std::lock_guard lock(applied_mu_);
+      stopped_ = true;
+    }
+    applied_cv_.notify_all();
+    executor_.shutdown();
+  });
+}
+
+// ---------------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------------
+
+void NodeImpl::deliver(core::Message m) {
+  bool wake = false;
+  {
+    std::lock_guard lock(in_mu_);
+    if (stopping_) return;
+    wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
+    in_msgs_.push_back(std::move(m));
+  }
+  if (wake) in_cv_.notify_one();
+}
+
+void NodeImpl::post(std::function<void()> task) const {
+  bool wake = false;
+  {
+    std::lock_guard lock(in_mu_);
+    if (stopping_) return;
+    wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
+    in_tasks_.push_back(std::move(task));
+  }
+  if (wake) in_cv_.notify_one();
+}
+
+void NodeImpl::propose(Bytes command, ProposeCallback done) {
+  if (static_cast<Role>(role_.load()) != Role::Leader) {
+    done(Status::not_leader(NodeId{leader_.load()}));
+    return;
+  }
+  Status refused;
+  bool wake = false;
+  {
+    std::lock_guard lock(in_mu_);
+    if (stopping_) {
+      refused = Status{ErrorCode::ShuttingDown, "node is stopping"};
+    } else if (queued_proposals_ >= options_.max_pending_proposals) {
+      refused = Status{ErrorCode::Busy, "too many proposals queued"};
+    } else {
+      wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
+      in_props_.push_back(Proposal{std::move(command), std::move(done)});
+      ++queued_proposals_;
+    }
+  }
+  if (!refused.is_ok()) {
+    done(refused);
+    return;
+  }
+  if (wake) in_cv_.notify_one();
+}
+
+Result<ProposeResult> NodeImpl::propose_sync(Bytes command, std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Result<ProposeResult>>>();
+  auto future = promise->get_future();
+  propose(std::move(command), [promise](Result<ProposeResult> r) { promise->set_value(std::move(r)); });
+  if (future.wait_for(timeout) != std::future_status::ready) {
+    return Status{ErrorCode::Timeout, "no outcome within the timeout; the entry may still commit"};
+  }
+  return future.get();
+}
+
+Result<std::unique_ptr<Subscription>> NodeImpl::subscribe(LogIndex from) {
+  if (from.is_zero()) from = LogIndex{1};
+  if (from < storage_->first_index()) {
+    return Status{ErrorCode::Compacted,
+                  fmt::format("index {} is compacted; the first retained index is {}",
+                              from.value(), storage_->first_index().value())};
+  }
+  return std::unique_ptr<Subscription>(std::make_unique<NodeSubscription>(*this, from));
+}
+
+Result<std::vector<Entry>> NodeImpl::read_committed(LogIndex from, std::size_t max,
+                                                    std::chrono::milliseconds timeout) {
+  {
+    std::unique_lock lock(applied_mu_);
+    const bool ready = applied_cv_.wait_for(lock, timeout, [&] {
+      return applied_.load() >= from.value() || stopped_.load();
+    });
+    if (!ready) return std::vector<Entry>{};
+  }
+  if (applied_.load() < from.value()) {
+    return Status{ErrorCode::ShuttingDown, "node stopped"};
+  }
+  std::vector<Entry> out;
+  if (cache_.read(from, max, out)) return out;
+  const LogIndex last{std::min(applied_.load(), from.value() + max - 1)};
+  return storage_->read(from, last, max, 8U << 20);
+}
+
+Role NodeImpl::get_role() const { return static_cast<Role>(role_.load()); }
+NodeId NodeImpl::get_leader() const { return NodeId{leader_.load()}; }
+
+std::string NodeImpl::get_leader_address() const {
+  const NodeId leader{leader_.load()};
+  if (leader == kNoNode) return {};
+  std::lock_guard lock(config_mu_);
+  return config_.address_of(leader);
+}
+
+ClusterInfo NodeImpl::get_cluster_info() const {
+  auto promise = std::make_shared<std::promise<ClusterInfo>>();
+  auto future = promise->get_future();
+  post([this, promise] {
+    ClusterInfo ci;
+    ci.cluster_id = options_.cluster_id;
+    ci.id = options_.id;
+    ci.term = raft_.term();
+    ci.role = raft_.role();
+    ci.leader = raft_.leader();
+    ci.commit = raft_.commit_index();
+    ci.applied = LogIndex{applied_.load()};
+    ci.first_index = raft_.log().first_index();
+    ci.last_index = raft_.log().last_index();
+    const auto& config = raft_.config();
+    for (NodeId id : config.members()) {
+      MemberInfo m;
+      m.id = id;
+      m.address = config.address_of(id);
+      if (m.address.empty()) {
+        std::lock_guard lock(config_mu_);
+        m.address = config_.address_of(id);
+      }
+      m.voter = config.is_voter(id);
+      m.is_leader = id == raft_.leader();
+      if (raft_.role() == Role::Leader) {
+        if (id == options_.id) {
+          m.match = raft_.persisted_index();
+          m.last_contact_ms = 0;
+        } else if (auto it = raft_.progress().find(id); it != raft_.progress().end()) {
+          m.match = it->second.match;
+          m.last_contact_ms = static_cast<std::int64_t>(
+              (raft_.now_tick() - it->second.last_contact_tick) * options_.tick_ms);
+        }
+        m.lag = ci.last_index.value() > m.match.value() ? ci.last_index.value() - m.match.value() : 0;
+      }
+      ci.members.push_back(std::move(m));
+    }
+    promise->set_value(std::move(ci));
+  });
+  if (future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return future.get();
+  // The raft thread is stopped or stuck: report what is published.
+  ClusterInfo ci;
+  ci.cluster_id = options_.cluster_id;
+  ci.id = options_.id;
+  ci.term = Term{term_.load()};
+  ci.role = get_role();
+  ci.leader = get_leader();
+  ci.applied = LogIndex{applied_.load()};
+  return ci;
+}
+
+Result<LogIndex> NodeImpl::read_index(std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Result<LogIndex>>>();
+  auto future = promise->get_future();
+  const auto deadline = Clock::now() + timeout;
+  post([this, promise, deadline] {
+    const std::uint64_t id = next_read_id_++;
+    if (Status s = raft_.read_index(id); !s) {
+      promise->set_value(s);
+      return;
+    }
+    reads_[id] = PendingRead{[promise](Result<LogIndex> r) { promise->set_value(std::move(r)); },
+                             deadline};
+  });
+  if (future.wait_for(timeout + std::chrono::milliseconds(100)) != std::future_status::ready) {
+    return Status{ErrorCode::Timeout, "read index not confirmed in time"};
+  }
+  return future.get();
+}
+
+Status NodeImpl::change(std::function<Result<core::EntryId>(core::Raft&)> op,
+                        std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  const auto deadline = Clock::now() + timeout;
+  post([this, promise, deadline, op = std::move(op)] {
+    auto r = op(raft_);
+    if (!r) {
+      promise->set_value(r.status());
+      return;
+    }
+    // Done when the entry commits and the configuration it leads to is final (a joint
+    // configuration is followed by C_new, appended by the leader).
+    pending_.push_back(Pending{
+        r.value(),
+        [this, promise, deadline](Result<ProposeResult> res) {
+          if (!res) {
+            promise->set_value(res.status());
+            return;
+          }
+          config_waiters_.push_back(ConfigWaiter{
+              [promise](Status s) { promise->set_value(std::move(s)); }, deadline});
+        },
+        deadline, true});
+  });
+  if (future.wait_for(timeout + std::chrono::milliseconds(100)) != std::future_status::ready) {
+    return Status{ErrorCode::Timeout, "membership change not committed in time"};
+  }
+  return future.get();
+}
+
+Status NodeImpl::add_learner(const MemberAddress& member, std::chrono::milliseconds timeout) {
+  const std::string address = fmt::format("{}:{}", member.host, member.port);
+  return change([id = member.id, address](core::Raft& r) { return r.add_learner(id, address); },
+                timeout);
+}
+
+Status NodeImpl::promote(NodeId id, std::chrono::milliseconds timeout) {
+  return change([id](core::Raft& r) { return r.promote_learner(id); }, timeout);
+}
+
+Status NodeImpl::remove(NodeId id, std::chrono::milliseconds timeout) {
+  return change([id](core::Raft& r) { return r.remove_member(id); }, timeout);
+}
+
+Status NodeImpl::transfer_leadership(NodeId to, std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  const auto deadline = Clock::now() + timeout;
+  post([this, promise, deadline, to] {
+    if (Status s = raft_.transfer_leadership(to); !s) {
+      promise->set_value(s);
+      return;
+    }
+    if (to == options_.id) {
+      promise->set_value(Status::ok());
+      return;
+    }
+    transfers_.push_back(PendingTransfer{to, [promise](Status s) { promise->set_value(std::move(s)); },
+                                         deadline});
+  });
+  if (future.wait_for(timeout + std::chrono::milliseconds(100)) != std::future_status::ready) {
+    return Status{ErrorCode::Timeout, "leadership transfer did not complete in time"};
+  }
+  return future.get();
+}
+
+// ---------------------------------------------------------------------------------
+// The raft thread
+// ---------------------------------------------------------------------------------
+
+void NodeImpl::run() {
+  const auto tick = std::chrono::milliseconds(options_.tick_ms);
+  auto next_tick = Clock::now() + tick;
+  std::vector<core::Message> msgs;
+  std::vector<Proposal> props;
+  std::vector<std::function<void()>> tasks;
+  std::vector<Bytes> commands;
+  for (;;) {
+    {
+      std::unique_lock lock(in_mu_);
+      in_cv_.wait_until(lock, next_tick, [&] {
+        return stopping_ || !in_msgs_.empty() || !in_props_.empty() || !in_tasks_.empty();
+      });
+      if (stopping_) break;
+      msgs.swap(in_msgs_);
+      props.swap(in_props_);
+      tasks.swap(in_tasks_);
+      queued_proposals_ = 0;
+    }
+    if (!failed_) {
+      for (auto& m : msgs) {
+        if (Status s = raft_.step(m); !s) {
+          std::fprintf(stderr, "rlr node %lu: dropped message: %s\n",
+                       static_cast<unsigned long>(options_.id.value()), s.to_string().c_str());
+        }
+      }
+    }
+    msgs.clear();
+    if (!props.empty()) {
+      commands.clear();
+      commands.reserve(props.size());
+      for (auto& p : props) commands.push_back(std::move(p.command));
+      auto r = failed_ ? Result<core::EntryId>(Status{ErrorCode::IoError, "node failed"})
+                       : raft_.propose_batch(commands);
+      if (r) {
+        // One batch, consecutive indexes: the first proposal got last - n + 1.
+        const auto deadline = Clock::now() + std::chrono::milliseconds(options_.proposal_timeout_ms);
+        LogIndex index{r.value().index.value() - props.size() + 1};
+        for (auto& p : props) {
+          pending_.push_back(Pending{core::EntryId{index, r.value().term}, std::move(p.done),
+                                     deadline, false});
+          index = index.next();
+        }
+      } else {
+        const Status s = r.status();
+        for (auto& p : props) completions_.push_back([done = std::move(p.done), s] { done(s); });
+      }
+      props.clear();
+    }
+    for (auto& t : tasks) t();
+    tasks.clear();
+
+    const auto now = Clock::now();
+    if (now >= next_tick) {
+      if (!failed_) raft_.tick();
+      next_tick += tick;
+      if (next_tick < now) next_tick = now + tick;
+      expire_pending(now);
+    }
+    while (!failed_ && raft_.has_ready()) {
+      core::Ready rd = raft_.ready();
+      handle_ready(rd);
+    }
+    executor_.post_batch(completions_);
+  }
+  fail_everything(Status{ErrorCode::ShuttingDown, "node is stopping"});
+  // Proposals that raced with stop().
+  {
+    std::lock_guard lock(in_mu_);
+    for (auto& p : in_props_) {
+      completions_.push_back([done = std::move(p.done)] {
+        done(Status{ErrorCode::ShuttingDown, "node is stopping"});
+      });
+    }
+    in_props_.clear();
+    in_tasks_.clear();
+  }
+  executor_.post_batch(completions_);
+}
+
+void NodeImpl::handle_ready(core::Ready& rd) {
+  if (rd.soft_state) {
+    role_ = static_cast<std::uint8_t>(rd.soft_state->role);
+    leader_ = rd.soft_state->leader.value();
+    term_ = rd.soft_state->term.value();
+  }
+  // The leader's appends leave before its own write: it replicates while it fsyncs.
+  if (!rd.messages.empty()) transport_->send(rd.messages);
+  if (rd.must_persist()) {
+    storage::PersistRequest req;
+    req.snapshot = rd.snapshot ? &*rd.snapshot : nullptr;
+    req.entries = rd.entries;
+    req.hard_state = rd.hard_state;
+    if (Status s = storage_->persist(req); !s) {
+      // Memory is now ahead of disk: this node can no longer take part safely.
+      std::fprintf(stderr, "rlr node %lu: storage failed, node stops participating: %s\n",
+                   static_cast<unsigned long>(options_.id.value()), s.to_string().c_str());
+      failed_ = true;
+      fail_everything(s);
+      return;
+    }
+  }
+  if (rd.snapshot) {
+    cache_.reset(rd.snapshot->index);
+    {
+      std::lock_guard lock(applied_mu_);
+      applied_ = std::max(applied_.load(), rd.snapshot->index.value());
+    }
+    applied_cv_.notify_all();
+  }
+  if (!rd.messages_after_persist.empty()) transport_->send(rd.messages_after_persist);
+  raft_.ack_persisted(rd.persist_mark);
+  if (!rd.committed.empty()) on_committed(rd.committed);
+  for (const auto& rs : rd.read_states) {
+    auto it = reads_.find(rs.request_id);
+    if (it == reads_.end()) continue;
+    auto done = std::move(it->second.done);
+    reads_.erase(it);
+    if (rs.ok) {
+      done(rs.index);
+    } else {
+      done(Status::not_leader(raft_.leader(), "leadership lost before the read was confirmed"));
+    }
+  }
+  if (raft_.config().voters != config_.voters || raft_.config().learners != config_.learners ||
+      raft_.config().voters_outgoing != config_.voters_outgoing ||
+      raft_.config_index() != config_index_seen_) {
+    config_index_seen_ = raft_.config_index();
+    update_peers();
+  }
+  // Membership changes complete once a final (non-joint) configuration is committed.
+  if (!config_waiters_.empty() && !raft_.config().is_joint() &&
+      raft_.config_index() <= raft_.commit_index()) {
+    for (auto& w : config_waiters_) w.done(Status::ok());
+    config_waiters_.clear();
+  }
+  if (!transfers_.empty()) {
+    for (auto it = transfers_.begin(); it != transfers_.end();) {
+      if (raft_.leader() == it->target) {
+        it->done(Status::ok());
+        it = transfers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+void NodeImpl::on_committed(std::vector<Entry>& committed) {
+  cache_.append(committed);
+  {
+    std::lock_guard lock(applied_mu_);
+    applied_ = committed.back().index.value();
+  }
+  applied_cv_.notify_all();
+  for (const Entry& e : committed) {
+    while (!pending_.empty() && pending_.front().id.index <= e.index) {
+      Pending p = std::move(pending_.front());
+      pending_.pop_front();
+      Result<ProposeResult> r =
+          p.id.index == e.index && p.id.term == e.term
+              ? Result<ProposeResult>(ProposeResult{e.index, e.term})
+              : Result<ProposeResult>(Status::not_leader(
+                    raft_.leader(), "leadership changed; the proposal was not committed"));
+      if (p.internal) {
+        p.done(std::move(r));
+      } else {
+        completions_.push_back([done = std::move(p.done), r = std::move(r)]() mutable {
+          done(std::move(r));
+        });
+      }
+    }
+  }
+  maybe_compact();
+}
+
+void NodeImpl::expire_pending(Clock::time_point now) {
+  const Status timeout{ErrorCode::Timeout, "no outcome within the timeout; the entry may still commit"};
+  while (!pending_.empty() && pending_.front().deadline <= now) {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    if (p.internal) {
+      p.done(timeout);
+    } else {
+      completions_.push_back([done = std::move(p.done), timeout] { done(timeout); });
+    }
+  }
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.deadline <= now) {
+      it->second.done(Status{ErrorCode::Timeout, "read index not confirmed in time"});
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = transfers_.begin(); it != transfers_.end();) {
+    if (it->deadline <= now) {
+      it->done(Status{ErrorCode::Timeout, "leadership transfer did not complete in time"});
+      it = transfers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = config_waiters_.begin(); it != config_waiters_.end();) {
+    if (it->deadline <= now) {
+      it->done(Status{ErrorCode::Timeout, "configuration change not final in time"});
+      it = config_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void NodeImpl::fail_everything(const Status& why) {
+  for (auto& p : pending_) {
+    if (p.internal) {
+      p.done(why);
+    } else {
+      completions_.push_back([done = std::move(p.done), why] { done(why); });
+    }
+  }
+  pending_.clear();
+  for (auto& [id, r] : reads_) r.done(why);
+  reads_.clear();
+  for (auto& t : transfers_) t.done(why);
+  transfers_.clear();
+  for (auto& w : config_waiters_) w.done(why);
+  config_waiters_.clear();
+}
+
+void NodeImpl::update_peers() {
+  core::Configuration next = raft_.config();
+  for (const auto& m : options_.initial_members) {
+    if (next.is_member(m.id) && next.address_of(m.id).empty()) {
+      next.set_address(m.id, fmt::format("{}:{}", m.host, m.port));
+    }
+  }
+  {
+    std::lock_guard lock(config_mu_);
+    for (const auto& e : config_.addresses) {
+      if (!next.is_member(e.id)) transport_->set_peer(e.id, {});
+    }
+    config_ = next;
+  }
+  for (const auto& e : next.addresses) {
+    if (e.id != options_.id) transport_->set_peer(e.id, e.address);
+  }
+}
+
+void NodeImpl::maybe_compact() {
+  const std::uint64_t keep = options_.compact_after_entries;
+  if (keep == 0) return;
+  const LogIndex first = raft_.log().first_index();
+  const LogIndex applied{applied_.load()};
+  if (applied.value() < first.value() + 2 * keep) return;
+  // Keep `keep` entries behind the applied index for lagging followers and subscribers.
+  const LogIndex upto{applied.value() - keep};
+  if (Status s = raft_.compact(upto, Bytes{}); !s) return;
+  if (Status s = storage_->compact(raft_.log().snapshot()); !s) {
+    std::fprintf(stderr, "rlr node %lu: compaction failed: %s\n",
+                 static_cast<unsigned long>(options_.id.value()), s.to_string().c_str());
+  }
+}
+
+}  // namespace rlr::node

@@ -1,0 +1,189 @@
+// The node runtime (private): threads, timers, batching, persistence, fan-out.
+//
+// Threads:
+//  - the raft thread owns core::Raft. Each turn it drains its inbox (peer messages,
+//    proposals, admin tasks), ticks the core when a tick is due, and handles every
+//    Ready: leader messages leave first, then one storage write for the whole Ready
+//    (group commit: every proposal that queued during the previous fsync rides in this
+//    one), then the acknowledgements, then ack_persisted.
+//  - the completion thread runs user callbacks, so a slow callback never stalls Raft.
+//  - subscribers read committed entries on their own threads from a bounded cache of
+//    recent entries, falling back to storage; nothing they do can block the raft thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "core/raft.h"
+#include "rlr/node.h"
+#include "storage/storage.h"
+#include "transport/transport.h"
+
+namespace rlr::node {
+
+/// Runs closures in order on one thread.
+class Executor {
+ public:
+  Executor();
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+  void post(std::function<void()> f);
+  void post_batch(std::vector<std::function<void()>>& fs);
+  /// Runs what is queued, then stops.
+  void shutdown();
+
+ private:
+  void run();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+/// The most recent committed entries, shared by every subscriber.
+class CommittedCache {
+ public:
+  explicit CommittedCache(std::size_t capacity) : capacity_(capacity) {}
+  void append(const std::vector<Entry>& entries);
+  /// Resets to start after `index` (e.g. after a snapshot was installed).
+  void reset(LogIndex index);
+  /// Copies entries from `from` (at most max), if the cache holds `from`.
+  [[nodiscard]] bool read(LogIndex from, std::size_t max, std::vector<Entry>& out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::size_t capacity_;
+  std::deque<Entry> entries_;
+};
+
+class NodeImpl final : public Node, private transport::Inbox {
+ public:
+  /// Starts a node on the given storage and transport (the builder and tests use this).
+  [[nodiscard]] static Result<std::unique_ptr<NodeImpl>> start(
+      NodeOptions options, std::unique_ptr<storage::Storage> storage,
+      std::unique_ptr<transport::Transport> transport);
+  ~NodeImpl() override;
+  /// Only start() can make the key.
+  class Key {
+    friend class NodeImpl;
+    Key() = default;
+  };
+  NodeImpl(Key key, NodeOptions options, std::unique_ptr<storage::Storage> storage,
+           std::unique_ptr<transport::Transport> transport, core::Raft raft);
+  NodeImpl(const NodeImpl&) = delete;
+  NodeImpl& operator=(const NodeImpl&) = delete;
+
+  void propose(Bytes command, ProposeCallback done) override;
+  [[nodiscard]] Result<ProposeResult> propose_sync(Bytes command,
+                                                   std::chrono::milliseconds timeout) override;
+  [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) override;
+  [[nodiscard]] Role get_role() const override;
+  [[nodiscard]] NodeId get_leader() const override;
+  [[nodiscard]] std::string get_leader_address() const override;
+  [[nodiscard]] ClusterInfo get_cluster_info() const override;
+  [[nodiscard]] Result<LogIndex> read_index(std::chrono::milliseconds timeout) override;
+  [[nodiscard]] Status add_learner(const MemberAddress& member,
+                                   std::chrono::milliseconds timeout) override;
+  [[nodiscard]] Status promote(NodeId id, std::chrono::milliseconds timeout) override;
+  [[nodiscard]] Status remove(NodeId id, std::chrono::milliseconds timeout) override;
+  [[nodiscard]] Status transfer_leadership(NodeId to, std::chrono::milliseconds timeout) override;
+  void stop() override;
+
+  // For subscriptions.
+  [[nodiscard]] LogIndex applied_index() const { return LogIndex{applied_.load()}; }
+  /// Reads committed entries from `from`; waits up to `timeout` for one to exist.
+  [[nodiscard]] Result<std::vector<Entry>> read_committed(LogIndex from, std::size_t max,
+                                                          std::chrono::milliseconds timeout);
+  [[nodiscard]] const storage::Storage& storage() const { return *storage_; }
+
+ private:
+  void deliver(core::Message m) override;  // transport::Inbox
+  /// Runs `task` on the raft thread (dropped when the node is stopping).
+  void post(std::function<void()> task) const;
+  void run();
+  void handle_ready(core::Ready& rd);
+  void on_committed(std::vector<Entry>& committed);
+  void expire_pending(std::chrono::steady_clock::time_point now);
+  void fail_everything(const Status& why);
+  void update_peers();
+  void maybe_compact();
+  /// Runs a membership change on the raft thread; completes when committed.
+  Status change(std::function<Result<core::EntryId>(core::Raft&)> op,
+                std::chrono::milliseconds timeout);
+
+  struct Proposal {
+    Bytes command;
+    ProposeCallback done;
+  };
+  struct Pending {
+    core::EntryId id;
+    std::function<void(Result<ProposeResult>)> done;
+    std::chrono::steady_clock::time_point deadline;
+    bool internal = false;  ///< run `done` on the raft thread (membership bookkeeping)
+  };
+  struct ConfigWaiter {
+    std::function<void(Status)> done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct PendingRead {
+    std::function<void(Result<LogIndex>)> done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct PendingTransfer {
+    NodeId target;
+    std::function<void(Status)> done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
+  const NodeOptions options_;
+  std::unique_ptr<storage::Storage> storage_;
+  std::unique_ptr<transport::Transport> transport_;
+
+  // inbox (any thread -> raft thread); mutable so const queries can post tasks
+  mutable std::mutex in_mu_;
+  mutable std::condition_variable in_cv_;
+  std::vector<core::Message> in_msgs_;
+  std::vector<Proposal> in_props_;
+  mutable std::vector<std::function<void()>> in_tasks_;
+  std::size_t queued_proposals_ = 0;  // guarded by in_mu_
+  bool stopping_ = false;              // guarded by in_mu_
+  std::atomic<bool> stopped_{false};   // tells blocked subscribers to return
+
+  // raft thread only
+  core::Raft raft_;
+  std::deque<Pending> pending_;  // ordered by index
+  std::map<std::uint64_t, PendingRead> reads_;
+  std::uint64_t next_read_id_ = 1;
+  std::vector<PendingTransfer> transfers_;
+  std::vector<ConfigWaiter> config_waiters_;
+  std::vector<std::function<void()>> completions_;  // flushed to executor per turn
+  bool failed_ = false;
+  LogIndex config_index_seen_;
+
+  // published state (read by any thread)
+  std::atomic<std::uint8_t> role_{0};
+  std::atomic<std::uint64_t> leader_{0};
+  std::atomic<std::uint64_t> term_{0};
+  std::atomic<std::uint64_t> applied_{0};
+  mutable std::mutex config_mu_;
+  core::Configuration config_;  // guarded by config_mu_
+  std::mutex applied_mu_;
+  std::condition_variable applied_cv_;
+
+  CommittedCache cache_;
+  Executor executor_;
+  std::thread thread_;
+  std::once_flag stop_once_;
+};
+
+}  // namespace rlr::node

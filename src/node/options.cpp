@@ -1,0 +1,51 @@
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "rlr/node.h"
+
+namespace rlr {
+
+Status validate(const NodeOptions& o) {
+  auto bad = [](std::string msg) { return Status{ErrorCode::InvalidArgument, std::move(msg)}; };
+  if (o.cluster_id.empty() || o.cluster_id.size() > 128) {
+    return bad("cluster_id must have 1 to 128 characters");
+  }
+  if (std::any_of(o.cluster_id.begin(), o.cluster_id.end(),
+                  [](char c) { return c < 0x21 || c > 0x7e; })) {
+    return bad("cluster_id must be printable ASCII without spaces");
+  }
+  if (o.id == kNoNode) return bad("node id must be positive");
+  std::set<NodeId> seen;
+  bool self_listed = false;
+  for (const auto& m : o.initial_members) {
+    if (m.id == kNoNode) return bad("member id must be positive");
+    if (!seen.insert(m.id).second) return bad(fmt::format("member {} is listed twice", m.id.value()));
+    if (m.host.empty() || m.port == 0) {
+      return bad(fmt::format("member {} needs a host and a non-zero port", m.id.value()));
+    }
+    self_listed = self_listed || m.id == o.id;
+  }
+  if (!o.initial_members.empty() && !self_listed) {
+    return bad(fmt::format("initial members must include this node ({})", o.id.value()));
+  }
+  if (o.storage == StorageKind::RocksDb && o.data_dir.empty()) {
+    return bad("data_dir is required with RocksDB storage");
+  }
+  if (o.tick_ms == 0) return bad("tick_ms must be positive");
+  if (o.heartbeat_ticks == 0 || o.election_ticks <= o.heartbeat_ticks) {
+    return bad("need 0 < heartbeat_ticks < election_ticks");
+  }
+  if (o.max_append_entries == 0 || o.max_append_bytes == 0 || o.max_inflight_appends == 0 ||
+      o.max_pending_proposals == 0 || o.subscriber_buffer_entries == 0 ||
+      o.snapshot_chunk_bytes == 0 || o.max_frame_bytes < 4096) {
+    return bad("batch, window, queue and frame limits must be positive (frames >= 4096 bytes)");
+  }
+  if (o.max_append_bytes + (1U << 16) > o.max_frame_bytes) {
+    return bad("max_append_bytes must leave room in max_frame_bytes");
+  }
+  return Status::ok();
+}
+
+}  // namespace rlr

@@ -1,0 +1,78 @@
+// In-process transport for tests: nodes in one process exchange core::Messages through a
+// LocalNetwork that can drop, delay and partition traffic.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "transport/transport.h"
+
+namespace rlr::transport {
+
+class LocalNetwork {
+ public:
+  LocalNetwork();
+  ~LocalNetwork();
+  LocalNetwork(const LocalNetwork&) = delete;
+  LocalNetwork& operator=(const LocalNetwork&) = delete;
+
+  /// Every message is dropped with this probability (0..1).
+  void set_drop_rate(double p);
+  /// Every message is delayed by a uniform random time in [min, max].
+  void set_delay(std::chrono::microseconds min, std::chrono::microseconds max);
+  /// Blocks traffic from `from` to `to` (one way).
+  void block(NodeId from, NodeId to);
+  /// Blocks both directions between `a` and every other node.
+  void isolate(NodeId a);
+  /// Removes every block.
+  void heal();
+  [[nodiscard]] std::uint64_t dropped() const;
+
+ private:
+  friend class LocalTransport;
+  void attach(NodeId id, Inbox* inbox);
+  void detach(NodeId id);
+  void route(std::vector<core::Message>& msgs);
+  void run();
+
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<NodeId, Inbox*> inboxes_;
+  std::set<std::pair<NodeId, NodeId>> blocked_;
+  std::set<NodeId> isolated_;
+  double drop_rate_ = 0;
+  std::chrono::microseconds delay_min_{0};
+  std::chrono::microseconds delay_max_{0};
+  std::mt19937_64 rng_{12345};
+  std::uint64_t dropped_ = 0;
+  std::uint64_t seq_ = 0;
+  /// Messages in flight, ordered by delivery time then by send order.
+  std::map<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>, core::Message> delayed_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+class LocalTransport final : public Transport {
+ public:
+  LocalTransport(std::shared_ptr<LocalNetwork> net, NodeId self)
+      : net_(std::move(net)), self_(self) {}
+  ~LocalTransport() override { LocalTransport::stop(); }
+  [[nodiscard]] Status start(Inbox& inbox) override;
+  void send(std::vector<core::Message>& msgs) override;
+  void set_peer(NodeId /*id*/, const std::string& /*address*/) override {}
+  void stop() override;
+
+ private:
+  std::shared_ptr<LocalNetwork> net_;
+  NodeId self_;
+  bool started_ = false;
+};
+
+}  // namespace rlr::transport

@@ -1,0 +1,117 @@
+// An in-process cluster of NodeImpl over LocalTransport, for runtime tests.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "node/node_impl.h"
+#include "storage/memory_storage.h"
+#include "transport/local_transport.h"
+
+namespace rlr::testing {
+
+using namespace std::chrono_literals;
+
+class LocalCluster {
+ public:
+  explicit LocalCluster(int voters) : net_(std::make_shared<transport::LocalNetwork>()) {
+    for (int i = 1; i <= voters; ++i) founders_.push_back(NodeId{static_cast<std::uint64_t>(i)});
+    for (NodeId id : founders_) start(id, true);
+  }
+  ~LocalCluster() {
+    for (auto& [id, n] : nodes_) n->stop();
+  }
+
+  NodeOptions options_for(NodeId id, bool founder) const {
+    NodeOptions o;
+    o.cluster_id = "test";
+    o.id = id;
+    o.storage = StorageKind::Memory;
+    o.tick_ms = 5;
+    o.election_ticks = 10;
+    o.heartbeat_ticks = 2;
+    o.proposal_timeout_ms = 3000;
+    o.compact_after_entries = 0;
+    if (founder) {
+      for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, "127.0.0.1", static_cast<std::uint16_t>(9000 + f.value())});
+    }
+    return o;
+  }
+
+  /// Starts (or restarts with its old storage) node `id`.
+  node::NodeImpl& start(NodeId id, bool founder) {
+    if (!storages_.count(id)) {
+      core::Configuration initial;
+      if (founder) initial.voters = founders_;
+      storages_[id] = std::make_shared<storage::MemoryStorage>(storage::Identity{"test", id}, initial);
+    }
+    auto st = std::make_unique<SharedStorage>(storages_[id]);
+    auto n = node::NodeImpl::start(options_for(id, founder), std::move(st),
+                                   std::make_unique<transport::LocalTransport>(net_, id));
+    REQUIRE(n.is_ok());
+    nodes_[id] = std::move(n).value();
+    return *nodes_[id];
+  }
+
+  void stop(NodeId id) {
+    nodes_.at(id)->stop();
+    nodes_.erase(id);
+  }
+
+  node::NodeImpl& node(NodeId id) { return *nodes_.at(id); }
+  bool running(NodeId id) const { return nodes_.count(id) != 0; }
+  transport::LocalNetwork& net() { return *net_; }
+  const std::map<NodeId, std::unique_ptr<node::NodeImpl>>& nodes() const { return nodes_; }
+
+  /// Waits until exactly one running node claims leadership and the others agree.
+  NodeId wait_leader(std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      NodeId leader;
+      int leaders = 0;
+      for (auto& [id, n] : nodes_) {
+        if (n->get_role() == Role::Leader) {
+          leader = id;
+          ++leaders;
+        }
+      }
+      if (leaders == 1) {
+        bool agreed = true;
+        for (auto& [id, n] : nodes_) agreed = agreed && n->get_leader() == leader;
+        if (agreed) return leader;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return kNoNode;
+  }
+
+ private:
+  /// Lets a restarted node reopen the same in-memory store.
+  class SharedStorage final : public storage::Storage {
+   public:
+    explicit SharedStorage(std::shared_ptr<storage::MemoryStorage> s) : s_(std::move(s)) {}
+    LogIndex first_index() const override { return s_->first_index(); }
+    LogIndex last_index() const override { return s_->last_index(); }
+    Result<std::vector<Entry>> read(LogIndex f, LogIndex t, std::size_t n, std::size_t b) const override {
+      return s_->read(f, t, n, b);
+    }
+    Result<storage::HardState> hard_state() const override { return s_->hard_state(); }
+    Result<LogIndex> applied() const override { return s_->applied(); }
+    storage::Identity identity() const override { return s_->identity(); }
+    Result<storage::SnapshotMeta> snapshot() const override { return s_->snapshot(); }
+    Status persist(const storage::PersistRequest& r) override { return s_->persist(r); }
+    Status compact(const storage::SnapshotMeta& m) override { return s_->compact(m); }
+
+   private:
+    std::shared_ptr<storage::MemoryStorage> s_;
+  };
+
+  std::shared_ptr<transport::LocalNetwork> net_;
+  std::vector<NodeId> founders_;
+  std::map<NodeId, std::shared_ptr<storage::MemoryStorage>> storages_;
+  std::map<NodeId, std::unique_ptr<node::NodeImpl>> nodes_;
+};
+
+}  // namespace rlr::testing

@@ -1,0 +1,187 @@
+// The node runtime over the in-process transport: threads, batching, fan-out, failover,
+// membership, with real concurrency but no sockets.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fmt/format.h>
+
+#include "local_cluster.h"
+
+using namespace rlr;
+using namespace std::chrono_literals;
+using rlr::testing::LocalCluster;
+
+namespace {
+
+/// Proposes `n` entries with at most `window` outstanding; returns the committed count.
+std::size_t propose_many(node::NodeImpl& leader, std::size_t n, std::size_t window,
+                         const std::string& tag) {
+  std::atomic<std::size_t> ok{0};
+  std::atomic<std::size_t> done{0};
+  std::atomic<std::size_t> outstanding{0};
+  for (std::size_t i = 0; i < n; ++i) {
+    while (outstanding.load() >= window) std::this_thread::sleep_for(50us);
+    ++outstanding;
+    leader.propose(Bytes::copy_of(fmt::format("{}-{}", tag, i)), [&](Result<ProposeResult> r) {
+      if (r) ++ok;
+      --outstanding;
+      ++done;
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (done.load() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  return ok.load();
+}
+
+/// Reads committed entries from `from` until `upto` (inclusive) or timeout.
+std::vector<Entry> read_all(Node& n, LogIndex from, LogIndex upto) {
+  auto sub = n.subscribe(from);
+  REQUIRE(sub.is_ok());
+  std::vector<Entry> out;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while ((out.empty() || out.back().index < upto) && std::chrono::steady_clock::now() < deadline) {
+    auto r = sub.value()->next(100ms);
+    REQUIRE(r.is_ok());
+    for (auto& e : r.value()) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void check_gap_free(const std::vector<Entry>& es, LogIndex from) {
+  LogIndex expect = from;
+  for (const auto& e : es) {
+    REQUIRE(e.index == expect);
+    expect = expect.next();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("node: a 3-node cluster elects one leader and every subscriber sees the same log", "[node]") {
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  REQUIRE(propose_many(c.node(leader), 5000, 512, "a") == 5000);
+  const LogIndex last{c.node(leader).get_cluster_info().commit};
+  std::vector<std::vector<Entry>> logs;
+  for (auto& [id, n] : c.nodes()) {
+    logs.push_back(read_all(*n, LogIndex{1}, last));
+    check_gap_free(logs.back(), LogIndex{1});
+  }
+  for (std::size_t i = 1; i < logs.size(); ++i) {
+    REQUIRE(logs[i].size() >= logs[0].size());
+    for (std::size_t k = 0; k < logs[0].size(); ++k) {
+      REQUIRE(logs[i][k].term == logs[0][k].term);
+      REQUIRE(logs[i][k].payload == logs[0][k].payload);
+    }
+  }
+  std::size_t normal = 0;
+  for (const auto& e : logs[0]) normal += e.kind == EntryKind::Normal ? 1 : 0;
+  CHECK(normal == 5000);
+}
+
+TEST_CASE("node: a proposal on a follower fails with NotLeader naming the leader", "[node]") {
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  for (auto& [id, n] : c.nodes()) {
+    if (id == leader) continue;
+    auto r = n->propose_sync(Bytes::copy_of("x"), 1s);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == ErrorCode::NotLeader);
+    CHECK(r.status().leader_hint() == leader);
+  }
+}
+
+TEST_CASE("node: after the leader stops, a new leader is elected and the log continues", "[node]") {
+  LocalCluster c(3);
+  const NodeId first = c.wait_leader();
+  REQUIRE(first != kNoNode);
+  REQUIRE(propose_many(c.node(first), 500, 128, "before") == 500);
+  c.stop(first);
+  const NodeId second = c.wait_leader();
+  REQUIRE(second != kNoNode);
+  REQUIRE(second != first);
+  REQUIRE(propose_many(c.node(second), 500, 128, "after") == 500);
+  c.start(first, true);
+  const LogIndex last = c.node(second).get_cluster_info().commit;
+  auto restarted = read_all(c.node(first), LogIndex{1}, last);
+  check_gap_free(restarted, LogIndex{1});
+  REQUIRE(restarted.back().index >= last);
+  auto on_leader = read_all(c.node(second), LogIndex{1}, last);
+  for (std::size_t k = 0; k < on_leader.size() && k < restarted.size(); ++k) {
+    REQUIRE(restarted[k].term == on_leader[k].term);
+    REQUIRE(restarted[k].payload == on_leader[k].payload);
+  }
+}
+
+TEST_CASE("node: leadership transfer moves the leader to the chosen voter", "[node]") {
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  const NodeId target{leader.value() % 3 + 1};
+  REQUIRE(c.node(leader).transfer_leadership(target, 5s).is_ok());
+  CHECK(c.wait_leader() == target);
+}
+
+TEST_CASE("node: add a learner, promote it, remove an old voter", "[node]") {
+  LocalCluster c(3);
+  NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  REQUIRE(propose_many(c.node(leader), 200, 64, "x") == 200);
+  c.start(NodeId{4}, false);
+  REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, "127.0.0.1", 9004}, 5s).is_ok());
+  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  auto learned = read_all(c.node(NodeId{4}), LogIndex{1}, commit);
+  check_gap_free(learned, LogIndex{1});
+  CHECK(c.node(NodeId{4}).get_role() == Role::Learner);
+  Status promoted = Status{ErrorCode::Timeout, "not tried"};
+  for (int i = 0; i < 50 && !promoted.is_ok(); ++i) {
+    promoted = c.node(leader).promote(NodeId{4}, 5s);
+    if (!promoted.is_ok()) std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(promoted.is_ok());
+  const NodeId old = leader == NodeId{1} ? NodeId{2} : NodeId{1};
+  REQUIRE(c.node(leader).remove(old, 5s).is_ok());
+  auto info = c.node(leader).get_cluster_info();
+  std::vector<NodeId> voters;
+  for (const auto& m : info.members) if (m.voter) voters.push_back(m.id);
+  CHECK(voters.size() == 3);
+  CHECK(std::find(voters.begin(), voters.end(), NodeId{4}) != voters.end());
+  CHECK(std::find(voters.begin(), voters.end(), old) == voters.end());
+  c.stop(old);
+  REQUIRE(propose_many(c.node(leader), 100, 32, "y") == 100);
+}
+
+TEST_CASE("node: read_index on the leader returns at least the commit index; NotLeader elsewhere", "[node]") {
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  REQUIRE(propose_many(c.node(leader), 50, 16, "r") == 50);
+  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  auto r = c.node(leader).read_index(2s);
+  REQUIRE(r.is_ok());
+  CHECK(r.value() >= commit);
+  const NodeId follower{leader.value() % 3 + 1};
+  auto f = c.node(follower).read_index(1s);
+  REQUIRE_FALSE(f.is_ok());
+  CHECK(f.status().code() == ErrorCode::NotLeader);
+}
+
+TEST_CASE("node: get_cluster_info reports members, roles and replication on the leader", "[node]") {
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  REQUIRE(propose_many(c.node(leader), 100, 32, "i") == 100);
+  std::this_thread::sleep_for(50ms);
+  auto info = c.node(leader).get_cluster_info();
+  CHECK(info.role == Role::Leader);
+  CHECK(info.leader == leader);
+  REQUIRE(info.members.size() == 3);
+  for (const auto& m : info.members) {
+    CHECK(m.voter);
+    CHECK(m.match >= info.commit);
+    CHECK(m.last_contact_ms >= 0);
+    CHECK_FALSE(m.address.empty());
+  }
+}
