@@ -2,7 +2,9 @@
 //
 // A configuration is either simple (one voter set) or joint (Raft §6 / thesis §4.3:
 // `voters` is C_new and `voters_outgoing` is C_old while the change is in flight).
-// Learners receive the log but never vote and never count toward commit.
+// Learners receive the log, never campaign and never count toward commit or elections.
+// (A learner still answers a vote request: the candidate may know a newer configuration
+// in which it is a voter; the candidate counts only the voters of its own configuration.)
 #pragma once
 
 #include <optional>

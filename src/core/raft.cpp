@@ -676,6 +676,7 @@ bool Raft::can_send(const Progress& pr) const {
     case Progress::State::Probe:
       return !pr.probe_sent && (pr.next <= log_.last_index() || pr.sent_commit < commit_);
     case Progress::State::Replicate:
+      if (pr.resend_probe) return true;
       if (pr.next > log_.last_index()) return pr.sent_commit < commit_;
       return pr.inflight.size() < options_.max_inflight_appends;
   }
@@ -713,7 +714,17 @@ void Raft::send_append_to(NodeId to, Progress& pr) {
     m.log_index = prev;
     m.log_term = *prev_term;
     m.commit = commit_;
-    if (pr.next <= log_.last_index()) {
+    if (pr.resend_probe) {
+      // An empty append at the end of what we sent: the follower acknowledges it, or
+      // rejects it and we fall back to probing (an append was lost).
+      pr.resend_probe = false;
+      pr.sent_commit = commit_;
+      send(std::move(m));
+      continue;
+    }
+    if (pr.next <= log_.last_index() &&
+        (pr.state != Progress::State::Replicate ||
+         pr.inflight.size() < options_.max_inflight_appends)) {
       m.entries = log_.slice(pr.next, log_.last_index(), options_.max_append_entries,
                              options_.max_append_bytes);
     }
@@ -795,6 +806,11 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   // A lost probe must not stall the follower forever: any sign of life unpauses it.
   pr.probe_sent = false;
+  // In Replicate a lost append is noticed when the next one is rejected; if nothing new
+  // is being written there is no next one, so check with an empty append.
+  if (pr.state == Progress::State::Replicate && pr.match < log_.last_index()) {
+    pr.resend_probe = true;
+  }
   if (pr.state == Progress::State::Snapshot &&
       now_ - pr.snapshot_sent_tick > options_.election_ticks) {
     // The snapshot (or its answer) was lost; probe again, which resends it if needed.

@@ -9,9 +9,9 @@
 //   ack_persisted(mark)    once the Ready's hard state and entries are durable
 //
 // Ready contract (in this order for one Ready; Readys are handled in the order taken):
-//   1. `messages` may be sent at once, before anything is persisted. Only the leader's
-//      replication traffic is placed here, so the leader writes its log in parallel
-//      with replicating it.
+//   1. `messages` may be sent at once, before anything is persisted: the leader's
+//      replication traffic (so the leader writes its log in parallel with replicating
+//      it) and pre-votes (which promise nothing).
 //   2. persist `snapshot`, then `entries` (truncating any stored suffix from the first
 //      entry's index), then `hard_state`, atomically if the storage can.
 //   3. only then send `messages_after_persist` (votes, acknowledgements), and call
@@ -149,6 +149,7 @@ struct Progress {
   LogIndex pending_snapshot;  ///< Snapshot: index of the snapshot sent
   std::uint64_t snapshot_sent_tick = 0;
   LogIndex sent_commit;       ///< commit index last told to this peer in an append
+  bool resend_probe = false;  ///< Replicate: send an empty append to detect a lost one
   bool recent_active = false; ///< heard from since the last check-quorum round
   std::uint64_t last_contact_tick = 0;
   std::uint64_t read_ack_context = 0;  ///< highest ReadIndex context acknowledged
@@ -163,8 +164,11 @@ class Raft {
   // ---- inputs ---------------------------------------------------------------------
   /// Advances logical time by one tick (election and heartbeat timers).
   void tick();
-  /// Handles a message from a peer. Messages from unknown or stale senders are ignored;
-  /// a malformed message gets InvalidArgument and changes nothing.
+  /// Handles a message from a peer. Messages of a stale term are answered with our term
+  /// (so a stale leader steps down) or dropped; a malformed message gets InvalidArgument
+  /// and changes nothing. Membership of the sender is not checked here: a leader or
+  /// candidate this node does not know yet may be legitimate (its configuration entry
+  /// has not reached us); authenticating peers is the transport's job.
   Status step(const Message& m);
   /// Appends a command to the log. Leader only: other roles get NotLeader with the
   /// known leader; a transfer in progress gives TransferInProgress.

@@ -72,6 +72,8 @@ struct Hello {
   std::string cluster_id;
   std::string token;
   std::uint16_t protocol_version = kProtocolVersion;
+  std::string address;       ///< where a sending node listens ("host:port"), so a node
+                             ///< that was just added can answer a leader it never met
 };
 
 struct HelloAck {
