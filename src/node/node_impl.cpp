@@ -206,15 +206,18 @@ void NodeImpl::deliver(core::Message m) {
   if (wake) in_cv_.notify_one();
 }
 
-void NodeImpl::post(std::function<void()> task) const {
+void NodeImpl::post(std::function<void()> task) const { (void)post_checked(std::move(task)); }
+
+bool NodeImpl::post_checked(std::function<void()> task) const {
   bool wake = false;
   {
     std::lock_guard lock(in_mu_);
-    if (stopping_) return;
+    if (stopping_) return false;
     wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
     in_tasks_.push_back(std::move(task));
   }
   if (wake) in_cv_.notify_one();
+  return true;
 }
 
 void NodeImpl::propose(Bytes command, ProposeCallback done) {
@@ -343,20 +346,32 @@ ClusterInfo NodeImpl::get_cluster_info() const {
   return ci;
 }
 
+void NodeImpl::read_index_async(std::chrono::milliseconds timeout,
+                                std::function<void(Result<LogIndex>)> done) {
+  const auto deadline = Clock::now() + timeout;
+  auto shared = std::make_shared<std::function<void(Result<LogIndex>)>>(std::move(done));
+  if (!post_checked([this, shared, deadline] {
+        const std::uint64_t id = next_read_id_++;
+        if (Status s = raft_.read_index(id); !s) {
+          completions_.push_back([shared, s] { (*shared)(s); });
+          return;
+        }
+        reads_[id] = PendingRead{[this, shared](Result<LogIndex> r) {
+                                   completions_.push_back([shared, r = std::move(r)]() mutable {
+                                     (*shared)(std::move(r));
+                                   });
+                                 },
+                                 deadline};
+      })) {
+    (*shared)(Status{ErrorCode::ShuttingDown, "node is stopping"});
+  }
+}
+
 Result<LogIndex> NodeImpl::read_index(std::chrono::milliseconds timeout) {
   auto promise = std::make_shared<std::promise<Result<LogIndex>>>();
   auto future = promise->get_future();
-  const auto deadline = Clock::now() + timeout;
-  post([this, promise, deadline] {
-    const std::uint64_t id = next_read_id_++;
-    if (Status s = raft_.read_index(id); !s) {
-      promise->set_value(s);
-      return;
-    }
-    reads_[id] = PendingRead{[promise](Result<LogIndex> r) { promise->set_value(std::move(r)); },
-                             deadline};
-  });
-  if (future.wait_for(timeout + std::chrono::milliseconds(100)) != std::future_status::ready) {
+  read_index_async(timeout, [promise](Result<LogIndex> r) { promise->set_value(std::move(r)); });
+  if (future.wait_for(timeout + std::chrono::milliseconds(200)) != std::future_status::ready) {
     return Status{ErrorCode::Timeout, "read index not confirmed in time"};
   }
   return future.get();

@@ -99,6 +99,13 @@ class NodeImpl final : public Node, private transport::Inbox {
   [[nodiscard]] Status transfer_leadership(NodeId to, std::chrono::milliseconds timeout) override;
   void stop() override;
 
+  /// Asynchronous read_index(); `done` runs on the completion thread.
+  void read_index_async(std::chrono::milliseconds timeout,
+                        std::function<void(Result<LogIndex>)> done);
+  /// Keeps `thing` alive until the node is destroyed (after stop()): e.g. the client
+  /// service that the transport calls into.
+  void keep_alive(std::shared_ptr<void> thing) { attachments_.push_back(std::move(thing)); }
+
   // For subscriptions.
   [[nodiscard]] LogIndex applied_index() const { return LogIndex{applied_.load()}; }
   /// Reads committed entries from `from`; waits up to `timeout` for one to exist.
@@ -110,6 +117,8 @@ class NodeImpl final : public Node, private transport::Inbox {
   void deliver(core::Message m) override;  // transport::Inbox
   /// Runs `task` on the raft thread (dropped when the node is stopping).
   void post(std::function<void()> task) const;
+  /// As post(); false when the node is stopping and the task was dropped.
+  [[nodiscard]] bool post_checked(std::function<void()> task) const;
   void run();
   void handle_ready(core::Ready& rd);
   void on_committed(std::vector<Entry>& committed);
@@ -184,6 +193,7 @@ class NodeImpl final : public Node, private transport::Inbox {
   Executor executor_;
   std::thread thread_;
   std::once_flag stop_once_;
+  std::vector<std::shared_ptr<void>> attachments_;  // destroyed first
 };
 
 }  // namespace rlr::node

@@ -6,56 +6,13 @@
 #include <fmt/format.h>
 
 #include "local_cluster.h"
+#include "node_test_util.h"
 
 using namespace rlr;
 using namespace std::chrono_literals;
 using rlr::testing::LocalCluster;
+using namespace rlr::testing;
 
-namespace {
-
-/// Proposes `n` entries with at most `window` outstanding; returns the committed count.
-std::size_t propose_many(node::NodeImpl& leader, std::size_t n, std::size_t window,
-                         const std::string& tag) {
-  std::atomic<std::size_t> ok{0};
-  std::atomic<std::size_t> done{0};
-  std::atomic<std::size_t> outstanding{0};
-  for (std::size_t i = 0; i < n; ++i) {
-    while (outstanding.load() >= window) std::this_thread::sleep_for(50us);
-    ++outstanding;
-    leader.propose(Bytes::copy_of(fmt::format("{}-{}", tag, i)), [&](Result<ProposeResult> r) {
-      if (r) ++ok;
-      --outstanding;
-      ++done;
-    });
-  }
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (done.load() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
-  return ok.load();
-}
-
-/// Reads committed entries from `from` until `upto` (inclusive) or timeout.
-std::vector<Entry> read_all(Node& n, LogIndex from, LogIndex upto) {
-  auto sub = n.subscribe(from);
-  REQUIRE(sub.is_ok());
-  std::vector<Entry> out;
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while ((out.empty() || out.back().index < upto) && std::chrono::steady_clock::now() < deadline) {
-    auto r = sub.value()->next(100ms);
-    REQUIRE(r.is_ok());
-    for (auto& e : r.value()) out.push_back(std::move(e));
-  }
-  return out;
-}
-
-void check_gap_free(const std::vector<Entry>& es, LogIndex from) {
-  LogIndex expect = from;
-  for (const auto& e : es) {
-    REQUIRE(e.index == expect);
-    expect = expect.next();
-  }
-}
-
-}  // namespace
 
 TEST_CASE("node: a 3-node cluster elects one leader and every subscriber sees the same log", "[node]") {
   LocalCluster c(3);

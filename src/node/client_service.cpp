@@ -1,0 +1,175 @@
+#include "node/client_service.h"
+
+#include <fmt/format.h>
+
+namespace rlr::node {
+
+namespace {
+constexpr std::chrono::milliseconds kDefaultAdminTimeout{10000};
+}
+
+ClientService::~ClientService() {
+  stopping_ = true;
+  std::list<Streamer> streamers;
+  {
+    std::lock_guard lock(streamers_mu_);
+    streamers.swap(streamers_);
+  }
+  for (auto& s : streamers) {
+    if (s.thread.joinable()) s.thread.join();
+  }
+  blocking_.shutdown();
+}
+
+void ClientService::reply_error(const std::shared_ptr<transport::ClientStream>& stream,
+                                std::uint64_t id, Status status) {
+  wire::ClientReply r;
+  r.request_id = id;
+  if (NodeImpl* n = node_.load(); n != nullptr && status.code() == ErrorCode::NotLeader) {
+    r.leader = status.leader_hint();
+    if (r.leader == n->get_leader()) r.leader_address = n->get_leader_address();
+  }
+  r.status = std::move(status);
+  (void)stream->send(r);
+}
+
+void ClientService::on_client_request(wire::ClientRequest request,
+                                      std::shared_ptr<transport::ClientStream> stream) {
+  NodeImpl* node = node_.load();
+  const std::uint64_t id = request.request_id;
+  if (node == nullptr || stopping_) {
+    reply_error(stream, id, Status{ErrorCode::Unavailable, "node is starting or stopping"});
+    return;
+  }
+  const auto timeout = request.timeout_ms == 0 ? kDefaultAdminTimeout
+                                               : std::chrono::milliseconds(request.timeout_ms);
+  std::visit(
+      [&](auto& body) {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, wire::ProposeRequest>) {
+          node->propose(std::move(body.command), [this, stream, id](Result<ProposeResult> r) {
+            if (!r) {
+              reply_error(stream, id, r.status());
+              return;
+            }
+            wire::ClientReply reply;
+            reply.request_id = id;
+            reply.propose = r.value();
+            (void)stream->send(reply);
+          });
+        } else if constexpr (std::is_same_v<T, wire::SubscribeRequest>) {
+          stream_subscription(id, body.from, stream);
+        } else if constexpr (std::is_same_v<T, wire::GetRoleRequest>) {
+          wire::ClientReply reply;
+          reply.request_id = id;
+          reply.role = node->get_role();
+          reply.leader = node->get_leader();
+          reply.leader_address = node->get_leader_address();
+          (void)stream->send(reply);
+        } else if constexpr (std::is_same_v<T, wire::GetLeaderRequest>) {
+          wire::ClientReply reply;
+          reply.request_id = id;
+          reply.leader = node->get_leader();
+          reply.leader_address = node->get_leader_address();
+          if (reply.leader == kNoNode) reply.status = Status{ErrorCode::Unavailable, "no leader known"};
+          (void)stream->send(reply);
+        } else if constexpr (std::is_same_v<T, wire::GetClusterInfoRequest>) {
+          blocking_.post([node, stream, id] {
+            wire::ClientReply reply;
+            reply.request_id = id;
+            reply.cluster_info = node->get_cluster_info();
+            reply.leader = reply.cluster_info->leader;
+            reply.leader_address = node->get_leader_address();
+            (void)stream->send(reply);
+          });
+        } else if constexpr (std::is_same_v<T, wire::ReadIndexRequest>) {
+          node->read_index_async(timeout, [this, stream, id](Result<LogIndex> r) {
+            if (!r) {
+              reply_error(stream, id, r.status());
+              return;
+            }
+            wire::ClientReply reply;
+            reply.request_id = id;
+            reply.read_index = r.value();
+            (void)stream->send(reply);
+          });
+        } else {
+          // Membership administration: blocks until committed or timed out.
+          blocking_.post([this, node, stream, id, timeout, body = std::move(body)] {
+            Status s;
+            if constexpr (std::is_same_v<T, wire::AddLearnerRequest>) {
+              s = node->add_learner(body.member, timeout);
+            } else if constexpr (std::is_same_v<T, wire::PromoteRequest>) {
+              s = node->promote(body.id, timeout);
+            } else if constexpr (std::is_same_v<T, wire::RemoveRequest>) {
+              s = node->remove(body.id, timeout);
+            } else {
+              s = node->transfer_leadership(body.id, timeout);
+            }
+            if (!s) {
+              reply_error(stream, id, s);
+              return;
+            }
+            wire::ClientReply reply;
+            reply.request_id = id;
+            reply.leader = node->get_leader();
+            reply.leader_address = node->get_leader_address();
+            (void)stream->send(reply);
+          });
+        }
+      },
+      request.body);
+}
+
+void ClientService::reap_finished() {
+  std::lock_guard lock(streamers_mu_);
+  for (auto it = streamers_.begin(); it != streamers_.end();) {
+    if (it->done.load()) {
+      it->thread.join();
+      it = streamers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ClientService::stream_subscription(std::uint64_t request_id, LogIndex from,
+                                        std::shared_ptr<transport::ClientStream> stream) {
+  reap_finished();
+  NodeImpl* node = node_.load();
+  auto sub = node->subscribe(from);
+  if (!sub) {
+    reply_error(stream, request_id, sub.status());
+    return;
+  }
+  std::lock_guard lock(streamers_mu_);
+  if (streamers_.size() >= kMaxSubscribers) {
+    reply_error(stream, request_id, Status{ErrorCode::Busy, "too many subscribers"});
+    return;
+  }
+  Streamer& s = streamers_.emplace_back();
+  s.thread = std::thread([this, &s, request_id, stream, sub = std::move(sub).value()]() mutable {
+    // One thread per remote subscriber: it reads at its own pace and never holds up the
+    // raft thread. If the connection's queue fills (the consumer is too slow), the
+    // stream is cut off and the client resubscribes from its last index.
+    while (!stopping_ && stream->open()) {
+      auto r = sub->next(std::chrono::milliseconds(200));
+      if (!r) {
+        reply_error(stream, request_id, r.status());
+        break;
+      }
+      if (r.value().empty()) continue;
+      wire::ClientReply reply;
+      reply.request_id = request_id;
+      reply.entries = std::move(r).value();
+      if (!stream->send(reply)) {
+        reply_error(stream, request_id,
+                    Status{ErrorCode::Busy, "subscriber fell behind; resubscribe from its last index"});
+        break;
+      }
+    }
+    s.done = true;
+  });
+}
+
+}  // namespace rlr::node

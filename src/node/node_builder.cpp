@@ -1,0 +1,50 @@
+#include <fmt/format.h>
+
+#include "node/client_service.h"
+#include "node/node_impl.h"
+#include "storage/memory_storage.h"
+#include "storage/rocksdb_storage.h"
+#include "transport/asio_transport.h"
+
+namespace rlr {
+
+Result<std::unique_ptr<Node>> NodeBuilder::build() const {
+  if (Status s = validate(o_); !s) return s;
+  core::Configuration initial;
+  for (const auto& m : o_.initial_members) {
+    initial.voters.push_back(m.id);
+    initial.addresses.push_back(core::MemberEndpoint{m.id, fmt::format("{}:{}", m.host, m.port)});
+  }
+  initial.normalize();
+  const storage::Identity identity{o_.cluster_id, o_.id};
+  std::unique_ptr<storage::Storage> store;
+  if (o_.storage == StorageKind::Memory) {
+    store = std::make_unique<storage::MemoryStorage>(identity, initial);
+  } else {
+    storage::RocksDbOptions ro;
+    ro.path = o_.data_dir;
+    ro.identity = identity;
+    ro.initial_config = initial;
+    ro.sync = o_.sync;
+    auto opened = storage::RocksDbStorage::open(ro);
+    if (!opened) return opened.status();
+    store = std::move(opened).value();
+  }
+  auto service = std::make_shared<node::ClientService>();
+  transport::AsioOptions ao;
+  ao.cluster_id = o_.cluster_id;
+  ao.self = o_.id;
+  ao.listen_host = o_.listen_host;
+  ao.listen_port = o_.listen_port;
+  ao.auth_token = o_.auth_token;
+  ao.max_frame_bytes = o_.max_frame_bytes;
+  ao.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;
+  auto transport = std::make_unique<transport::AsioTransport>(ao, service.get());
+  auto node = node::NodeImpl::start(o_, std::move(store), std::move(transport));
+  if (!node) return node.status();
+  service->attach(node.value().get());
+  node.value()->keep_alive(service);
+  return std::unique_ptr<Node>(std::move(node).value());
+}
+
+}  // namespace rlr

@@ -1,0 +1,780 @@
+#include <utility>  // before Asio: Boost 1.74 under C++20 needs it
+
+#include "transport/asio_transport.h"
+
+#include <array>
+#include <cstdio>
+#include <deque>
+#include <random>
+#include <set>
+
+#include <boost/asio.hpp>
+#include <fmt/format.h>
+
+namespace rlr::transport {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+bool split_address(const std::string& address, std::string& host, std::uint16_t& port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
+  host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned long p = 0;
+  for (std::size_t i = colon + 1; i < address.size(); ++i) {
+    const char c = address[i];
+    if (c < '0' || c > '9') return false;
+    p = p * 10 + static_cast<unsigned long>(c - '0');
+    if (p > 65535) return false;
+  }
+  if (p == 0) return false;
+  port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+namespace {
+
+void log_line(NodeId self, const std::string& what) {
+  std::fprintf(stderr, "rlr transport %lu: %s\n", static_cast<unsigned long>(self.value()),
+               what.c_str());
+}
+
+/// A bounded queue of encoded frames, filled by any thread and drained by the io thread.
+class FrameQueue {
+ public:
+  explicit FrameQueue(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+  /// False when the frame does not fit (it is dropped). `schedule` tells the caller to
+  /// arrange a drain: the queue went from idle to non-empty.
+  bool push(wire::Frame f, bool& schedule) {
+    std::lock_guard lock(mu_);
+    schedule = false;
+    if (bytes_ + f.size() > max_bytes_ && !frames_.empty()) return false;
+    bytes_ += f.size();
+    frames_.push_back(std::move(f));
+    if (!draining_) {
+      draining_ = true;
+      schedule = true;
+    }
+    return true;
+  }
+  /// Takes everything queued; when empty, marks the queue idle and returns false.
+  bool take(std::vector<wire::Frame>& out) {
+    std::lock_guard lock(mu_);
+    if (frames_.empty()) {
+      draining_ = false;
+      return false;
+    }
+    out.swap(frames_);
+    frames_.clear();
+    bytes_ = 0;
+    return true;
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    frames_.clear();
+    bytes_ = 0;
+    draining_ = false;
+  }
+
+ private:
+  std::mutex mu_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
+  std::vector<wire::Frame> frames_;
+  bool draining_ = false;
+};
+
+}  // namespace
+
+class AsioTransport::Impl {
+ public:
+  Impl(AsioOptions o, ClientHandler* handler)
+      : opts(std::move(o)), clients(handler), tag(wire::cluster_tag(opts.cluster_id)),
+        acceptor(io), rng(std::random_device{}()) {}
+
+  class Conn;
+  class Peer;
+
+  AsioOptions opts;
+  ClientHandler* clients;
+  const std::uint64_t tag;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  tcp::acceptor acceptor;
+  std::thread thread;
+  Inbox* inbox = nullptr;
+  std::mt19937_64 rng;  // io thread only
+
+  std::mutex peers_mu;
+  std::map<NodeId, std::shared_ptr<Peer>> peers;
+  std::set<std::shared_ptr<Conn>> conns;  // io thread only
+
+  std::atomic<std::uint64_t> frames_sent{0};
+  std::atomic<std::uint64_t> writes{0};
+  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<bool> stopped{false};
+
+  struct Reassembly {
+    LogIndex index;
+    Term term;
+    std::uint64_t total = 0;
+    std::vector<std::uint8_t> data;
+  };
+  std::map<NodeId, Reassembly> snapshots;  // io thread only
+  std::string advertise;  // "host:port" sent in our Hello
+
+  /// Adds, re-addresses or (with an empty address) removes a peer. Any thread.
+  void set_peer(NodeId id, const std::string& address);
+  /// Learns the address of a node that dialled us, when we have none for it.
+  void learn_peer(NodeId id, const std::string& address) {
+    if (address.empty()) return;
+    {
+      std::lock_guard lock(peers_mu);
+      if (peers.count(id) != 0) return;
+    }
+    set_peer(id, address);
+  }
+
+  void accept();
+  bool known_peer(NodeId id) {
+    std::lock_guard lock(peers_mu);
+    return peers.count(id) != 0;
+  }
+  void on_snapshot_chunk(wire::SnapshotChunk c);
+};
+
+// ---------------------------------------------------------------------------------
+// Outbound connection to one peer
+// ---------------------------------------------------------------------------------
+
+class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
+ public:
+  Peer(Impl& impl, NodeId id, std::string address)
+      : impl_(impl), id_(id), address_(std::move(address)), queue_(impl.opts.max_queue_bytes),
+        retry_(impl.io), reader_(impl.tag, impl.opts.max_frame_bytes) {}
+
+  void enqueue(wire::Frame f) {
+    bool schedule = false;
+    if (!queue_.push(std::move(f), schedule)) {
+      ++impl_.dropped;
+      return;
+    }
+    if (schedule) asio::post(impl_.io, [self = shared_from_this()] { self->flush(); });
+  }
+
+  /// io thread.
+  void begin() { connect(); }
+
+  /// io thread.
+  void close_for_good() {
+    closed_ = true;
+    retry_.cancel();
+    if (sock_) {
+      boost::system::error_code ec;
+      sock_->close(ec);
+    }
+    queue_.clear();
+  }
+
+  void set_address(std::string a) {
+    // io thread: a new address takes effect at the next (re)connect.
+    if (a == address_) return;
+    address_ = std::move(a);
+    if (sock_) {
+      boost::system::error_code ec;
+      sock_->close(ec);
+    }
+  }
+
+ private:
+  void connect() {
+    if (closed_ || impl_.stopped) return;
+    std::string host;
+    std::uint16_t port = 0;
+    if (!split_address(address_, host, port)) {
+      log_line(impl_.opts.self, fmt::format("peer {}: bad address '{}'", id_.value(), address_));
+      return;
+    }
+    connected_ = false;
+    writing_ = false;
+    sock_ = std::make_unique<tcp::socket>(impl_.io);
+    boost::system::error_code ec;
+    const auto ip = asio::ip::make_address(host, ec);
+    if (ec) {
+      auto resolver = std::make_shared<tcp::resolver>(impl_.io);
+      resolver->async_resolve(host, std::to_string(port),
+                              [self = shared_from_this(), resolver](boost::system::error_code e,
+                                                                    tcp::resolver::results_type r) {
+                                if (e || r.empty()) {
+                                  self->fail("resolve: " + e.message());
+                                  return;
+                                }
+                                self->dial(r.begin()->endpoint());
+                              });
+      return;
+    }
+    dial(tcp::endpoint(ip, port));
+  }
+
+  void dial(tcp::endpoint ep) {
+    if (closed_) return;
+    sock_->async_connect(ep, [self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) {
+        self->fail("connect: " + ec.message());
+        return;
+      }
+      boost::system::error_code ignored;
+      self->sock_->set_option(tcp::no_delay(true), ignored);
+      self->hello();
+    });
+  }
+
+  void hello() {
+    wire::Hello h;
+    h.kind = wire::PeerKind::Node;
+    h.node_id = impl_.opts.self;
+    h.cluster_id = impl_.opts.cluster_id;
+    h.token = impl_.opts.auth_token;
+    h.address = impl_.advertise;
+    hello_frame_ = wire::encode_hello(h);
+    reader_ = wire::FrameReader(impl_.tag, impl_.opts.max_frame_bytes);
+    asio::async_write(*sock_, asio::buffer(hello_frame_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        if (ec) {
+                          self->fail("hello: " + ec.message());
+                          return;
+                        }
+                        self->read_ack();
+                      });
+  }
+
+  void read_ack() {
+    sock_->async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
+                                                    boost::system::error_code ec, std::size_t n) {
+      if (ec) {
+        self->fail("waiting for hello ack: " + ec.message());
+        return;
+      }
+      self->reader_.feed(std::span<const std::uint8_t>(self->rbuf_.data(), n));
+      auto item = self->reader_.next();
+      if (!item) {
+        self->fail("bad hello ack: " + item.status().to_string());
+        return;
+      }
+      if (!item.value()) {
+        self->read_ack();
+        return;
+      }
+      auto ack = item.value()->header.type == wire::FrameType::HelloAck
+                     ? wire::decode_hello_ack(item.value()->payload.span())
+                     : Result<wire::HelloAck>(Status{ErrorCode::InvalidArgument, "expected HelloAck"});
+      if (!ack || !ack.value().accepted) {
+        self->fail("handshake refused: " +
+                   (ack ? ack.value().reason : ack.status().to_string()), true);
+        return;
+      }
+      self->attempts_ = 0;
+      self->connected_ = true;
+      self->watch();
+      self->flush();
+    });
+  }
+
+  /// Reads (and ignores) anything the peer sends on our outbound connection, to notice
+  /// when it closes.
+  void watch() {
+    sock_->async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
+                                                    boost::system::error_code ec, std::size_t) {
+      if (ec) {
+        self->fail("connection lost: " + ec.message());
+        return;
+      }
+      self->watch();
+    });
+  }
+
+  void flush() {
+    if (!connected_ || writing_ || closed_) return;
+    writing_frames_.clear();
+    if (!queue_.take(writing_frames_)) return;
+    writing_ = true;
+    buffers_.clear();
+    buffers_.reserve(writing_frames_.size());
+    for (const auto& f : writing_frames_) buffers_.emplace_back(f.data(), f.size());
+    impl_.frames_sent += writing_frames_.size();
+    ++impl_.writes;
+    asio::async_write(*sock_, buffers_, [self = shared_from_this()](boost::system::error_code ec,
+                                                                   std::size_t) {
+      self->writing_ = false;
+      if (ec) {
+        self->fail("write: " + ec.message());
+        return;
+      }
+      self->flush();
+    });
+  }
+
+  void fail(const std::string& why, bool loud = false) {
+    if (closed_ || impl_.stopped) return;
+    if (connected_ || loud || attempts_ == 3) {
+      log_line(impl_.opts.self, fmt::format("peer {} at {}: {}", id_.value(), address_, why));
+    }
+    connected_ = false;
+    writing_ = false;
+    if (sock_) {
+      boost::system::error_code ec;
+      sock_->close(ec);
+    }
+    // Exponential backoff with jitter, so restarted clusters don't dial in lockstep.
+    const std::uint32_t base = impl_.opts.backoff_min_ms << std::min(attempts_, 16U);
+    const std::uint32_t cap = std::min(base, impl_.opts.backoff_max_ms);
+    const std::uint32_t wait = cap / 2 + static_cast<std::uint32_t>(impl_.rng() % (cap / 2 + 1));
+    ++attempts_;
+    retry_.expires_after(std::chrono::milliseconds(wait));
+    retry_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->connect();
+    });
+  }
+
+  Impl& impl_;
+  NodeId id_;
+  std::string address_;
+  FrameQueue queue_;
+  asio::steady_timer retry_;
+  std::unique_ptr<tcp::socket> sock_;
+  wire::FrameReader reader_;
+  std::array<std::uint8_t, 4096> rbuf_{};
+  wire::Frame hello_frame_;
+  std::vector<wire::Frame> writing_frames_;
+  std::vector<asio::const_buffer> buffers_;
+  std::uint32_t attempts_ = 0;
+  bool connected_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+};
+
+// ---------------------------------------------------------------------------------
+// Inbound connection (a peer or a client)
+// ---------------------------------------------------------------------------------
+
+class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(Impl& impl, tcp::socket sock)
+      : impl_(impl), sock_(std::move(sock)), timer_(impl.io),
+        reader_(0, std::min<std::size_t>(impl.opts.max_frame_bytes, 1U << 16)),
+        queue_(impl.opts.max_queue_bytes) {}
+
+  void start() {
+    boost::system::error_code ignored;
+    sock_.set_option(tcp::no_delay(true), ignored);
+    timer_.expires_after(std::chrono::milliseconds(impl_.opts.handshake_timeout_ms));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && self->kind_ == Kind::Unknown) self->close("no handshake in time");
+    });
+    read();
+  }
+
+  void close(const std::string& why) {
+    if (closed_) return;
+    closed_ = true;
+    if (!why.empty()) {
+      log_line(impl_.opts.self, fmt::format("closing connection from {}{}: {}", remote(),
+                                            kind_ == Kind::Node ? fmt::format(" (node {})", peer_.value()) : "",
+                                            why));
+    }
+    boost::system::error_code ec;
+    timer_.cancel();
+    sock_.close(ec);
+    queue_.clear();
+    impl_.conns.erase(shared_from_this());
+  }
+
+  /// Any thread.
+  bool send(wire::Frame f) {
+    if (closed_flag_.load()) return false;
+    bool schedule = false;
+    if (!queue_.push(std::move(f), schedule)) return false;
+    if (schedule) asio::post(impl_.io, [self = shared_from_this()] { self->flush(); });
+    return true;
+  }
+  [[nodiscard]] bool is_open() const { return !closed_flag_.load(); }
+
+ private:
+  enum class Kind { Unknown, Node, Client };
+
+  std::string remote() const {
+    boost::system::error_code ec;
+    const auto ep = sock_.remote_endpoint(ec);
+    return ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  }
+
+  void read() {
+    sock_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
+                                                   boost::system::error_code ec, std::size_t n) {
+      if (self->closed_) return;
+      if (ec) {
+        self->closed_flag_ = true;
+        self->close(ec == asio::error::eof ? "" : "read: " + ec.message());
+        return;
+      }
+      self->reader_.feed(std::span<const std::uint8_t>(self->rbuf_.data(), n));
+      for (;;) {
+        auto item = self->reader_.next();
+        if (!item) {
+          ++self->impl_.rejected;
+          self->closed_flag_ = true;
+          self->close("malformed frame: " + item.status().to_string());
+          return;
+        }
+        if (!item.value()) break;
+        if (!self->handle(std::move(*item.value()))) {
+          self->closed_flag_ = true;
+          return;
+        }
+      }
+      self->read();
+    });
+  }
+
+  /// False when the connection was closed.
+  bool handle(wire::FrameReader::Item item) {
+    using wire::FrameType;
+    if (kind_ == Kind::Unknown) return handshake(item);
+    if (kind_ == Kind::Node) {
+      if (item.header.type == FrameType::Raft) {
+        auto m = wire::decode_raft(item.payload);
+        if (!m) return reject("bad raft message: " + m.status().to_string());
+        if (m.value().from != peer_ || m.value().to != impl_.opts.self) {
+          return reject(fmt::format("message from {} to {} on the connection of node {}",
+                                    m.value().from.value(), m.value().to.value(), peer_.value()));
+        }
+        if (m.value().type == core::MessageType::Snapshot) {
+          return reject("snapshots must arrive as chunks");
+        }
+        impl_.inbox->deliver(std::move(m).value());
+        return true;
+      }
+      if (item.header.type == FrameType::SnapshotChunk) {
+        auto c = wire::decode_snapshot_chunk(item.payload);
+        if (!c) return reject("bad snapshot chunk: " + c.status().to_string());
+        if (c.value().from != peer_ || c.value().to != impl_.opts.self) {
+          return reject("snapshot chunk with the wrong sender or destination");
+        }
+        impl_.on_snapshot_chunk(std::move(c).value());
+        return true;
+      }
+      return reject(fmt::format("unexpected frame type {} from a node",
+                                static_cast<int>(item.header.type)));
+    }
+    if (item.header.type != FrameType::ClientRequest) {
+      return reject("clients may only send requests");
+    }
+    auto req = wire::decode_client_request(item.payload);
+    if (!req) return reject("bad client request: " + req.status().to_string());
+    if (impl_.clients == nullptr) {
+      wire::ClientReply r;
+      r.request_id = req.value().request_id;
+      r.status = Status{ErrorCode::Unavailable, "this endpoint serves no clients"};
+      send(wire::encode_client_reply(r, impl_.tag));
+      return true;
+    }
+    impl_.clients->on_client_request(std::move(req).value(), stream());
+    return true;
+  }
+
+  bool handshake(const wire::FrameReader::Item& item) {
+    if (item.header.type != wire::FrameType::Hello) return reject("expected Hello");
+    auto h = wire::decode_hello(item.payload.span());
+    if (!h) return reject("bad Hello: " + h.status().to_string());
+    const wire::Hello& hello = h.value();
+    std::string refusal;
+    if (hello.protocol_version != wire::kProtocolVersion) {
+      refusal = fmt::format("protocol version {} not supported (this node speaks {})",
+                            hello.protocol_version, wire::kProtocolVersion);
+    } else if (hello.cluster_id != impl_.opts.cluster_id) {
+      refusal = fmt::format("wrong cluster '{}' (this is '{}')", hello.cluster_id, impl_.opts.cluster_id);
+    } else if (hello.token != impl_.opts.auth_token) {
+      refusal = "bad token";
+    } else if (hello.kind == wire::PeerKind::Node &&
+               (hello.node_id == kNoNode || hello.node_id == impl_.opts.self)) {
+      refusal = fmt::format("invalid node id {}", hello.node_id.value());
+    } else if (hello.kind == wire::PeerKind::Node && !impl_.known_peer(hello.node_id) &&
+               !impl_accept_unknown()) {
+      refusal = fmt::format("unknown node {}", hello.node_id.value());
+    }
+    wire::HelloAck ack;
+    ack.node_id = impl_.opts.self;
+    ack.accepted = refusal.empty();
+    ack.reason = refusal;
+    if (!refusal.empty()) {
+      ++impl_.refused;
+      // Tell the other side why, then close once the reply is written.
+      auto frame = std::make_shared<wire::Frame>(wire::encode_hello_ack(ack, impl_.tag));
+      asio::async_write(sock_, asio::buffer(*frame),
+                        [self = shared_from_this(), frame, refusal](boost::system::error_code, std::size_t) {
+                          self->closed_flag_ = true;
+                          self->close("handshake refused: " + refusal);
+                        });
+      return false;
+    }
+    kind_ = hello.kind == wire::PeerKind::Node ? Kind::Node : Kind::Client;
+    peer_ = hello.node_id;
+    if (kind_ == Kind::Node) impl_.learn_peer(peer_, hello.address);
+    timer_.cancel();
+    reader_ = wire::FrameReader(impl_.tag, impl_.opts.max_frame_bytes);
+    send(wire::encode_hello_ack(ack, impl_.tag));
+    return true;
+  }
+
+  bool impl_accept_unknown() const;
+
+  bool reject(const std::string& why) {
+    ++impl_.rejected;
+    closed_flag_ = true;
+    close(why);
+    return false;
+  }
+
+  void flush() {
+    if (writing_ || closed_) return;
+    frames_.clear();
+    if (!queue_.take(frames_)) return;
+    writing_ = true;
+    buffers_.clear();
+    for (const auto& f : frames_) buffers_.emplace_back(f.data(), f.size());
+    ++impl_.writes;
+    impl_.frames_sent += frames_.size();
+    asio::async_write(sock_, buffers_, [self = shared_from_this()](boost::system::error_code ec,
+                                                                  std::size_t) {
+      self->writing_ = false;
+      if (ec) {
+        self->closed_flag_ = true;
+        self->close("write: " + ec.message());
+        return;
+      }
+      self->flush();
+    });
+  }
+
+  std::shared_ptr<ClientStream> stream();
+
+  Impl& impl_;
+  tcp::socket sock_;
+  asio::steady_timer timer_;
+  wire::FrameReader reader_;
+  FrameQueue queue_;
+  std::array<std::uint8_t, 65536> rbuf_{};
+  std::vector<wire::Frame> frames_;
+  std::vector<asio::const_buffer> buffers_;
+  Kind kind_ = Kind::Unknown;
+  NodeId peer_;
+  bool writing_ = false;
+  bool closed_ = false;
+  std::atomic<bool> closed_flag_{false};
+};
+
+namespace {
+
+class ConnStream final : public ClientStream {
+ public:
+  ConnStream(std::weak_ptr<AsioTransport::Impl::Conn> c, std::uint64_t tag) : c_(std::move(c)), tag_(tag) {}
+  bool send(const wire::ClientReply& reply) override {
+    auto c = c_.lock();
+    return c && c->send(wire::encode_client_reply(reply, tag_));
+  }
+  bool open() const override {
+    auto c = c_.lock();
+    return c && c->is_open();
+  }
+
+ private:
+  std::weak_ptr<AsioTransport::Impl::Conn> c_;
+  std::uint64_t tag_;
+};
+
+}  // namespace
+
+std::shared_ptr<ClientStream> AsioTransport::Impl::Conn::stream() {
+  return std::make_shared<ConnStream>(weak_from_this(), impl_.tag);
+}
+
+bool AsioTransport::Impl::Conn::impl_accept_unknown() const {
+  // A node with no peers yet is waiting to be added to a cluster: it cannot know the
+  // leader that will contact it.
+  std::lock_guard lock(impl_.peers_mu);
+  return impl_.peers.empty();
+}
+
+void AsioTransport::Impl::accept() {
+  acceptor.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
+    if (stopped) return;
+    if (!ec) {
+      auto c = std::make_shared<Conn>(*this, std::move(sock));
+      conns.insert(c);
+      c->start();
+    }
+    accept();
+  });
+}
+
+void AsioTransport::Impl::on_snapshot_chunk(wire::SnapshotChunk c) {
+  Reassembly& r = snapshots[c.from];
+  if (c.offset == 0 || r.index != c.snapshot_index || r.term != c.snapshot_term) {
+    if (c.offset != 0) return;  // the start of this snapshot was lost; wait for a resend
+    r = Reassembly{c.snapshot_index, c.snapshot_term, c.total_bytes, {}};
+    r.data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(c.total_bytes, opts.max_frame_bytes)));
+  }
+  if (c.offset < r.data.size()) return;  // duplicate
+  if (c.offset > r.data.size() || r.data.size() + c.data.size() > r.total) {
+    snapshots.erase(c.from);
+    return;
+  }
+  r.data.insert(r.data.end(), c.data.data(), c.data.data() + c.data.size());
+  if (!c.last) return;
+  if (r.data.size() != r.total) {
+    snapshots.erase(c.from);
+    return;
+  }
+  core::Message m;
+  m.type = core::MessageType::Snapshot;
+  m.from = c.from;
+  m.to = c.to;
+  m.term = c.term;
+  m.snapshot = core::SnapshotMeta{c.snapshot_index, c.snapshot_term, std::move(c.config),
+                                  Bytes(std::move(r.data))};
+  snapshots.erase(c.from);
+  inbox->deliver(std::move(m));
+}
+
+// ---------------------------------------------------------------------------------
+// AsioTransport
+void AsioTransport::Impl::set_peer(NodeId id, const std::string& address) {
+  Impl& i = *this;
+  if (id == i.opts.self) return;
+  std::shared_ptr<Impl::Peer> gone;
+  std::shared_ptr<Impl::Peer> created;
+  std::shared_ptr<Impl::Peer> changed;
+  {
+    std::lock_guard lock(i.peers_mu);
+    auto it = i.peers.find(id);
+    if (address.empty()) {
+      if (it != i.peers.end()) {
+        gone = it->second;
+        i.peers.erase(it);
+      }
+    } else if (it == i.peers.end()) {
+      created = std::make_shared<Impl::Peer>(i, id, address);
+      i.peers.emplace(id, created);
+    } else {
+      changed = it->second;
+    }
+  }
+  if (gone) asio::post(i.io, [gone] { gone->close_for_good(); });
+  if (created && i.work) asio::post(i.io, [created] { created->begin(); });
+  if (changed) asio::post(i.io, [changed, address] { changed->set_address(address); });
+}
+
+// ---------------------------------------------------------------------------------
+
+AsioTransport::AsioTransport(AsioOptions options, ClientHandler* clients)
+    : impl_(std::make_unique<Impl>(std::move(options), clients)) {}
+
+AsioTransport::~AsioTransport() { stop(); }
+
+Status AsioTransport::start(Inbox& inbox) {
+  Impl& i = *impl_;
+  i.inbox = &inbox;
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(i.opts.listen_host, ec);
+  if (ec) return {ErrorCode::InvalidArgument, fmt::format("bad listen address '{}'", i.opts.listen_host)};
+  const tcp::endpoint ep(ip, i.opts.listen_port);
+  i.acceptor.open(ep.protocol(), ec);
+  if (!ec) i.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) i.acceptor.bind(ep, ec);
+  if (!ec) i.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return {ErrorCode::IoError, fmt::format("cannot listen on {}:{}: {}", i.opts.listen_host,
+                                            i.opts.listen_port, ec.message())};
+  }
+  bound_port_ = i.acceptor.local_endpoint().port();
+  i.advertise = fmt::format("{}:{}", i.opts.listen_host, bound_port_.load());
+  i.work.emplace(asio::make_work_guard(i.io));
+  i.accept();
+  {
+    std::lock_guard lock(i.peers_mu);
+    for (auto& [id, p] : i.peers) asio::post(i.io, [p = p] { p->begin(); });
+  }
+  i.thread = std::thread([&i] { i.io.run(); });
+  return Status::ok();
+}
+
+void AsioTransport::send(std::vector<core::Message>& msgs) {
+  Impl& i = *impl_;
+  for (auto& m : msgs) {
+    std::shared_ptr<Impl::Peer> peer;
+    {
+      std::lock_guard lock(i.peers_mu);
+      auto it = i.peers.find(m.to);
+      if (it != i.peers.end()) peer = it->second;
+    }
+    if (!peer) {
+      ++i.dropped;
+      continue;
+    }
+    if (m.type == core::MessageType::Snapshot && m.snapshot) {
+      // Stream the snapshot data in chunks; each carries the metadata so the receiver
+      // can check it belongs to the same snapshot.
+      const Bytes& data = m.snapshot->data;
+      const std::size_t chunk = std::max<std::size_t>(1, i.opts.snapshot_chunk_bytes);
+      std::size_t offset = 0;
+      do {
+        const std::size_t n = std::min(chunk, data.size() - offset);
+        wire::SnapshotChunk c;
+        c.from = m.from;
+        c.to = m.to;
+        c.term = m.term;
+        c.snapshot_index = m.snapshot->index;
+        c.snapshot_term = m.snapshot->term;
+        c.config = m.snapshot->config;
+        c.offset = offset;
+        c.total_bytes = data.size();
+        c.data = Bytes::copy_of(std::span<const std::uint8_t>(data.data() + offset, n));
+        offset += n;
+        c.last = offset >= data.size();
+        peer->enqueue(wire::encode_snapshot_chunk(c, i.tag));
+      } while (offset < data.size());
+      continue;
+    }
+    peer->enqueue(wire::encode_raft(m, i.tag));
+  }
+  msgs.clear();
+}
+
+void AsioTransport::set_peer(NodeId id, const std::string& address) { impl_->set_peer(id, address); }
+
+void AsioTransport::stop() {
+  Impl& i = *impl_;
+  if (i.stopped.exchange(true)) return;
+  if (!i.thread.joinable()) return;
+  asio::post(i.io, [&i] {
+    boost::system::error_code ec;
+    i.acceptor.close(ec);
+    auto conns = i.conns;
+    for (auto& c : conns) c->close("");
+    std::lock_guard lock(i.peers_mu);
+    for (auto& [id, p] : i.peers) p->close_for_good();
+  });
+  i.work.reset();
+  i.io.stop();
+  i.thread.join();
+}
+
+TransportStats AsioTransport::stats() const {
+  return TransportStats{impl_->frames_sent.load(), impl_->writes.load(), impl_->dropped.load(),
+                        impl_->refused.load(), impl_->rejected.load()};
+}
+
+}  // namespace rlr::transport

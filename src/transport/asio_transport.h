@@ -1,0 +1,96 @@
+// TCP transport on Boost.Asio (private).
+//
+// One listener serves peers and clients; a Hello frame says which a connection is.
+// Each peer gets one persistent outbound connection that this node writes its Raft
+// messages to; everything queued while a write is in progress goes out in the next
+// single gathered write (coalescing). A lost connection is re-dialled with exponential
+// backoff and jitter. Each peer's queue is bounded in bytes: when it is full, new
+// messages to that peer are dropped and counted (Raft retransmits what matters).
+// Snapshots travel as a sequence of SnapshotChunk frames and are reassembled before
+// delivery.
+//
+// One io thread runs every socket; frames are encoded on the sender's thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "transport/transport.h"
+#include "wire/wire.h"
+
+namespace rlr::transport {
+
+/// Where client replies go; one per client connection. Thread-safe.
+class ClientStream {
+ public:
+  virtual ~ClientStream() = default;
+  /// Queues a reply; false when the connection is closed or its queue is full.
+  virtual bool send(const wire::ClientReply& reply) = 0;
+  [[nodiscard]] virtual bool open() const = 0;
+};
+
+/// Serves client requests (implemented by the node's client service).
+class ClientHandler {
+ public:
+  virtual ~ClientHandler() = default;
+  /// Called on the io thread; must not block. Replies through `stream`, from any thread.
+  virtual void on_client_request(wire::ClientRequest request,
+                                 std::shared_ptr<ClientStream> stream) = 0;
+};
+
+struct AsioOptions {
+  std::string cluster_id;
+  NodeId self;
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 0;  ///< 0: any free port (see bound_port())
+  std::string auth_token;
+  std::size_t max_frame_bytes = 64U << 20;
+  std::size_t max_queue_bytes = 64U << 20;  ///< per peer
+  std::size_t snapshot_chunk_bytes = 1U << 20;
+  std::uint32_t handshake_timeout_ms = 5000;
+  std::uint32_t backoff_min_ms = 20;
+  std::uint32_t backoff_max_ms = 2000;
+};
+
+struct TransportStats {
+  std::uint64_t frames_sent = 0;
+  std::uint64_t writes = 0;            ///< gathered writes (frames_sent / writes = coalescing)
+  std::uint64_t dropped_queue_full = 0;
+  std::uint64_t connections_refused = 0;  ///< bad handshake, wrong cluster, bad token, ...
+  std::uint64_t frames_rejected = 0;      ///< malformed frames (the connection was closed)
+};
+
+class AsioTransport final : public Transport {
+ public:
+  AsioTransport(AsioOptions options, ClientHandler* clients);
+  ~AsioTransport() override;
+  AsioTransport(const AsioTransport&) = delete;
+  AsioTransport& operator=(const AsioTransport&) = delete;
+
+  /// Binds the listener and starts the io thread. Errors: IoError (address in use, ...).
+  [[nodiscard]] Status start(Inbox& inbox) override;
+  void send(std::vector<core::Message>& msgs) override;
+  void set_peer(NodeId id, const std::string& address) override;
+  void stop() override;
+
+  [[nodiscard]] std::uint16_t bound_port() const { return bound_port_.load(); }
+  [[nodiscard]] TransportStats stats() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::uint16_t> bound_port_{0};
+};
+
+/// Splits "host:port"; false when malformed.
+[[nodiscard]] bool split_address(const std::string& address, std::string& host,
+                                 std::uint16_t& port);
+
+}  // namespace rlr::transport

@@ -1,0 +1,71 @@
+// Helpers shared by the runtime tests.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "rlr/node.h"
+
+namespace rlr::testing {
+
+using namespace std::chrono_literals;
+
+
+/// Proposes `n` entries with at most `window` outstanding; returns the committed count.
+inline std::size_t propose_many(Node& leader, std::size_t n, std::size_t window,
+                         const std::string& tag) {
+  // Shared with the callbacks, which may outlive this call if it times out.
+  struct Counters {
+    std::atomic<std::size_t> ok{0};
+    std::atomic<std::size_t> done{0};
+    std::atomic<std::size_t> outstanding{0};
+  };
+  auto c = std::make_shared<Counters>();
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  for (std::size_t i = 0; i < n; ++i) {
+    while (c->outstanding.load() >= window && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20us);
+    }
+    ++c->outstanding;
+    leader.propose(Bytes::copy_of(fmt::format("{}-{}", tag, i)), [c](Result<ProposeResult> r) {
+      if (r) ++c->ok;
+      --c->outstanding;
+      ++c->done;
+    });
+  }
+  while (c->done.load() < n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  return c->ok.load();
+}
+
+/// Reads committed entries from `from` until `upto` (inclusive) or timeout.
+inline std::vector<Entry> read_all(Node& n, LogIndex from, LogIndex upto) {
+  auto sub = n.subscribe(from);
+  REQUIRE(sub.is_ok());
+  std::vector<Entry> out;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while ((out.empty() || out.back().index < upto) && std::chrono::steady_clock::now() < deadline) {
+    auto r = sub.value()->next(100ms);
+    REQUIRE(r.is_ok());
+    for (auto& e : r.value()) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+inline void check_gap_free(const std::vector<Entry>& es, LogIndex from) {
+  LogIndex expect = from;
+  for (const auto& e : es) {
+    REQUIRE(e.index == expect);
+    expect = expect.next();
+  }
+}
+
+
+}  // namespace rlr::testing

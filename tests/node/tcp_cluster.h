@@ -1,0 +1,124 @@
+// A cluster of real nodes in one process: NodeBuilder, RocksDB in temporary
+// directories, Asio TCP on loopback.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <fmt/format.h>
+
+#include "rlr/node.h"
+
+namespace rlr::testing {
+
+using namespace std::chrono_literals;
+
+/// A port that was free a moment ago (bind to 0, read, close).
+inline std::uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::temp_directory_path() /
+            fmt::format("rlr-test-{}-{}", ::getpid(), counter++);
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class TcpCluster {
+ public:
+  explicit TcpCluster(int voters, std::string token = "secret") : token_(std::move(token)) {
+    for (int i = 1; i <= voters; ++i) {
+      const NodeId id{static_cast<std::uint64_t>(i)};
+      ports_[id] = free_port();
+      founders_.push_back(id);
+    }
+    for (NodeId id : founders_) REQUIRE(start(id).is_ok());
+  }
+  ~TcpCluster() {
+    for (auto& [id, n] : nodes_) n->stop();
+  }
+
+  NodeOptions options_for(NodeId id, bool founder) {
+    if (!ports_.count(id)) ports_[id] = free_port();
+    NodeOptions o;
+    o.cluster_id = "tcp-test";
+    o.id = id;
+    o.listen_host = "127.0.0.1";
+    o.listen_port = ports_[id];
+    o.data_dir = (dir_.path() / fmt::format("n{}", id.value())).string();
+    o.auth_token = token_;
+    o.tick_ms = 10;
+    o.election_ticks = 15;
+    o.heartbeat_ticks = 3;
+    o.compact_after_entries = compact_after_;
+    if (founder) {
+      for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, "127.0.0.1", ports_[f]});
+    }
+    return o;
+  }
+
+  Status start(NodeId id, bool founder = true) {
+    auto n = NodeBuilder().options(options_for(id, founder)).build();
+    if (!n) return n.status();
+    nodes_[id] = std::move(n).value();
+    return Status::ok();
+  }
+  void stop(NodeId id) {
+    nodes_.at(id)->stop();
+    nodes_.erase(id);
+  }
+  void set_compact_after(std::uint64_t n) { compact_after_ = n; }
+  Node& node(NodeId id) { return *nodes_.at(id); }
+  std::uint16_t port(NodeId id) { return ports_.at(id); }
+  const std::map<NodeId, std::unique_ptr<Node>>& nodes() const { return nodes_; }
+
+  NodeId wait_leader(std::chrono::milliseconds timeout = 15s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      NodeId leader;
+      int leaders = 0;
+      for (auto& [id, n] : nodes_) {
+        if (n->get_role() == Role::Leader) {
+          leader = id;
+          ++leaders;
+        }
+      }
+      if (leaders == 1) {
+        bool agreed = true;
+        for (auto& [id, n] : nodes_) agreed = agreed && n->get_leader() == leader;
+        if (agreed) return leader;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return kNoNode;
+  }
+
+ private:
+  TempDir dir_;
+  std::string token_;
+  std::uint64_t compact_after_ = 0;
+  std::vector<NodeId> founders_;
+  std::map<NodeId, std::uint16_t> ports_;
+  std::map<NodeId, std::unique_ptr<Node>> nodes_;
+};
+
+}  // namespace rlr::testing
