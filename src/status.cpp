@@ -46,6 +46,8 @@ std::string_view to_string(EntryKind k) noexcept {
     case EntryKind::Normal: return "normal";
     case EntryKind::Config: return "config";
     case EntryKind::Noop: return "noop";
+    case EntryKind::Session: return "session";
+    case EntryKind::Watermark: return "watermark";
   }
   return "?";
 }

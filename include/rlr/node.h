@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "rlr/state_machine.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 
@@ -49,6 +50,11 @@ struct MemberInfo {
   LogIndex match;             ///< leader's view of the member's replicated index
   std::uint64_t lag = 0;      ///< leader's last index minus match
   std::int64_t last_contact_ms = -1;  ///< ms since the leader last heard from it; -1 unknown
+  /// The member's latest output-digest checkpoint as last reported to this node.
+  DigestCheckpoint digest;
+  /// The first checkpoint index at which the member's digest differs from this node's
+  /// (0: no divergence seen).
+  LogIndex diverged_at;
 };
 
 /// A snapshot of the node's view of the cluster.
@@ -63,6 +69,17 @@ struct ClusterInfo {
   LogIndex first_index;       ///< first retained log index
   LogIndex last_index;
   std::vector<MemberInfo> members;  ///< per-member details are the leader's view
+  /// This node's latest output-digest checkpoint (0 when no state machine is attached).
+  DigestCheckpoint digest;
+  /// True when some member's digest differs from ours at a common checkpoint.
+  bool diverged = false;
+};
+
+/// A client session: retries of the same (client_id, sequence) are applied once, and a
+/// retry of a committed proposal returns the original index.
+struct ClientSession {
+  std::uint64_t client_id = 0;  ///< 0: no session
+  std::uint64_t sequence = 0;   ///< increases with each new command of the client
 };
 
 /// Outcome of a committed proposal.
@@ -101,6 +118,14 @@ struct NodeOptions {
   std::uint64_t compact_after_entries = 1'000'000;  ///< 0: never compact automatically
   std::uint32_t proposal_timeout_ms = 5000;
   std::size_t max_frame_bytes = 64U << 20;
+  /// A client session expires when it has not been used for this many log entries (a
+  /// deterministic, replicated rule: every replica expires it at the same index).
+  std::uint64_t session_ttl_entries = 10'000'000;
+  std::size_t max_sessions = 100'000;  ///< beyond: the least recently used expires
+  /// A follower that receives a client's proposal relays it to the leader and returns
+  /// the leader's answer, instead of answering NotLeader (one extra hop; see
+  /// docs/leader-routing.md). Off: clients follow the NotLeader hint themselves.
+  bool forward_proposals = false;
 };
 
 /// A stream of committed entries in log order, from a chosen index, without gaps.
@@ -127,6 +152,9 @@ class Node {
   /// TransferInProgress, Busy (too many proposals pending), Timeout (no outcome within
   /// proposal_timeout_ms; the entry may still commit), ShuttingDown.
   virtual void propose(Bytes command, ProposeCallback done) = 0;
+  /// propose() with a client session: a retry of a (client_id, sequence) that already
+  /// committed returns the original index and term instead of appending again.
+  virtual void propose(Bytes command, ClientSession session, ProposeCallback done) = 0;
   /// Blocking form of propose().
   [[nodiscard]] virtual Result<ProposeResult> propose_sync(Bytes command,
                                                            std::chrono::milliseconds timeout) = 0;
@@ -148,6 +176,13 @@ class Node {
   [[nodiscard]] virtual Status promote(NodeId id, std::chrono::milliseconds timeout) = 0;
   [[nodiscard]] virtual Status remove(NodeId id, std::chrono::milliseconds timeout) = 0;
   [[nodiscard]] virtual Status transfer_leadership(NodeId to, std::chrono::milliseconds timeout) = 0;
+
+  /// Runs `sm` on its own thread: it applies every committed command after
+  /// sm->last_applied(), with egress gated as `options` says. A slow or failing state
+  /// machine never stalls replication (it reads committed entries at its own pace).
+  /// Errors: Compacted when sm->last_applied() is below the retained log.
+  [[nodiscard]] virtual Result<std::shared_ptr<ApplyRunner>> attach(
+      std::shared_ptr<RoleAwareStateMachine> sm, ApplyOptions options) = 0;
 
   /// Stops the node: pending proposals fail with ShuttingDown, storage is closed cleanly.
   virtual void stop() = 0;

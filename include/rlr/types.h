@@ -88,10 +88,14 @@ class Bytes {
 
 /// What an entry is for. Only `Normal` entries carry application commands.
 enum class EntryKind : std::uint8_t {
-  Normal = 0,  ///< an application command, proposed through propose()
-  Config = 1,  ///< a membership configuration (payload: encoded Configuration)
-  Noop = 2,    ///< appended by a new leader at the start of its term (Raft §8)
+  Normal = 0,     ///< an application command, proposed through propose()
+  Config = 1,     ///< a membership configuration (payload: encoded Configuration)
+  Noop = 2,       ///< a new leader's first entry (Raft §8); payload: its node id (8 bytes BE)
+  Session = 3,    ///< a command with a client session; payload: client id, sequence (8
+                  ///< bytes BE each), then the command
+  Watermark = 4,  ///< egress watermark: downstream acknowledged through an index (8 bytes BE)
 };
+inline constexpr EntryKind kLastEntryKind = EntryKind::Watermark;
 
 /// One log entry.
 struct Entry {

@@ -51,6 +51,7 @@ std::string_view to_string(MessageType t) noexcept {
     case MessageType::Snapshot: return "Snapshot";
     case MessageType::SnapshotResponse: return "SnapshotResponse";
     case MessageType::TimeoutNow: return "TimeoutNow";
+    case MessageType::DigestReport: return "DigestReport";
   }
   return "?";
 }
@@ -96,6 +97,9 @@ std::string describe(const Message& m) {
       s += fmt::format(" {} last={}", m.reject ? "reject" : "ok", m.log_index.value());
       break;
     case MessageType::TimeoutNow:
+      break;
+    case MessageType::DigestReport:
+      s += fmt::format(" checkpoints={}", m.digests.size());
       break;
   }
   return s;
@@ -241,7 +245,13 @@ void Raft::become_leader() {
   pending_config_index_ = log_.last_index();
   // §8: a new leader commits a blank no-op entry at the start of its term, which also
   // commits every earlier entry it holds and makes ReadIndex safe (§6.4).
-  append_entries_as_leader({Entry{LogIndex{}, Term{}, EntryKind::Noop, Bytes{}}});
+  // Its payload names the leader, so every replica can tell from the log alone who led
+  // each term (state machines switch egress at exactly this index).
+  std::vector<std::uint8_t> id(8);
+  for (int i = 0; i < 8; ++i) {
+    id[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(options_.id.value() >> (56 - 8 * i));
+  }
+  append_entries_as_leader({Entry{LogIndex{}, Term{}, EntryKind::Noop, Bytes(std::move(id))}});
 }
 
 void Raft::campaign(bool pre_vote, bool transfer) {
@@ -347,6 +357,9 @@ Status Raft::validate(const Message& m) const {
   }
   if (m.from == kNoNode || m.from == options_.id) {
     return {ErrorCode::InvalidArgument, "message has no valid sender"};
+  }
+  if (m.type == MessageType::DigestReport) {
+    return {ErrorCode::InvalidArgument, "digest reports are for the runtime, not the core"};
   }
   if (m.type == MessageType::Append) {
     LogIndex expect = m.log_index.next();
@@ -905,7 +918,8 @@ Result<EntryId> Raft::propose(Bytes command) {
   return propose_batch(std::span<const Bytes>(&command, 1));
 }
 
-Result<EntryId> Raft::propose_batch(std::span<const Bytes> commands) {
+Result<EntryId> Raft::propose_batch(std::span<const Bytes> commands,
+                                    std::span<const EntryKind> kinds) {
   if (role_ != Role::Leader) return Status::not_leader(leader_);
   if (transfer_target_ != kNoNode) {
     return Status{ErrorCode::TransferInProgress,
@@ -913,9 +927,18 @@ Result<EntryId> Raft::propose_batch(std::span<const Bytes> commands) {
                   transfer_target_};
   }
   if (commands.empty()) return Status{ErrorCode::InvalidArgument, "empty batch"};
+  if (!kinds.empty() && kinds.size() != commands.size()) {
+    return Status{ErrorCode::InvalidArgument, "one kind per command"};
+  }
   std::vector<Entry> entries;
   entries.reserve(commands.size());
-  for (const Bytes& c : commands) entries.push_back(Entry{LogIndex{}, Term{}, EntryKind::Normal, c});
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    const EntryKind kind = kinds.empty() ? EntryKind::Normal : kinds[i];
+    if (kind == EntryKind::Config || kind == EntryKind::Noop || kind > kLastEntryKind) {
+      return Status{ErrorCode::InvalidArgument, "only commands, sessions and watermarks are proposed"};
+    }
+    entries.push_back(Entry{LogIndex{}, Term{}, kind, commands[i]});
+  }
   append_entries_as_leader(std::move(entries));
   return EntryId{log_.last_index(), term_};
 }

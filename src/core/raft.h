@@ -173,8 +173,10 @@ class Raft {
   /// Appends a command to the log. Leader only: other roles get NotLeader with the
   /// known leader; a transfer in progress gives TransferInProgress.
   [[nodiscard]] Result<EntryId> propose(Bytes command);
-  /// Appends several commands; all or none. Returns the id of the last one.
-  [[nodiscard]] Result<EntryId> propose_batch(std::span<const Bytes> commands);
+  /// Appends several entries; all or none. Returns the id of the last one. `kinds`
+  /// (Normal, Session or Watermark; empty: all Normal) gives each entry's kind.
+  [[nodiscard]] Result<EntryId> propose_batch(std::span<const Bytes> commands,
+                                              std::span<const EntryKind> kinds = {});
   /// Proposes a new membership. `target` must be simple (not joint). Learner-only
   /// changes apply directly; a change of voters goes through joint consensus (thesis
   /// §4.3): C_old,new is appended now and C_new once C_old,new commits.

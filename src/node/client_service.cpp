@@ -1,14 +1,115 @@
 #include "node/client_service.h"
 
+#include <concepts>
+#include <map>
+
 #include <fmt/format.h>
+
+#include "client/forwarder.h"
 
 namespace rlr::node {
 
 namespace {
 constexpr std::chrono::milliseconds kDefaultAdminTimeout{10000};
+
+// ---- follower forwarding (NodeOptions::forward_proposals) ------------------------------
+// A follower with forwarding on relays a client's Propose to the leader through one
+// internal client connection (client::Forwarder) and sends the leader's reply back under
+// the client's request id. The client's session travels unchanged, so a retry that later
+// reaches the leader directly is still deduplicated. A request that was itself forwarded
+// (its id has kForwardedRequestBit) is never forwarded again.
+
+/// The node's options, when NodeImpl exposes them as options(); forwarding stays off
+/// without them.
+template <class N>
+const NodeOptions* options_of(const N& n) {
+  if constexpr (requires {
+                  { n.options() } -> std::convertible_to<const NodeOptions&>;
+                }) {
+    return &n.options();
+  } else {
+    return nullptr;
+  }
 }
 
+/// One forwarder per client service, created on first use and destroyed with the
+/// service. (Kept here rather than as a member so that the forwarding path stays in
+/// this file.)
+struct ForwarderRegistry {
+  std::mutex mu;
+  std::map<const ClientService*, std::shared_ptr<client::Forwarder>> by_service;
+};
+ForwarderRegistry& forwarders() {
+  static ForwarderRegistry r;
+  return r;
+}
+
+std::shared_ptr<client::Forwarder> forwarder_for(const ClientService* service, const NodeOptions& o) {
+  auto& reg = forwarders();
+  std::lock_guard lock(reg.mu);
+  auto& f = reg.by_service[service];
+  if (!f) {
+    client::ForwarderOptions fo;
+    fo.cluster_id = o.cluster_id;
+    fo.token = o.auth_token;
+    fo.max_frame_bytes = o.max_frame_bytes;
+    f = std::make_shared<client::Forwarder>(fo);
+  }
+  return f;
+}
+
+void drop_forwarder(const ClientService* service) {
+  std::shared_ptr<client::Forwarder> f;
+  {
+    auto& reg = forwarders();
+    std::lock_guard lock(reg.mu);
+    auto it = reg.by_service.find(service);
+    if (it == reg.by_service.end()) return;
+    f = std::move(it->second);
+    reg.by_service.erase(it);
+  }
+  f.reset();  // joins the forwarder's thread outside the registry lock
+}
+
+/// Forwards the proposal when this node should: forwarding is on, the request was not
+/// forwarded already, and this node follows a leader whose address it knows. True when
+/// the request was taken (the reply will come from the forwarder's thread).
+bool maybe_forward(const ClientService* service, NodeImpl& node, std::uint64_t request_id,
+                   std::uint32_t timeout_ms, wire::ProposeRequest& body,
+                   const std::shared_ptr<transport::ClientStream>& stream) {
+  const NodeOptions* o = options_of(node);
+  if (o == nullptr || !o->forward_proposals) return false;
+  if ((request_id & client::kForwardedRequestBit) != 0) return false;
+  if (node.get_role() == Role::Leader) return false;
+  const NodeId leader = node.get_leader();
+  if (leader == kNoNode || leader == o->id) return false;
+  std::string address = node.get_leader_address();
+  if (address.empty()) return false;
+  const auto timeout = std::chrono::milliseconds(timeout_ms != 0 ? timeout_ms : o->proposal_timeout_ms);
+  forwarder_for(service, *o)->forward(
+      address, std::move(body), timeout,
+      [stream, request_id, leader, address](Result<wire::ClientReply> r) {
+        wire::ClientReply reply;
+        if (r) {
+          reply = std::move(r).value();
+        } else {
+          // Could not relay: send the client to the leader itself. Its session makes the
+          // retry safe even if the forwarded copy did commit.
+          reply.status = Status::not_leader(
+              leader, fmt::format("forwarding to the leader failed: {}", r.status().message()));
+          reply.leader = leader;
+          reply.leader_address = address;
+        }
+        reply.request_id = request_id;
+        (void)stream->send(reply);
+      });
+  return true;
+}
+
+}  // namespace
+
 ClientService::~ClientService() {
+  drop_forwarder(this);
   stopping_ = true;
   std::list<Streamer> streamers;
   {
@@ -47,7 +148,9 @@ void ClientService::on_client_request(wire::ClientRequest request,
       [&](auto& body) {
         using T = std::decay_t<decltype(body)>;
         if constexpr (std::is_same_v<T, wire::ProposeRequest>) {
-          node->propose(std::move(body.command), [this, stream, id](Result<ProposeResult> r) {
+          if (maybe_forward(this, *node, id, request.timeout_ms, body, stream)) return;
+          const ClientSession session{body.client_id, body.sequence};
+          node->propose(std::move(body.command), session, [this, stream, id](Result<ProposeResult> r) {
             if (!r) {
               reply_error(stream, id, r.status());
               return;

@@ -1,5 +1,7 @@
 #include "node/node_impl.h"
 
+#include "node/apply_engine.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <future>
@@ -145,6 +147,7 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
 
   auto node = std::make_unique<NodeImpl>(Key{}, std::move(options), std::move(storage),
                                          std::move(transport), std::move(raft).value());
+  if (Status s = node->restore_sessions(); !s) return s;
   if (Status s = node->transport_->start(*node); !s) return s;
   node->thread_ = std::thread([n = node.get()] { n->run(); });
   return node;
@@ -156,6 +159,7 @@ NodeImpl::NodeImpl(Key /*key*/, NodeOptions options, std::unique_ptr<storage::St
       storage_(std::move(storage)),
       transport_(std::move(transport)),
       raft_(std::move(raft)),
+      sessions_(options_.session_ttl_entries, options_.max_sessions),
       cache_(std::max<std::size_t>(options_.subscriber_buffer_entries, 1024)) {
   term_ = raft_.term().value();
   role_ = static_cast<std::uint8_t>(raft_.role());
@@ -196,6 +200,10 @@ void NodeImpl::stop() {
 // ---------------------------------------------------------------------------------
 
 void NodeImpl::deliver(core::Message m) {
+  if (m.type == core::MessageType::DigestReport) {
+    on_digest_report(m);
+    return;
+  }
   bool wake = false;
   {
     std::lock_guard lock(in_mu_);
@@ -221,8 +229,21 @@ bool NodeImpl::post_checked(std::function<void()> task) const {
 }
 
 void NodeImpl::propose(Bytes command, ProposeCallback done) {
+  enqueue(Proposal{std::move(command), std::move(done), EntryKind::Normal, ClientSession{}});
+}
+
+void NodeImpl::propose(Bytes command, ClientSession session, ProposeCallback done) {
+  const EntryKind kind = session.client_id == 0 ? EntryKind::Normal : EntryKind::Session;
+  enqueue(Proposal{std::move(command), std::move(done), kind, session});
+}
+
+void NodeImpl::propose_internal(EntryKind kind, Bytes payload, ProposeCallback done) {
+  enqueue(Proposal{std::move(payload), std::move(done), kind, ClientSession{}});
+}
+
+void NodeImpl::enqueue(Proposal p) {
   if (static_cast<Role>(role_.load()) != Role::Leader) {
-    done(Status::not_leader(NodeId{leader_.load()}));
+    p.done(Status::not_leader(NodeId{leader_.load()}));
     return;
   }
   Status refused;
@@ -235,12 +256,12 @@ void NodeImpl::propose(Bytes command, ProposeCallback done) {
       refused = Status{ErrorCode::Busy, "too many proposals queued"};
     } else {
       wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
-      in_props_.push_back(Proposal{std::move(command), std::move(done)});
+      in_props_.push_back(std::move(p));
       ++queued_proposals_;
     }
   }
   if (!refused.is_ok()) {
-    done(refused);
+    p.done(refused);
     return;
   }
   if (wake) in_cv_.notify_one();
@@ -331,6 +352,30 @@ ClusterInfo NodeImpl::get_cluster_info() const {
         m.lag = ci.last_index.value() > m.match.value() ? ci.last_index.value() - m.match.value() : 0;
       }
       ci.members.push_back(std::move(m));
+    }
+    {
+      // Digest verification: compare every member's checkpoints with ours.
+      std::lock_guard lock(digests_mu_);
+      if (!my_digests_.empty()) ci.digest = my_digests_.back();
+      std::map<LogIndex, std::uint64_t> mine;
+      for (const auto& cp : my_digests_) mine.emplace(cp.index, cp.digest);
+      for (auto& m : ci.members) {
+        if (m.id == options_.id) {
+          m.digest = ci.digest;
+          continue;
+        }
+        auto it = peer_digests_.find(m.id);
+        if (it == peer_digests_.end() || it->second.empty()) continue;
+        m.digest = it->second.back();
+        for (const auto& cp : it->second) {
+          auto mit = mine.find(cp.index);
+          if (mit != mine.end() && mit->second != cp.digest) {
+            m.diverged_at = cp.index;
+            ci.diverged = true;
+            break;
+          }
+        }
+      }
     }
     promise->set_value(std::move(ci));
   });
@@ -454,7 +499,6 @@ void NodeImpl::run() {
   std::vector<core::Message> msgs;
   std::vector<Proposal> props;
   std::vector<std::function<void()>> tasks;
-  std::vector<Bytes> commands;
   for (;;) {
     {
       std::unique_lock lock(in_mu_);
@@ -477,24 +521,7 @@ void NodeImpl::run() {
     }
     msgs.clear();
     if (!props.empty()) {
-      commands.clear();
-      commands.reserve(props.size());
-      for (auto& p : props) commands.push_back(std::move(p.command));
-      auto r = failed_ ? Result<core::EntryId>(Status{ErrorCode::IoError, "node failed"})
-                       : raft_.propose_batch(commands);
-      if (r) {
-        // One batch, consecutive indexes: the first proposal got last - n + 1.
-        const auto deadline = Clock::now() + std::chrono::milliseconds(options_.proposal_timeout_ms);
-        LogIndex index{r.value().index.value() - props.size() + 1};
-        for (auto& p : props) {
-          pending_.push_back(Pending{core::EntryId{index, r.value().term}, std::move(p.done),
-                                     deadline, false});
-          index = index.next();
-        }
-      } else {
-        const Status s = r.status();
-        for (auto& p : props) completions_.push_back([done = std::move(p.done), s] { done(s); });
-      }
+      propose_queued(props);
       props.clear();
     }
     for (auto& t : tasks) t();
@@ -503,6 +530,7 @@ void NodeImpl::run() {
     const auto now = Clock::now();
     if (now >= next_tick) {
       if (!failed_) raft_.tick();
+      if (++ticks_ % 10 == 0) send_digest_report();
       next_tick += tick;
       if (next_tick < now) next_tick = now + tick;
       expire_pending(now);
@@ -526,6 +554,86 @@ void NodeImpl::run() {
     in_tasks_.clear();
   }
   executor_.post_batch(completions_);
+}
+
+void NodeImpl::propose_queued(std::vector<Proposal>& props) {
+  std::vector<Bytes> commands;
+  std::vector<EntryKind> kinds;
+  std::vector<Proposal*> accepted;
+  commands.reserve(props.size());
+  kinds.reserve(props.size());
+  accepted.reserve(props.size());
+  const auto deadline = Clock::now() + std::chrono::milliseconds(options_.proposal_timeout_ms);
+  for (auto& p : props) {
+    if (failed_) {
+      completions_.push_back([done = std::move(p.done)] {
+        done(Status{ErrorCode::IoError, "node failed: its storage refused a write"});
+      });
+      continue;
+    }
+    if (p.kind == EntryKind::Session) {
+      const auto key = std::make_pair(p.session.client_id, p.session.sequence);
+      if (auto o = sessions_.find(key.first, key.second)) {
+        // Exactly-once: a retry of a committed command gets the original entry.
+        Result<ProposeResult> r =
+            o->original_index.is_zero()
+                ? Result<ProposeResult>(Status{ErrorCode::InvalidArgument,
+                                               fmt::format("sequence {} of client {} was applied long ago; its result is no longer kept",
+                                                           key.second, key.first)})
+                : Result<ProposeResult>(ProposeResult{o->original_index, o->original_term});
+        completions_.push_back([done = std::move(p.done), r = std::move(r)]() mutable { done(std::move(r)); });
+        continue;
+      }
+      if (auto it = inflight_sessions_.find(key); it != inflight_sessions_.end()) {
+        // Already in the log, not yet committed: wait for that entry.
+        session_waiters_.emplace(it->second, SessionWaiter{key, std::move(p.done), deadline});
+        continue;
+      }
+      commands.push_back(encode_session_command(key.first, key.second, p.command));
+    } else {
+      commands.push_back(std::move(p.command));
+    }
+    kinds.push_back(p.kind);
+    accepted.push_back(&p);
+  }
+  if (accepted.empty()) return;
+  auto r = raft_.propose_batch(commands, kinds);
+  if (!r) {
+    const Status s = r.status();
+    for (Proposal* p : accepted) completions_.push_back([done = std::move(p->done), s] { done(s); });
+    return;
+  }
+  // One batch, consecutive indexes: the first got last - n + 1.
+  LogIndex index{r.value().index.value() - accepted.size() + 1};
+  for (Proposal* p : accepted) {
+    if (p->kind == EntryKind::Session) {
+      inflight_sessions_[{p->session.client_id, p->session.sequence}] = index;
+    }
+    pending_.push_back(Pending{core::EntryId{index, r.value().term}, std::move(p->done), deadline, false});
+    index = index.next();
+  }
+}
+
+Status NodeImpl::restore_sessions() {
+  auto snap = storage_->snapshot();
+  if (!snap) return snap.status();
+  if (Status s = sessions_.decode(snap.value().data.span()); !s) return s;
+  // Committed entries after the snapshot were applied before the restart; the core
+  // does not hand them out again, so replay their sessions here.
+  LogIndex i = snap.value().index.next();
+  const LogIndex last = LogIndex{applied_.load()};
+  while (i <= last) {
+    auto batch = storage_->read(i, last, 4096, 8U << 20);
+    if (!batch) return batch.status();
+    for (const Entry& e : batch.value()) {
+      if (e.kind != EntryKind::Session) continue;
+      if (auto c = decode_session_command(e.payload)) {
+        (void)sessions_.apply(e.index, e.term, c->client_id, c->sequence);
+      }
+    }
+    i = batch.value().back().index.next();
+  }
+  return Status::ok();
 }
 
 void NodeImpl::handle_ready(core::Ready& rd) {
@@ -603,22 +711,55 @@ void NodeImpl::on_committed(std::vector<Entry>& committed) {
     applied_ = committed.back().index.value();
   }
   applied_cv_.notify_all();
+  auto finish = [this](std::function<void(Result<ProposeResult>)>& done, bool internal,
+                       Result<ProposeResult> r) {
+    if (internal) {
+      done(std::move(r));
+    } else {
+      completions_.push_back([d = std::move(done), r = std::move(r)]() mutable { d(std::move(r)); });
+    }
+  };
   for (const Entry& e : committed) {
+    // The outcome of this entry for whoever proposed it.
+    Result<ProposeResult> outcome = ProposeResult{e.index, e.term};
+    if (e.kind == EntryKind::Session) {
+      if (auto c = decode_session_command(e.payload)) {
+        const auto key = std::make_pair(c->client_id, c->sequence);
+        if (auto it = inflight_sessions_.find(key); it != inflight_sessions_.end() && it->second == e.index) {
+          inflight_sessions_.erase(it);
+        }
+        const auto o = sessions_.apply(e.index, e.term, c->client_id, c->sequence);
+        if (o.duplicate) {
+          outcome = o.original_index.is_zero()
+                        ? Result<ProposeResult>(Status{ErrorCode::InvalidArgument,
+                                                       "duplicate of a command whose result is no longer kept"})
+                        : Result<ProposeResult>(ProposeResult{o.original_index, o.original_term});
+        }
+      }
+    }
     while (!pending_.empty() && pending_.front().id.index <= e.index) {
       Pending p = std::move(pending_.front());
       pending_.pop_front();
       Result<ProposeResult> r =
           p.id.index == e.index && p.id.term == e.term
-              ? Result<ProposeResult>(ProposeResult{e.index, e.term})
+              ? outcome
               : Result<ProposeResult>(Status::not_leader(
                     raft_.leader(), "leadership changed; the proposal was not committed"));
-      if (p.internal) {
-        p.done(std::move(r));
-      } else {
-        completions_.push_back([done = std::move(p.done), r = std::move(r)]() mutable {
-          done(std::move(r));
-        });
+      finish(p.done, p.internal, std::move(r));
+    }
+    for (auto it = session_waiters_.find(e.index); it != session_waiters_.end() && it->first == e.index;
+         it = session_waiters_.erase(it)) {
+      SessionWaiter& w = it->second;
+      Result<ProposeResult> r = Status::not_leader(raft_.leader(), "the proposal was not committed");
+      if (auto o = sessions_.find(w.key.first, w.key.second); o && !o->original_index.is_zero()) {
+        r = ProposeResult{o->original_index, o->original_term};
       }
+      finish(w.done, false, std::move(r));
+    }
+    if (options_.compact_after_entries > 0 && e.index.value() % options_.compact_after_entries == 0) {
+      // The session table as of this index: RLR's snapshot data if we compact here.
+      snapshot_points_.emplace_back(e.index, sessions_.encode());
+      while (snapshot_points_.size() > 16) snapshot_points_.pop_front();
     }
   }
   maybe_compact();
@@ -651,6 +792,14 @@ void NodeImpl::expire_pending(Clock::time_point now) {
       ++it;
     }
   }
+  for (auto it = session_waiters_.begin(); it != session_waiters_.end();) {
+    if (it->second.deadline <= now) {
+      completions_.push_back([done = std::move(it->second.done), timeout] { done(timeout); });
+      it = session_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto it = config_waiters_.begin(); it != config_waiters_.end();) {
     if (it->deadline <= now) {
       it->done(Status{ErrorCode::Timeout, "configuration change not final in time"});
@@ -676,6 +825,11 @@ void NodeImpl::fail_everything(const Status& why) {
   transfers_.clear();
   for (auto& w : config_waiters_) w.done(why);
   config_waiters_.clear();
+  for (auto& [index, w] : session_waiters_) {
+    completions_.push_back([done = std::move(w.done), why] { done(why); });
+  }
+  session_waiters_.clear();
+  inflight_sessions_.clear();
 }
 
 void NodeImpl::update_peers() {
@@ -699,17 +853,90 @@ void NodeImpl::update_peers() {
 
 void NodeImpl::maybe_compact() {
   const std::uint64_t keep = options_.compact_after_entries;
-  if (keep == 0) return;
-  const LogIndex first = raft_.log().first_index();
+  if (keep == 0 || snapshot_points_.empty()) return;
   const LogIndex applied{applied_.load()};
-  if (applied.value() < first.value() + 2 * keep) return;
-  // Keep `keep` entries behind the applied index for lagging followers and subscribers.
-  const LogIndex upto{applied.value() - keep};
-  if (Status s = raft_.compact(upto, Bytes{}); !s) return;
+  // Keep `keep` entries behind the applied index for lagging followers and subscribers,
+  // and never compact what an attached state machine has not applied yet.
+  std::uint64_t allowed = applied.value() > keep ? applied.value() - keep : 0;
+  {
+    std::lock_guard lock(runners_mu_);
+    for (const auto& w : runners_) {
+      if (auto r = w.lock()) {
+        if (r->health().is_ok()) allowed = std::min(allowed, r->applied().value());
+      }
+    }
+  }
+  std::optional<std::pair<LogIndex, Bytes>> point;
+  while (!snapshot_points_.empty() && snapshot_points_.front().first.value() <= allowed) {
+    point = std::move(snapshot_points_.front());
+    snapshot_points_.pop_front();
+  }
+  if (!point || point->first <= raft_.log().snapshot().index) return;
+  if (Status s = raft_.compact(point->first, point->second); !s) return;
   if (Status s = storage_->compact(raft_.log().snapshot()); !s) {
     std::fprintf(stderr, "rlr node %lu: compaction failed: %s\n",
                  static_cast<unsigned long>(options_.id.value()), s.to_string().c_str());
   }
+}
+
+Result<std::shared_ptr<ApplyRunner>> NodeImpl::attach(std::shared_ptr<RoleAwareStateMachine> sm,
+                                                      ApplyOptions options) {
+  if (!sm) return Status{ErrorCode::InvalidArgument, "no state machine"};
+  auto runner = std::make_shared<ApplyRunnerImpl>(*this, std::move(sm), std::move(options));
+  {
+    std::lock_guard lock(runners_mu_);
+    runners_.push_back(runner);
+    if (primary_runner_ == nullptr) primary_runner_ = runner.get();
+  }
+  if (Status s = runner->start(); !s) {
+    std::lock_guard lock(runners_mu_);
+    if (primary_runner_ == runner.get()) primary_runner_ = nullptr;
+    std::erase_if(runners_, [&](const auto& w) { return w.lock() == runner; });
+    return s;
+  }
+  return std::shared_ptr<ApplyRunner>(runner);
+}
+
+void NodeImpl::publish_checkpoint(const ApplyRunner* runner, const DigestCheckpoint& cp) {
+  {
+    std::lock_guard lock(runners_mu_);
+    if (runner != primary_runner_) return;
+  }
+  std::lock_guard lock(digests_mu_);
+  my_digests_.push_back(cp);
+  while (my_digests_.size() > 256) my_digests_.pop_front();
+}
+
+void NodeImpl::send_digest_report() {
+  std::vector<DigestCheckpoint> recent;
+  {
+    std::lock_guard lock(digests_mu_);
+    const std::size_t n = std::min<std::size_t>(my_digests_.size(), 16);
+    recent.assign(my_digests_.end() - static_cast<std::ptrdiff_t>(n), my_digests_.end());
+  }
+  if (recent.empty()) return;
+  std::vector<core::Message> msgs;
+  for (NodeId id : raft_.config().members()) {
+    if (id == options_.id) continue;
+    core::Message m;
+    m.type = core::MessageType::DigestReport;
+    m.from = options_.id;
+    m.to = id;
+    m.term = raft_.term();
+    m.digests = recent;
+    msgs.push_back(std::move(m));
+  }
+  if (!msgs.empty()) transport_->send(msgs);
+}
+
+void NodeImpl::on_digest_report(const core::Message& m) {
+  std::lock_guard lock(digests_mu_);
+  auto& q = peer_digests_[m.from];
+  for (const auto& cp : m.digests) {
+    if (!q.empty() && cp.index <= q.back().index) continue;
+    q.push_back(cp);
+  }
+  while (q.size() > 256) q.pop_front();
 }
 
 }  // namespace rlr::node

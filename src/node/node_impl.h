@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/raft.h"
+#include "node/sessions.h"
 #include "rlr/node.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
@@ -84,6 +85,9 @@ class NodeImpl final : public Node, private transport::Inbox {
   NodeImpl& operator=(const NodeImpl&) = delete;
 
   void propose(Bytes command, ProposeCallback done) override;
+  void propose(Bytes command, ClientSession session, ProposeCallback done) override;
+  [[nodiscard]] Result<std::shared_ptr<ApplyRunner>> attach(
+      std::shared_ptr<RoleAwareStateMachine> sm, ApplyOptions options) override;
   [[nodiscard]] Result<ProposeResult> propose_sync(Bytes command,
                                                    std::chrono::milliseconds timeout) override;
   [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) override;
@@ -106,6 +110,17 @@ class NodeImpl final : public Node, private transport::Inbox {
   /// service that the transport calls into.
   void keep_alive(std::shared_ptr<void> thing) { attachments_.push_back(std::move(thing)); }
 
+  /// Proposes one of RLR's own entries (e.g. an egress watermark).
+  void propose_internal(EntryKind kind, Bytes payload, ProposeCallback done);
+  [[nodiscard]] NodeId id() const { return options_.id; }
+  [[nodiscard]] Term current_term() const { return Term{term_.load()}; }
+  [[nodiscard]] SessionTable new_session_table() const {
+    return SessionTable(options_.session_ttl_entries, options_.max_sessions);
+  }
+  /// An apply runner reports a digest checkpoint (the first attached runner's are the
+  /// node's published digests).
+  void publish_checkpoint(const ApplyRunner* runner, const DigestCheckpoint& cp);
+
   // For subscriptions.
   [[nodiscard]] LogIndex applied_index() const { return LogIndex{applied_.load()}; }
   /// Reads committed entries from `from`; waits up to `timeout` for one to exist.
@@ -126,6 +141,9 @@ class NodeImpl final : public Node, private transport::Inbox {
   void fail_everything(const Status& why);
   void update_peers();
   void maybe_compact();
+  void send_digest_report();
+  void on_digest_report(const core::Message& m);
+  [[nodiscard]] Status restore_sessions();
   /// Runs a membership change on the raft thread; completes when committed.
   Status change(std::function<Result<core::EntryId>(core::Raft&)> op,
                 std::chrono::milliseconds timeout);
@@ -133,7 +151,12 @@ class NodeImpl final : public Node, private transport::Inbox {
   struct Proposal {
     Bytes command;
     ProposeCallback done;
+    EntryKind kind = EntryKind::Normal;
+    ClientSession session;
   };
+  void enqueue(Proposal p);
+  void propose_queued(std::vector<Proposal>& props);
+
   struct Pending {
     core::EntryId id;
     std::function<void(Result<ProposeResult>)> done;
@@ -175,9 +198,29 @@ class NodeImpl final : public Node, private transport::Inbox {
   std::uint64_t next_read_id_ = 1;
   std::vector<PendingTransfer> transfers_;
   std::vector<ConfigWaiter> config_waiters_;
+  struct SessionWaiter {
+    std::pair<std::uint64_t, std::uint64_t> key;
+    std::function<void(Result<ProposeResult>)> done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::multimap<LogIndex, SessionWaiter> session_waiters_;
   std::vector<std::function<void()>> completions_;  // flushed to executor per turn
   bool failed_ = false;
   LogIndex config_index_seen_;
+  SessionTable sessions_;  ///< as of the applied index
+  /// Session commands proposed and not yet committed: (client, sequence) -> index.
+  std::map<std::pair<std::uint64_t, std::uint64_t>, LogIndex> inflight_sessions_;
+  /// Session tables saved at snapshot points, for compaction: (index, encoded table).
+  std::deque<std::pair<LogIndex, Bytes>> snapshot_points_;
+  std::uint64_t ticks_ = 0;
+
+  // apply runners and digests
+  mutable std::mutex runners_mu_;
+  std::vector<std::weak_ptr<ApplyRunner>> runners_;   // guarded by runners_mu_
+  const ApplyRunner* primary_runner_ = nullptr;       // guarded by runners_mu_
+  mutable std::mutex digests_mu_;
+  std::deque<DigestCheckpoint> my_digests_;                      // guarded by digests_mu_
+  std::map<NodeId, std::deque<DigestCheckpoint>> peer_digests_;  // guarded by digests_mu_
 
   // published state (read by any thread)
   std::atomic<std::uint8_t> role_{0};

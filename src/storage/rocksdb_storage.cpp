@@ -99,7 +99,7 @@ Result<Entry> decode_entry(LogIndex expect, const rocksdb::Slice& key, const roc
   crc = util::crc32c(crc, value.data() + 4, value.size() - 4);
   if (crc != get_u32(value.data())) return corrupt("checksum mismatch");
   const auto kind = static_cast<std::uint8_t>(value.data()[12]);
-  if (kind > static_cast<std::uint8_t>(EntryKind::Noop)) return corrupt("unknown entry kind");
+  if (kind > static_cast<std::uint8_t>(kLastEntryKind)) return corrupt("unknown entry kind");
   Entry e;
   e.index = expect;
   e.term = Term{get_u64(value.data() + 4)};

@@ -127,16 +127,19 @@ class AsioTransport::Impl {
   std::string advertise;  // "host:port" sent in our Hello
 
   /// Adds, re-addresses or (with an empty address) removes a peer. Any thread.
-  void set_peer(NodeId id, const std::string& address);
+  void set_peer(NodeId id, const std::string& address, bool learned_only = false);
   /// Learns the address of a node that dialled us, when we have none for it.
   void learn_peer(NodeId id, const std::string& address) {
     if (address.empty()) return;
     {
       std::lock_guard lock(peers_mu);
       if (peers.count(id) != 0) return;
+      learned.insert(id);
     }
-    set_peer(id, address);
+    set_peer(id, address, /*learned=*/true);
   }
+  /// Peers we dialled back only because they dialled us (not from the configuration).
+  std::set<NodeId> learned;  // guarded by peers_mu
 
   void accept();
   bool known_peer(NodeId id) {
@@ -602,10 +605,10 @@ std::shared_ptr<ClientStream> AsioTransport::Impl::Conn::stream() {
 }
 
 bool AsioTransport::Impl::Conn::impl_accept_unknown() const {
-  // A node with no peers yet is waiting to be added to a cluster: it cannot know the
-  // leader that will contact it.
+  // A node that no configuration has given peers yet is waiting to be added to a
+  // cluster: it cannot know the leader (or the next leader) that will contact it.
   std::lock_guard lock(impl_.peers_mu);
-  return impl_.peers.empty();
+  return impl_.peers.size() == impl_.learned.size();
 }
 
 void AsioTransport::Impl::accept() {
@@ -651,9 +654,13 @@ void AsioTransport::Impl::on_snapshot_chunk(wire::SnapshotChunk c) {
 
 // ---------------------------------------------------------------------------------
 // AsioTransport
-void AsioTransport::Impl::set_peer(NodeId id, const std::string& address) {
+void AsioTransport::Impl::set_peer(NodeId id, const std::string& address, bool learned_only) {
   Impl& i = *this;
   if (id == i.opts.self) return;
+  if (!learned_only) {
+    std::lock_guard lock(i.peers_mu);
+    i.learned.erase(id);  // the configuration names it now
+  }
   std::shared_ptr<Impl::Peer> gone;
   std::shared_ptr<Impl::Peer> created;
   std::shared_ptr<Impl::Peer> changed;

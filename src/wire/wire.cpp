@@ -44,13 +44,18 @@ static_assert(static_cast<int>(fb::MessageType::SnapshotResponse) ==
               static_cast<int>(core::MessageType::SnapshotResponse));
 static_assert(static_cast<int>(fb::MessageType::TimeoutNow) ==
               static_cast<int>(core::MessageType::TimeoutNow));
+static_assert(static_cast<int>(fb::MessageType::DigestReport) ==
+              static_cast<int>(core::MessageType::DigestReport));
 static_assert(static_cast<int>(fb::MessageType::MAX) ==
-              static_cast<int>(core::MessageType::TimeoutNow));
+              static_cast<int>(core::MessageType::DigestReport));
 
 static_assert(static_cast<int>(fb::EntryKind::Normal) == static_cast<int>(EntryKind::Normal));
 static_assert(static_cast<int>(fb::EntryKind::Config) == static_cast<int>(EntryKind::Config));
 static_assert(static_cast<int>(fb::EntryKind::Noop) == static_cast<int>(EntryKind::Noop));
-static_assert(static_cast<int>(fb::EntryKind::MAX) == static_cast<int>(EntryKind::Noop));
+static_assert(static_cast<int>(fb::EntryKind::Session) == static_cast<int>(EntryKind::Session));
+static_assert(static_cast<int>(fb::EntryKind::Watermark) ==
+              static_cast<int>(EntryKind::Watermark));
+static_assert(static_cast<int>(fb::EntryKind::MAX) == static_cast<int>(kLastEntryKind));
 
 static_assert(static_cast<int>(fb::Role::Follower) == static_cast<int>(Role::Follower));
 static_assert(static_cast<int>(fb::Role::PreCandidate) == static_cast<int>(Role::PreCandidate));
@@ -121,6 +126,7 @@ std::string_view type_name(core::MessageType t) noexcept {
     case core::MessageType::Snapshot: return "Snapshot";
     case core::MessageType::SnapshotResponse: return "SnapshotResponse";
     case core::MessageType::TimeoutNow: return "TimeoutNow";
+    case core::MessageType::DigestReport: return "DigestReport";
   }
   return "?";
 }
@@ -404,7 +410,7 @@ Status get_entries(const fb::EntryBatch* batch, Views& views, std::vector<Entry>
                                  out.back().index.value()));
     }
     const auto kind = static_cast<std::uint8_t>(m->kind());
-    if (kind > static_cast<std::uint8_t>(EntryKind::Noop)) {
+    if (kind > static_cast<std::uint8_t>(kLastEntryKind)) {
       return invalid(fmt::format("{}: entry {} has unknown kind {}", what, index, kind));
     }
     const std::size_t size = m->payload_bytes();
@@ -582,6 +588,15 @@ Frame encode_raft(const core::Message& m, std::uint64_t tag) {
     snapshot = fb::CreateSnapshotMeta(b, m.snapshot->index.value(), m.snapshot->term.value(),
                                       config);
   }
+  flatbuffers::Offset<flatbuffers::Vector<const fb::DigestCheckpoint*>> digests = 0;
+  if (!m.digests.empty()) {
+    digests = b.CreateVectorOfStructs<fb::DigestCheckpoint>(
+        m.digests.size(),
+        [](std::size_t i, fb::DigestCheckpoint* out, const std::vector<DigestCheckpoint>* ds) {
+          *out = fb::DigestCheckpoint((*ds)[i].index.value(), (*ds)[i].digest);
+        },
+        &m.digests);
+  }
   fb::RaftMessageBuilder rb(b);
   rb.add_type(static_cast<fb::MessageType>(m.type));
   rb.add_from(m.from.value());
@@ -597,6 +612,7 @@ Frame encode_raft(const core::Message& m, std::uint64_t tag) {
   rb.add_context(m.context);
   rb.add_entries(entries);
   rb.add_snapshot(snapshot);
+  rb.add_digests(digests);
   b.Finish(rb.Finish());
   return finish_frame(b, FrameType::Raft, tag);
 }
@@ -608,7 +624,7 @@ Result<core::Message> decode_raft(const Bytes& payload_in) {
   if (!root) return root.status();
   const fb::RaftMessage& r = *root.value();
   const auto type = static_cast<std::uint8_t>(r.type());
-  if (type > static_cast<std::uint8_t>(core::MessageType::TimeoutNow)) {
+  if (type > static_cast<std::uint8_t>(core::MessageType::DigestReport)) {
     return invalid(fmt::format("raft message: unknown type {}", type));
   }
   core::Message m;
@@ -645,6 +661,19 @@ Result<core::Message> decode_raft(const Bytes& payload_in) {
                                     std::move(config).value(), Bytes{}};
   } else if (snap != nullptr) {
     return invalid(fmt::format("raft message: {} carries a snapshot", type_name(m.type)));
+  }
+
+  if (const auto* digests = r.digests(); digests != nullptr) {
+    if (m.type != core::MessageType::DigestReport) {
+      return invalid(fmt::format("raft message: {} carries digests", type_name(m.type)));
+    }
+    if (!elements_aligned(digests->Data())) {
+      return invalid("raft message: misaligned digest vector");
+    }
+    m.digests.reserve(digests->size());
+    for (const fb::DigestCheckpoint* d : *digests) {
+      m.digests.push_back(DigestCheckpoint{LogIndex{d->index()}, d->digest()});
+    }
   }
   return m;
 }
@@ -889,9 +918,18 @@ Frame encode_client_reply(const ClientReply& r, std::uint64_t tag) {
     member_offsets.reserve(ci.members.size());
     for (const MemberInfo& mi : ci.members) {
       const auto address = put_string(b, mi.address);
-      member_offsets.push_back(fb::CreateMemberInfo(b, mi.id.value(), address, mi.voter,
-                                                    mi.is_leader, mi.match.value(), mi.lag,
-                                                    mi.last_contact_ms));
+      fb::MemberInfoBuilder mb(b);
+      mb.add_id(mi.id.value());
+      mb.add_address(address);
+      mb.add_voter(mi.voter);
+      mb.add_is_leader(mi.is_leader);
+      mb.add_match(mi.match.value());
+      mb.add_lag(mi.lag);
+      mb.add_last_contact_ms(mi.last_contact_ms);
+      mb.add_digest_index(mi.digest.index.value());
+      mb.add_digest(mi.digest.digest);
+      mb.add_diverged_at(mi.diverged_at.value());
+      member_offsets.push_back(mb.Finish());
     }
     const auto members = member_offsets.empty() ? 0 : b.CreateVector(member_offsets);
     fb::ClusterInfoBuilder cb(b);
@@ -905,6 +943,9 @@ Frame encode_client_reply(const ClientReply& r, std::uint64_t tag) {
     cb.add_first_index(ci.first_index.value());
     cb.add_last_index(ci.last_index.value());
     cb.add_members(members);
+    cb.add_digest_index(ci.digest.index.value());
+    cb.add_digest(ci.digest.digest);
+    cb.add_diverged(ci.diverged);
     cluster_info = cb.Finish();
   }
   const auto entries = put_entries(b, r.entries);
@@ -981,11 +1022,21 @@ Result<ClientReply> decode_client_reply(const Bytes& payload_in) {
       for (const fb::MemberInfo* mi : *members) {
         if (mi == nullptr) return invalid("client reply: null member");
         if (mi->id() == 0) return invalid("client reply: member with node id 0");
-        info.members.push_back(MemberInfo{NodeId{mi->id()}, get_string(mi->address()),
-                                          mi->voter(), mi->is_leader(), LogIndex{mi->match()},
-                                          mi->lag(), mi->last_contact_ms()});
+        MemberInfo member;
+        member.id = NodeId{mi->id()};
+        member.address = get_string(mi->address());
+        member.voter = mi->voter();
+        member.is_leader = mi->is_leader();
+        member.match = LogIndex{mi->match()};
+        member.lag = mi->lag();
+        member.last_contact_ms = mi->last_contact_ms();
+        member.digest = DigestCheckpoint{LogIndex{mi->digest_index()}, mi->digest()};
+        member.diverged_at = LogIndex{mi->diverged_at()};
+        info.members.push_back(std::move(member));
       }
     }
+    info.digest = DigestCheckpoint{LogIndex{ci->digest_index()}, ci->digest()};
+    info.diverged = ci->diverged();
     reply.cluster_info = std::move(info);
     ++results;
   }

@@ -1,0 +1,86 @@
+// librlr — the client library: talks to a cluster over TCP, finds the leader by itself.
+//
+// A Client knows a bootstrap list of node addresses. It asks them who leads (GetLeader),
+// follows NotLeader hints, and retries with backoff. Every proposal carries the client's
+// session (a random client id and an increasing sequence number), so a retry after a
+// timeout or a failover is applied once: the cluster answers a retry of a committed
+// proposal with the original index. Thread-safe; many proposals may be outstanding.
+//
+// Example:
+//   rlr::ClientOptions o;
+//   o.cluster_id = "venue-a";
+//   o.bootstrap = {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"};
+//   auto c = rlr::Client::connect(o);
+//   auto r = c.value()->propose(rlr::Bytes::copy_of("BUY 100 XYZ @ 10.5"));
+//   if (r) std::printf("sequenced at %llu\n", (unsigned long long)r.value().index.value());
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rlr/node.h"
+#include "rlr/status.h"
+#include "rlr/types.h"
+
+namespace rlr {
+
+struct ClientOptions {
+  std::string cluster_id;
+  std::vector<std::string> bootstrap;  ///< "host:port" of some nodes
+  std::string auth_token;
+  std::chrono::milliseconds request_timeout{5000};  ///< per attempt
+  std::chrono::milliseconds total_timeout{30000};   ///< across retries and redirects
+  std::chrono::milliseconds backoff_min{20};
+  std::chrono::milliseconds backoff_max{1000};
+  std::uint64_t client_id = 0;  ///< 0: a random id is drawn
+  std::size_t max_frame_bytes = 64U << 20;
+};
+
+/// A stream of committed entries that survives reconnects and failovers: after a broken
+/// connection it resubscribes (to any node) from the index after the last one it
+/// returned, so the caller sees a gap-free sequence.
+class ClientSubscription {
+ public:
+  virtual ~ClientSubscription() = default;
+  /// Waits up to `timeout` for entries; an empty vector when none arrived.
+  /// Errors: Compacted (the next index is no longer retained anywhere it asked),
+  /// Unavailable (no node answered within the client's total timeout).
+  [[nodiscard]] virtual Result<std::vector<Entry>> next(std::chrono::milliseconds timeout) = 0;
+  [[nodiscard]] virtual LogIndex position() const = 0;
+};
+
+class Client {
+ public:
+  virtual ~Client() = default;
+  /// Connects to some node of the bootstrap list and learns the leader.
+  /// Errors: InvalidArgument (bad options), Unavailable (no node reachable),
+  /// WrongCluster / InvalidArgument from a refused handshake.
+  [[nodiscard]] static Result<std::unique_ptr<Client>> connect(const ClientOptions& options);
+
+  /// Proposes a command to the leader (found and followed automatically) and waits for
+  /// it to commit. Retries are idempotent (client session).
+  [[nodiscard]] virtual Result<ProposeResult> propose(Bytes command) = 0;
+  /// Asynchronous propose; `done` runs on the client's thread. Many may be outstanding.
+  virtual void propose_async(Bytes command, std::function<void(Result<ProposeResult>)> done) = 0;
+  [[nodiscard]] virtual Result<std::unique_ptr<ClientSubscription>> subscribe(LogIndex from) = 0;
+
+  [[nodiscard]] virtual Result<NodeId> leader() = 0;
+  /// The leader's answer (or the node's at `address` when given).
+  [[nodiscard]] virtual Result<ClusterInfo> cluster_info(const std::string& address = {}) = 0;
+  [[nodiscard]] virtual Result<Role> role(const std::string& address) = 0;
+  /// Linearizable read barrier on the leader.
+  [[nodiscard]] virtual Result<LogIndex> read_index() = 0;
+
+  [[nodiscard]] virtual Status add_learner(const MemberAddress& member) = 0;
+  [[nodiscard]] virtual Status promote(NodeId id) = 0;
+  [[nodiscard]] virtual Status remove(NodeId id) = 0;
+  [[nodiscard]] virtual Status transfer_leadership(NodeId to) = 0;
+
+  [[nodiscard]] virtual std::uint64_t client_id() const = 0;
+};
+
+}  // namespace rlr

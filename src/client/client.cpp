@@ -1,0 +1,775 @@
+// rlr::Client: leader discovery, redirects, retries with backoff, client sessions.
+//
+// Everything stateful runs on the client's io thread: the connection to the leader, the
+// table of operations, the discovery probes. Public methods post to that thread; the
+// blocking ones wait for the operation's outcome.
+//
+// An operation lives until it has an outcome or its total deadline passes:
+//   Waiting  -- no ready connection to the leader yet (discovery may be running)
+//   InFlight -- sent under one request id; a reply or the attempt timeout ends the attempt
+//   Backoff  -- waiting out a backoff delay before the next attempt
+// Retries of a proposal carry the same (client_id, sequence), so the cluster applies it
+// once however many attempts reach it.
+//
+// Discovery: when the leader's address is not known, every candidate address (the
+// bootstrap list plus addresses learned from replies) is asked GetLeader in parallel;
+// the first answer naming a leader with an address wins. Rounds repeat with backoff
+// while operations wait.
+#include "rlr/client.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "client/backoff.h"
+#include "client/connection.h"
+#include "client/io_thread.h"
+#include "client/subscription.h"
+
+namespace rlr {
+namespace client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Reply = Result<wire::ClientReply>;
+using ReplyFn = std::function<void(Reply)>;
+
+/// Most operations outstanding at once; more fail with Busy.
+constexpr std::size_t kMaxOutstanding = 10000;
+/// Most addresses remembered besides the bootstrap list.
+constexpr std::size_t kMaxLearnedAddresses = 64;
+
+bool is_refusal(const Status& s) {
+  return s.code() == ErrorCode::WrongCluster || s.code() == ErrorCode::InvalidArgument;
+}
+
+std::uint64_t draw_client_id() {
+  std::random_device rd;
+  std::uint64_t id = 0;
+  while (id == 0) id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return id;
+}
+
+Status check_options(const ClientOptions& o) {
+  if (o.cluster_id.empty()) return Status{ErrorCode::InvalidArgument, "cluster_id is empty"};
+  if (o.bootstrap.empty()) return Status{ErrorCode::InvalidArgument, "the bootstrap list is empty"};
+  for (const auto& a : o.bootstrap) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!split_host_port(a, host, port)) {
+      return Status{ErrorCode::InvalidArgument,
+                    fmt::format("bootstrap address '{}' is not HOST:PORT", a)};
+    }
+  }
+  if (o.request_timeout.count() <= 0 || o.total_timeout.count() <= 0) {
+    return Status{ErrorCode::InvalidArgument, "timeouts must be positive"};
+  }
+  if (o.backoff_min.count() <= 0 || o.backoff_max < o.backoff_min) {
+    return Status{ErrorCode::InvalidArgument, "backoff_min must be positive and <= backoff_max"};
+  }
+  if (o.max_frame_bytes < 4096) {
+    return Status{ErrorCode::InvalidArgument, "max_frame_bytes must be at least 4096"};
+  }
+  return Status::ok();
+}
+
+ConnectionSettings settings_of(const ClientOptions& o) {
+  ConnectionSettings s;
+  s.cluster_id = o.cluster_id;
+  s.token = o.auth_token;
+  s.max_frame_bytes = o.max_frame_bytes;
+  s.max_queue_bytes = std::max<std::size_t>(o.max_frame_bytes * 2, 1U << 20);
+  s.connect_timeout = o.request_timeout;
+  return s;
+}
+
+// Out of line: inlined into a std::function, g++ 12 reports a spurious
+// maybe-uninitialized on the variant inside Result.
+[[gnu::noinline]] Result<ProposeResult> propose_result(const Reply& r) {
+  if (!r.is_ok()) return r.status();
+  if (!r.value().propose) return Status{ErrorCode::Corruption, "reply to Propose without a result"};
+  return *r.value().propose;
+}
+
+class ClientImpl final : public Client {
+ public:
+  explicit ClientImpl(const ClientOptions& o)
+      : o_(o),
+        settings_(settings_of(o)),
+        client_id_(o.client_id != 0 ? o.client_id : draw_client_id()),
+        rng_(std::random_device{}()),
+        round_timer_(io_.io()),
+        connect_timer_(io_.io()) {}
+
+  ~ClientImpl() override {
+    io_.run_and_wait([this] { shut_down(); });
+    io_.stop();
+  }
+  ClientImpl(const ClientImpl&) = delete;
+  ClientImpl& operator=(const ClientImpl&) = delete;
+
+  /// Blocks until a leader is known, or some node answered that none is, or the total
+  /// timeout passed, or a node refused the handshake.
+  Status connect_initial() {
+    std::promise<Status> p;
+    auto f = p.get_future();
+    io_.post([this, &p] {
+      connect_waiters_.push_back([&p](Status s) { p.set_value(std::move(s)); });
+      connect_timer_.expires_after(o_.total_timeout);
+      connect_timer_.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        notify_connect_waiters(Status{
+            ErrorCode::Unavailable,
+            fmt::format("no node of [{}] answered within {} ms{}", fmt::join(o_.bootstrap, ", "),
+                        o_.total_timeout.count(),
+                        last_probe_error_.is_ok() ? "" : " (last: " + last_probe_error_.message() + ")")});
+      });
+      ensure_connection();
+    });
+    return f.get();
+  }
+
+  Result<ProposeResult> propose(Bytes command) override {
+    auto r = call_sync([&](ReplyFn done) { propose_async_reply(std::move(command), std::move(done)); });
+    return propose_result(r);
+  }
+
+  void propose_async(Bytes command, std::function<void(Result<ProposeResult>)> done) override {
+    propose_async_reply(std::move(command),
+                        [done = std::move(done)](Reply r) { done(propose_result(r)); });
+  }
+
+  Result<std::unique_ptr<ClientSubscription>> subscribe(LogIndex from) override {
+    std::vector<std::string> cands;
+    {
+      std::lock_guard lock(known_mu_);
+      if (!known_leader_address_.empty()) cands.push_back(known_leader_address_);
+      for (const auto& a : o_.bootstrap) cands.push_back(a);
+      for (const auto& a : known_learned_) cands.push_back(a);
+    }
+    std::vector<std::string> unique;
+    for (auto& a : cands) {
+      if (std::find(unique.begin(), unique.end(), a) == unique.end()) unique.push_back(std::move(a));
+    }
+    return make_subscription(o_, std::move(unique), from);
+  }
+
+  Result<NodeId> leader() override {
+    auto r = call_sync([&](ReplyFn done) { submit(wire::GetLeaderRequest{}, std::move(done)); });
+    if (!r) return r.status();
+    return r.value().leader;
+  }
+
+  Result<ClusterInfo> cluster_info(const std::string& address) override {
+    auto r = call_sync([&](ReplyFn done) {
+      if (address.empty()) {
+        submit(wire::GetClusterInfoRequest{}, std::move(done));
+      } else {
+        request_once(address, wire::GetClusterInfoRequest{}, std::move(done));
+      }
+    });
+    if (!r) return r.status();
+    if (!r.value().cluster_info) return Status{ErrorCode::Corruption, "reply without cluster info"};
+    return *r.value().cluster_info;
+  }
+
+  Result<Role> role(const std::string& address) override {
+    auto r = call_sync([&](ReplyFn done) {
+      if (address.empty()) {
+        submit(wire::GetRoleRequest{}, std::move(done));
+      } else {
+        request_once(address, wire::GetRoleRequest{}, std::move(done));
+      }
+    });
+    if (!r) return r.status();
+    if (!r.value().role) return Status{ErrorCode::Corruption, "reply without a role"};
+    return *r.value().role;
+  }
+
+  Result<LogIndex> read_index() override {
+    auto r = call_sync([&](ReplyFn done) { submit(wire::ReadIndexRequest{}, std::move(done)); });
+    if (!r) return r.status();
+    if (!r.value().read_index) return Status{ErrorCode::Corruption, "reply without a read index"};
+    return *r.value().read_index;
+  }
+
+  Status add_learner(const MemberAddress& member) override {
+    return admin(wire::AddLearnerRequest{member});
+  }
+  Status promote(NodeId id) override { return admin(wire::PromoteRequest{id}); }
+  Status remove(NodeId id) override { return admin(wire::RemoveRequest{id}); }
+  Status transfer_leadership(NodeId to) override { return admin(wire::TransferLeaderRequest{to}); }
+
+  std::uint64_t client_id() const override { return client_id_; }
+
+ private:
+  enum class OpState : std::uint8_t { Waiting, InFlight, Backoff };
+  struct Op {
+    wire::ClientRequestBody body;
+    ReplyFn done;
+    Clock::time_point deadline;
+    std::uint32_t attempts = 0;
+    std::uint64_t request_id = 0;  ///< the attempt in flight (InFlight only)
+    OpState state = OpState::Waiting;
+    std::shared_ptr<asio::steady_timer> timer;
+    std::uint64_t timer_gen = 0;
+    Status last_error;
+  };
+
+  // ---- calling thread --------------------------------------------------------------
+  template <class Submit>
+  Reply call_sync(Submit&& submit_fn) {
+    if (io_.on_thread()) {
+      return Status{ErrorCode::InvalidArgument,
+                    "blocking client call from a client callback (use the async form)"};
+    }
+    std::promise<Reply> p;
+    auto f = p.get_future();
+    submit_fn([&p](Reply r) { p.set_value(std::move(r)); });
+    return f.get();
+  }
+
+  Status admin(wire::ClientRequestBody body) {
+    auto r = call_sync([&](ReplyFn done) { submit(std::move(body), std::move(done)); });
+    return r.status();
+  }
+
+  void propose_async_reply(Bytes command, ReplyFn done) {
+    wire::ProposeRequest p;
+    p.command = std::move(command);
+    p.client_id = client_id_;
+    p.sequence = next_sequence_.fetch_add(1) + 1;
+    submit(std::move(p), std::move(done));
+  }
+
+  void submit(wire::ClientRequestBody body, ReplyFn done) {
+    io_.post([this, body = std::move(body), done = std::move(done)]() mutable {
+      if (stopping_) {
+        done(Status{ErrorCode::ShuttingDown, "the client is closing"});
+        return;
+      }
+      if (ops_.size() >= kMaxOutstanding) {
+        done(Status{ErrorCode::Busy, fmt::format("more than {} requests outstanding", kMaxOutstanding)});
+        return;
+      }
+      const std::uint64_t id = next_op_id_++;
+      Op& op = ops_[id];
+      op.body = std::move(body);
+      op.done = std::move(done);
+      op.deadline = Clock::now() + o_.total_timeout;
+      op.timer = std::make_shared<asio::steady_timer>(io_.io());
+      dispatch(id);
+    });
+  }
+
+  // ---- io thread: operations ---------------------------------------------------------
+  void arm(std::uint64_t id, Clock::time_point when, void (ClientImpl::*on_fire)(std::uint64_t)) {
+    Op& op = ops_.at(id);
+    const std::uint64_t gen = ++op.timer_gen;
+    op.timer->expires_at(when);
+    op.timer->async_wait([this, id, gen, on_fire](boost::system::error_code) {
+      auto it = ops_.find(id);
+      if (it == ops_.end() || it->second.timer_gen != gen) return;
+      (this->*on_fire)(id);
+    });
+  }
+
+  void dispatch(std::uint64_t id) {
+    Op& op = ops_.at(id);
+    if (Clock::now() >= op.deadline) {
+      give_up(id);
+      return;
+    }
+    if (conn_ && conn_->ready()) {
+      send_attempt(id);
+      return;
+    }
+    op.state = OpState::Waiting;
+    waiting_.push_back(id);
+    arm(id, op.deadline, &ClientImpl::give_up);
+    ensure_connection();
+  }
+
+  void send_attempt(std::uint64_t id) {
+    Op& op = ops_.at(id);
+    const auto now = Clock::now();
+    const auto attempt_end = std::min(op.deadline, now + o_.request_timeout);
+    wire::ClientRequest req;
+    req.request_id = next_request_id_++;
+    req.timeout_ms = static_cast<std::uint32_t>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(attempt_end - now).count()));
+    req.body = op.body;
+    if (Status s = conn_->send(req); !s) {
+      if (s.code() == ErrorCode::InvalidArgument) {
+        finish(id, s);
+      } else {
+        retry_later(id, s);
+      }
+      return;
+    }
+    ++op.attempts;
+    op.request_id = req.request_id;
+    op.state = OpState::InFlight;
+    inflight_[req.request_id] = id;
+    arm(id, attempt_end, &ClientImpl::attempt_timed_out);
+  }
+
+  void attempt_timed_out(std::uint64_t id) {
+    Op& op = ops_.at(id);
+    inflight_.erase(op.request_id);
+    op.request_id = 0;
+    op.last_error = Status{ErrorCode::Timeout,
+                           fmt::format("no reply from {} within {} ms",
+                                       conn_ ? conn_->address() : std::string("the node"),
+                                       o_.request_timeout.count())};
+    if (Clock::now() >= op.deadline) {
+      give_up(id);
+      return;
+    }
+    // A node that does not answer in time is suspect: find the leader again.
+    forget_leader();
+    drop_connection();
+    dispatch(id);
+  }
+
+  void retry_later(std::uint64_t id, Status why) {
+    Op& op = ops_.at(id);
+    op.last_error = std::move(why);
+    const auto delay = backoff_delay(std::max<std::uint32_t>(op.attempts, 1), o_.backoff_min,
+                                     o_.backoff_max, rng_);
+    if (Clock::now() + delay >= op.deadline) {
+      give_up(id);
+      return;
+    }
+    op.state = OpState::Backoff;
+    arm(id, Clock::now() + delay, &ClientImpl::dispatch);
+  }
+
+  void give_up(std::uint64_t id) {
+    const Op& op = ops_.at(id);
+    const std::string last = op.last_error.is_ok() ? "no leader found" : op.last_error.message();
+    const bool reached = op.attempts > 0 && op.last_error.code() != ErrorCode::Unavailable;
+    Status s = reached
+                   ? Status{ErrorCode::Timeout,
+                            fmt::format("no outcome within {} ms (last: {}); a proposal may still commit",
+                                        o_.total_timeout.count(), last)}
+                   : Status{ErrorCode::Unavailable,
+                            fmt::format("no leader reachable within {} ms (last: {})",
+                                        o_.total_timeout.count(), last)};
+    finish(id, std::move(s));
+  }
+
+  void finish(std::uint64_t id, Reply r) {
+    auto it = ops_.find(id);
+    if (it == ops_.end()) return;
+    Op op = std::move(it->second);
+    ops_.erase(it);
+    if (op.request_id != 0) inflight_.erase(op.request_id);
+    op.timer->cancel();
+    if (op.done) op.done(std::move(r));
+  }
+
+  // ---- io thread: the connection to the leader -------------------------------------
+  void ensure_connection() {
+    if (stopping_ || conn_) return;
+    if (leader_address_.empty()) {
+      start_discovery();
+      return;
+    }
+    Connection::Handlers h;
+    h.on_ready = [this](Connection& c) { on_conn_ready(c); };
+    h.on_reply = [this](Connection& c, wire::ClientReply r) { on_conn_reply(c, std::move(r)); };
+    h.on_closed = [this](Connection& c, const Status& s) { on_conn_closed(c, s); };
+    conn_ = Connection::create(io_.io(), settings_, leader_address_, std::move(h));
+    conn_->start();
+  }
+
+  void on_conn_ready(Connection& c) {
+    if (&c != conn_.get()) return;
+    std::deque<std::uint64_t> ready;
+    ready.swap(waiting_);
+    for (std::uint64_t id : ready) {
+      auto it = ops_.find(id);
+      if (it == ops_.end() || it->second.state != OpState::Waiting) continue;
+      dispatch(id);  // sends now while the connection is ready, else waits again
+    }
+  }
+
+  void on_conn_closed(Connection& c, const Status& why) {
+    if (&c != conn_.get()) return;
+    conn_.reset();
+    forget_leader();
+    requeue_inflight(why);
+    if (is_refusal(why)) {
+      fail_waiting(why);
+      return;
+    }
+    if (!waiting_.empty()) ensure_connection();
+  }
+
+  /// Closes the connection to the leader; operations in flight on it wait for the next.
+  void drop_connection() {
+    if (!conn_) return;
+    conn_->close();
+    conn_.reset();
+    requeue_inflight(Status{ErrorCode::Unavailable, "connection dropped"});
+    if (!waiting_.empty()) ensure_connection();
+  }
+
+  void requeue_inflight(const Status& why) {
+    std::map<std::uint64_t, std::uint64_t> inflight;
+    inflight.swap(inflight_);
+    for (const auto& [rid, id] : inflight) {
+      Op& op = ops_.at(id);
+      op.request_id = 0;
+      if (op.last_error.is_ok() || why.code() != ErrorCode::Unavailable ||
+          why.message() != "connection dropped") {
+        op.last_error = why;
+      }
+      op.state = OpState::Waiting;
+      waiting_.push_back(id);
+      arm(id, op.deadline, &ClientImpl::give_up);
+    }
+  }
+
+  void fail_waiting(const Status& why) {
+    std::deque<std::uint64_t> w;
+    w.swap(waiting_);
+    for (std::uint64_t id : w) {
+      auto it = ops_.find(id);
+      if (it != ops_.end() && it->second.state == OpState::Waiting) finish(id, why);
+    }
+  }
+
+  void on_conn_reply(Connection& c, wire::ClientReply r) {
+    if (&c != conn_.get()) return;
+    if (r.leader != kNoNode && !r.leader_address.empty()) learn(r.leader_address);
+    auto it = inflight_.find(r.request_id);
+    if (it == inflight_.end()) return;  // a late reply to an abandoned attempt
+    const std::uint64_t id = it->second;
+    inflight_.erase(it);
+    Op& op = ops_.at(id);
+    op.request_id = 0;
+
+    // A cluster-info answer from a node that no longer leads is a redirect.
+    if (r.status.is_ok() && std::holds_alternative<wire::GetClusterInfoRequest>(op.body) &&
+        r.cluster_info && r.cluster_info->role != Role::Leader) {
+      r.status = Status::not_leader(r.cluster_info->leader, "the node no longer leads");
+    }
+    if (r.cluster_info) {
+      for (const auto& m : r.cluster_info->members) {
+        if (!m.address.empty()) learn(m.address);
+      }
+    }
+
+    switch (r.status.code()) {
+      case ErrorCode::Ok:
+        finish(id, std::move(r));
+        return;
+      case ErrorCode::NotLeader: {
+        const bool has_hint = !r.leader_address.empty() && r.leader_address != c.address();
+        forget_leader();
+        if (has_hint) set_leader_address(r.leader_address);
+        drop_connection();
+        op.last_error = Status{ErrorCode::NotLeader,
+                               fmt::format("{} is not the leader{}", c.address(),
+                                           has_hint ? " (redirected to " + r.leader_address + ")" : ""),
+                               r.leader};
+        // Follow a fresh hint at once; back off when redirects keep coming (a stale
+        // hint, or leadership in flux) and when there is no hint at all.
+        if (has_hint && op.attempts <= 2) {
+          dispatch(id);
+        } else {
+          retry_later(id, op.last_error);
+        }
+        return;
+      }
+      case ErrorCode::Unavailable:
+      case ErrorCode::ShuttingDown:
+        forget_leader();
+        drop_connection();
+        retry_later(id, r.status);
+        return;
+      case ErrorCode::Busy:
+      case ErrorCode::TransferInProgress:
+      case ErrorCode::Timeout:
+        // The same session makes the retry of a proposal safe.
+        retry_later(id, r.status);
+        return;
+      default:
+        finish(id, r.status);
+        return;
+    }
+  }
+
+  // ---- io thread: leader discovery -------------------------------------------------
+  void start_discovery() {
+    if (discovering_ || stopping_) return;
+    discovering_ = true;
+    discovery_round_ = 0;
+    probe_round();
+  }
+
+  std::vector<std::string> candidates() const {
+    std::vector<std::string> c = o_.bootstrap;
+    for (const auto& a : learned_) {
+      if (std::find(c.begin(), c.end(), a) == c.end()) c.push_back(a);
+    }
+    return c;
+  }
+
+  void probe_round() {
+    const std::uint64_t epoch = ++probe_epoch_;
+    const auto cands = candidates();
+    probes_pending_ = cands.size();
+    probe_answered_ = false;
+    probe_refusal_ = Status::ok();
+    for (const auto& addr : cands) {
+      Connection::Handlers h;
+      h.on_ready = [this](Connection& c) {
+        wire::ClientRequest req;
+        req.request_id = 1;
+        req.timeout_ms = static_cast<std::uint32_t>(o_.request_timeout.count());
+        req.body = wire::GetLeaderRequest{};
+        (void)c.send(req);
+      };
+      h.on_reply = [this, epoch](Connection& c, wire::ClientReply r) {
+        c.close();
+        probe_result(epoch, c, std::move(r));
+      };
+      h.on_closed = [this, epoch](Connection& c, const Status& s) { probe_result(epoch, c, s); };
+      auto conn = Connection::create(io_.io(), settings_, addr, std::move(h));
+      probes_.push_back(conn);
+      conn->start();
+    }
+    round_timer_.expires_after(o_.request_timeout);
+    round_timer_.async_wait([this, epoch](boost::system::error_code ec) {
+      if (ec || epoch != probe_epoch_) return;
+      round_finished();
+    });
+  }
+
+  void probe_result(std::uint64_t epoch, Connection& c, Reply r) {
+    if (epoch != probe_epoch_) return;
+    if (r) {
+      probe_answered_ = true;
+      if (r.value().leader != kNoNode && !r.value().leader_address.empty()) {
+        leader_found(r.value().leader_address);
+        return;
+      }
+      last_probe_error_ = Status{ErrorCode::Unavailable,
+                                 fmt::format("{}: {}", c.address(),
+                                             r.value().status.is_ok() ? std::string("no leader known")
+                                                                      : r.value().status.message())};
+    } else {
+      last_probe_error_ = r.status();
+      if (is_refusal(r.status())) probe_refusal_ = r.status();
+    }
+    if (probes_pending_ > 0) --probes_pending_;
+    if (probes_pending_ == 0) round_finished();
+  }
+
+  void close_probes() {
+    ++probe_epoch_;
+    round_timer_.cancel();
+    for (auto& p : probes_) p->close();
+    probes_.clear();
+    probes_pending_ = 0;
+  }
+
+  void round_finished() {
+    close_probes();
+    if (!probe_refusal_.is_ok()) {
+      discovering_ = false;
+      notify_connect_waiters(probe_refusal_);
+      fail_waiting(probe_refusal_);
+      return;
+    }
+    if (probe_answered_) notify_connect_waiters(Status::ok());
+    if ((waiting_.empty() && connect_waiters_.empty()) || stopping_) {
+      discovering_ = false;
+      return;
+    }
+    for (std::uint64_t id : waiting_) {
+      auto it = ops_.find(id);
+      if (it != ops_.end() && it->second.state == OpState::Waiting) it->second.last_error = last_probe_error_;
+    }
+    const auto delay = backoff_delay(++discovery_round_, o_.backoff_min, o_.backoff_max, rng_);
+    const std::uint64_t epoch = probe_epoch_;
+    round_timer_.expires_after(delay);
+    round_timer_.async_wait([this, epoch](boost::system::error_code ec) {
+      if (ec || epoch != probe_epoch_) return;
+      probe_round();
+    });
+  }
+
+  void leader_found(const std::string& address) {
+    close_probes();
+    discovering_ = false;
+    set_leader_address(address);
+    notify_connect_waiters(Status::ok());
+    ensure_connection();
+  }
+
+  void notify_connect_waiters(const Status& s) {
+    if (connect_waiters_.empty()) return;
+    connect_timer_.cancel();
+    auto w = std::move(connect_waiters_);
+    connect_waiters_.clear();
+    for (auto& f : w) f(s);
+  }
+
+  void set_leader_address(const std::string& a) {
+    leader_address_ = a;
+    learn(a);
+    std::lock_guard lock(known_mu_);
+    known_leader_address_ = a;
+  }
+  void forget_leader() { leader_address_.clear(); }
+
+  void learn(const std::string& address) {
+    if (std::find(o_.bootstrap.begin(), o_.bootstrap.end(), address) != o_.bootstrap.end()) return;
+    if (std::find(learned_.begin(), learned_.end(), address) != learned_.end()) return;
+    std::string host;
+    std::uint16_t port = 0;
+    if (!split_host_port(address, host, port)) return;
+    if (learned_.size() >= kMaxLearnedAddresses) learned_.erase(learned_.begin());
+    learned_.push_back(address);
+    std::lock_guard lock(known_mu_);
+    known_learned_ = learned_;
+  }
+
+  // ---- io thread: one-shot requests to a given node ---------------------------------
+  void request_once(const std::string& address, wire::ClientRequestBody body, ReplyFn done) {
+    io_.post([this, address, body = std::move(body), done = std::move(done)]() mutable {
+      if (stopping_) {
+        done(Status{ErrorCode::ShuttingDown, "the client is closing"});
+        return;
+      }
+      auto state = std::make_shared<OneShot>();
+      state->done = std::move(done);
+      state->timer = std::make_shared<asio::steady_timer>(io_.io());
+      Connection::Handlers h;
+      h.on_ready = [this, state, body](Connection& c) {
+        wire::ClientRequest req;
+        req.request_id = 1;
+        req.timeout_ms = static_cast<std::uint32_t>(o_.request_timeout.count());
+        req.body = body;
+        if (Status s = c.send(req); !s) {
+          c.close();
+          complete_once(state, s);
+        }
+      };
+      h.on_reply = [this, state](Connection& c, wire::ClientReply r) {
+        c.close();
+        if (!r.status.is_ok()) {
+          complete_once(state, r.status);
+        } else {
+          complete_once(state, std::move(r));
+        }
+      };
+      h.on_closed = [this, state](Connection&, const Status& s) { complete_once(state, s); };
+      state->conn = Connection::create(io_.io(), settings_, address, std::move(h));
+      oneshots_.insert(state);
+      state->timer->expires_after(o_.request_timeout);
+      state->timer->async_wait([this, state, address](boost::system::error_code ec) {
+        if (ec) return;
+        if (state->conn) state->conn->close();
+        complete_once(state, Status{ErrorCode::Unavailable,
+                                    fmt::format("{}: no answer within {} ms", address,
+                                                o_.request_timeout.count())});
+      });
+      state->conn->start();
+    });
+  }
+
+  struct OneShot {
+    std::shared_ptr<Connection> conn;
+    std::shared_ptr<asio::steady_timer> timer;
+    ReplyFn done;
+  };
+
+  void complete_once(const std::shared_ptr<OneShot>& state, Reply r) {
+    if (!state->done) return;
+    auto done = std::move(state->done);
+    state->done = nullptr;
+    state->timer->cancel();
+    state->conn.reset();  // breaks the handlers' reference cycle
+    oneshots_.erase(state);
+    done(std::move(r));
+  }
+
+  // ---- io thread: shutdown ---------------------------------------------------------
+  void shut_down() {
+    stopping_ = true;
+    const Status s{ErrorCode::ShuttingDown, "the client is closing"};
+    close_probes();
+    if (conn_) {
+      conn_->close();
+      conn_.reset();
+    }
+    notify_connect_waiters(s);
+    while (!ops_.empty()) finish(ops_.begin()->first, s);
+    while (!oneshots_.empty()) {
+      auto st = *oneshots_.begin();
+      if (st->conn) st->conn->close();
+      complete_once(st, s);
+    }
+  }
+
+  const ClientOptions o_;
+  const ConnectionSettings settings_;
+  const std::uint64_t client_id_;
+  std::atomic<std::uint64_t> next_sequence_{0};
+
+  // Declared before everything the io thread touches, destroyed after it was stopped.
+  IoThread io_;
+
+  // io thread only
+  std::mt19937_64 rng_;
+  bool stopping_ = false;
+  std::map<std::uint64_t, Op> ops_;
+  std::uint64_t next_op_id_ = 1;
+  std::uint64_t next_request_id_ = 1;
+  std::map<std::uint64_t, std::uint64_t> inflight_;  // request id -> op id
+  std::deque<std::uint64_t> waiting_;
+  std::shared_ptr<Connection> conn_;
+  std::string leader_address_;
+  std::vector<std::string> learned_;
+  bool discovering_ = false;
+  std::uint32_t discovery_round_ = 0;
+  std::uint64_t probe_epoch_ = 0;
+  std::vector<std::shared_ptr<Connection>> probes_;
+  std::size_t probes_pending_ = 0;
+  bool probe_answered_ = false;
+  Status probe_refusal_;
+  Status last_probe_error_;
+  asio::steady_timer round_timer_;
+  asio::steady_timer connect_timer_;
+  std::vector<std::function<void(Status)>> connect_waiters_;
+  std::set<std::shared_ptr<OneShot>> oneshots_;
+
+  // what subscribe() (any thread) needs to know
+  mutable std::mutex known_mu_;
+  std::string known_leader_address_;
+  std::vector<std::string> known_learned_;
+};
+
+}  // namespace
+}  // namespace client
+
+Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
+  if (Status s = client::check_options(options); !s) return s;
+  auto c = std::make_unique<client::ClientImpl>(options);
+  if (Status s = c->connect_initial(); !s) return s;
+  return std::unique_ptr<Client>(std::move(c));
+}
+
+}  // namespace rlr

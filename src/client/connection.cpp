@@ -1,0 +1,244 @@
+#include "client/connection.h"
+
+#include <fmt/format.h>
+
+namespace rlr::client {
+
+using tcp = asio::ip::tcp;
+
+bool split_host_port(const std::string& address, std::string& host, std::uint16_t& port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
+  host = address.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return false;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return false;  // a bare IPv6 address needs brackets
+  }
+  if (address.size() - colon - 1 > 5) return false;
+  unsigned long p = 0;
+  for (std::size_t i = colon + 1; i < address.size(); ++i) {
+    const char c = address[i];
+    if (c < '0' || c > '9') return false;
+    p = p * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (p == 0 || p > 65535) return false;
+  port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+std::shared_ptr<Connection> Connection::create(asio::io_context& io,
+                                               const ConnectionSettings& settings,
+                                               std::string address, Handlers handlers) {
+  return std::make_shared<Connection>(io, settings, std::move(address), std::move(handlers));
+}
+
+Connection::Connection(asio::io_context& io, const ConnectionSettings& settings,
+                       std::string address, Handlers handlers)
+    : io_(io),
+      settings_(settings),
+      address_(std::move(address)),
+      handlers_(std::move(handlers)),
+      tag_(wire::cluster_tag(settings.cluster_id)),
+      resolver_(io),
+      sock_(io),
+      timer_(io),
+      reader_(tag_, settings.max_frame_bytes) {}
+
+void Connection::start() {
+  std::string host;
+  std::uint16_t port = 0;
+  if (!split_host_port(address_, host, port)) {
+    auto self = shared_from_this();
+    asio::post(io_, [self] {
+      self->fail(Status{ErrorCode::InvalidArgument,
+                        fmt::format("bad address '{}' (want HOST:PORT)", self->address_)});
+    });
+    return;
+  }
+  timer_.expires_after(settings_.connect_timeout);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_ || self->ready_) return;
+    self->fail(Status{ErrorCode::Unavailable,
+                      fmt::format("{}: no handshake within {} ms", self->address_,
+                                  self->settings_.connect_timeout.count())});
+  });
+  resolver_.async_resolve(
+      host, std::to_string(port),
+      [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type eps) {
+        if (self->closed_) return;
+        if (ec) {
+          self->fail(Status{ErrorCode::Unavailable,
+                            fmt::format("{}: resolve: {}", self->address_, ec.message())});
+          return;
+        }
+        asio::async_connect(self->sock_, eps,
+                            [self](boost::system::error_code ec2, const tcp::endpoint&) {
+                              if (self->closed_) return;
+                              if (ec2) {
+                                self->fail(Status{ErrorCode::Unavailable,
+                                                  fmt::format("{}: connect: {}", self->address_,
+                                                              ec2.message())});
+                                return;
+                              }
+                              self->on_connected();
+                            });
+      });
+}
+
+void Connection::on_connected() {
+  boost::system::error_code ignored;
+  sock_.set_option(tcp::no_delay(true), ignored);
+  wire::Hello h;
+  h.kind = wire::PeerKind::Client;
+  h.cluster_id = settings_.cluster_id;
+  h.token = settings_.token;
+  hello_ = wire::encode_hello(h);
+  asio::async_write(sock_, asio::buffer(hello_),
+                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->fail(Status{ErrorCode::Unavailable,
+                                          fmt::format("{}: hello: {}", self->address_, ec.message())});
+                        return;
+                      }
+                      self->read();
+                    });
+}
+
+void Connection::read() {
+  if (closed_ || reading_ || paused_) return;
+  reading_ = true;
+  sock_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
+                                                 boost::system::error_code ec, std::size_t n) {
+    self->reading_ = false;
+    if (self->closed_) return;
+    if (ec) {
+      self->fail(Status{ErrorCode::Unavailable,
+                        ec == asio::error::eof
+                            ? fmt::format("{}: connection closed by the node", self->address_)
+                            : fmt::format("{}: read: {}", self->address_, ec.message())});
+      return;
+    }
+    self->handle_bytes(n);
+    self->read();
+  });
+}
+
+void Connection::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  // Frames already buffered may be waiting; hand them over first.
+  handle_bytes(0);
+  read();
+}
+
+void Connection::handle_bytes(std::size_t n) {
+  auto self = shared_from_this();  // a handler may drop the owner's reference
+  if (n > 0) reader_.feed(std::span<const std::uint8_t>(rbuf_.data(), n));
+  while (!closed_ && !paused_) {
+    auto item = reader_.next();
+    if (!item) {
+      fail(Status{ErrorCode::Corruption,
+                  fmt::format("{}: malformed frame: {}", address_, item.status().to_string())});
+      return;
+    }
+    if (!item.value()) return;
+    const wire::FrameReader::Item& it = *item.value();
+    if (!ready_) {
+      if (it.header.type != wire::FrameType::HelloAck) {
+        fail(Status{ErrorCode::Corruption, fmt::format("{}: expected HelloAck", address_)});
+        return;
+      }
+      auto ack = wire::decode_hello_ack(it.payload.span());
+      if (!ack) {
+        fail(Status{ErrorCode::Corruption,
+                    fmt::format("{}: bad HelloAck: {}", address_, ack.status().to_string())});
+        return;
+      }
+      if (!ack.value().accepted) {
+        const std::string& reason = ack.value().reason;
+        const ErrorCode code = reason.find("cluster") != std::string::npos ? ErrorCode::WrongCluster
+                                                                            : ErrorCode::InvalidArgument;
+        fail(Status{code, fmt::format("{} refused the connection: {}", address_, reason)});
+        return;
+      }
+      node_id_ = ack.value().node_id;
+      ready_ = true;
+      timer_.cancel();
+      flush();
+      if (handlers_.on_ready) handlers_.on_ready(*this);
+      continue;
+    }
+    if (it.header.type != wire::FrameType::ClientReply) {
+      fail(Status{ErrorCode::Corruption,
+                  fmt::format("{}: unexpected frame type {}", address_,
+                              static_cast<int>(it.header.type))});
+      return;
+    }
+    auto reply = wire::decode_client_reply(it.payload);
+    if (!reply) {
+      fail(Status{ErrorCode::Corruption,
+                  fmt::format("{}: bad reply: {}", address_, reply.status().to_string())});
+      return;
+    }
+    if (handlers_.on_reply) handlers_.on_reply(*this, std::move(reply).value());
+  }
+}
+
+Status Connection::send(const wire::ClientRequest& request) {
+  if (closed_) return Status{ErrorCode::Unavailable, fmt::format("{}: connection closed", address_)};
+  wire::Frame f = wire::encode_client_request(request, tag_);
+  if (f.size() > settings_.max_frame_bytes + wire::kHeaderBytes) {
+    return Status{ErrorCode::InvalidArgument,
+                  fmt::format("request of {} bytes exceeds the frame limit of {} bytes", f.size(),
+                              settings_.max_frame_bytes)};
+  }
+  if (queued_bytes_ + f.size() > settings_.max_queue_bytes && !queue_.empty()) {
+    return Status{ErrorCode::Busy, "too many bytes queued on the connection"};
+  }
+  queued_bytes_ += f.size();
+  queue_.push_back(std::move(f));
+  flush();
+  return Status::ok();
+}
+
+void Connection::flush() {
+  if (!ready_ || writing_ || closed_ || queue_.empty()) return;
+  writing_ = true;
+  asio::async_write(sock_, asio::buffer(queue_.front()),
+                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                      self->writing_ = false;
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->fail(Status{ErrorCode::Unavailable,
+                                          fmt::format("{}: write: {}", self->address_, ec.message())});
+                        return;
+                      }
+                      self->queued_bytes_ -= self->queue_.front().size();
+                      self->queue_.pop_front();
+                      self->flush();
+                    });
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  ready_ = false;
+  boost::system::error_code ignored;
+  timer_.cancel();
+  resolver_.cancel();
+  sock_.shutdown(tcp::socket::shutdown_both, ignored);
+  sock_.close(ignored);
+  // queue_ stays: an aborted write may still name its front frame until it completes.
+}
+
+void Connection::fail(Status why) {
+  if (closed_) return;
+  auto self = shared_from_this();
+  close();
+  if (handlers_.on_closed) handlers_.on_closed(*this, why);
+}
+
+}  // namespace rlr::client
