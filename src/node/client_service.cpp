@@ -93,10 +93,15 @@ bool maybe_forward(const ClientService* service, NodeImpl& node, std::uint64_t r
         if (r) {
           reply = std::move(r).value();
         } else {
-          // Could not relay: send the client to the leader itself. Its session makes the
-          // retry safe even if the forwarded copy did commit.
-          reply.status = Status::not_leader(
-              leader, fmt::format("forwarding to the leader failed: {}", r.status().message()));
+          // Could not relay. Busy and ShuttingDown mean the proposal never left; anything
+          // else may have reached the leader, so it is a Timeout (the client retries with
+          // the same session, which is safe either way). The leader's address goes along.
+          const ErrorCode code = r.status().code() == ErrorCode::Busy ||
+                                         r.status().code() == ErrorCode::ShuttingDown
+                                     ? r.status().code()
+                                     : ErrorCode::Timeout;
+          reply.status = Status{code, fmt::format("forwarding to the leader failed: {}", r.status().message()),
+                                leader};
           reply.leader = leader;
           reply.leader_address = address;
         }

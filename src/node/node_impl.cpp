@@ -191,6 +191,17 @@ void NodeImpl::stop() {
       stopped_ = true;
     }
     applied_cv_.notify_all();
+    // Apply loops hold a reference to this node: they end (and are joined) first.
+    std::vector<std::shared_ptr<ApplyRunner>> runners;
+    {
+      std::lock_guard lock(runners_mu_);
+      for (auto& w : runners_) {
+        if (auto r = w.lock()) runners.push_back(std::move(r));
+      }
+      runners_.clear();
+      primary_runner_ = nullptr;
+    }
+    for (auto& r : runners) r->stop();
     executor_.shutdown();
   });
 }

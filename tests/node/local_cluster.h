@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "node/node_impl.h"
@@ -51,13 +52,31 @@ class LocalCluster {
     auto n = node::NodeImpl::start(options_for(id, founder), std::move(st),
                                    std::make_unique<transport::LocalTransport>(net_, id));
     REQUIRE(n.is_ok());
+    std::lock_guard lock(mu_);
     nodes_[id] = std::move(n).value();
     return *nodes_[id];
   }
 
   void stop(NodeId id) {
-    nodes_.at(id)->stop();
-    nodes_.erase(id);
+    std::unique_ptr<node::NodeImpl> gone;
+    {
+      std::lock_guard lock(mu_);
+      gone = std::move(nodes_.at(id));
+      nodes_.erase(id);
+    }
+    gone->stop();
+  }
+
+  /// Proposes on whichever node currently claims leadership; false when none does.
+  /// Safe to call from another thread while nodes are stopped and started.
+  bool propose_on_leader(Bytes cmd, ClientSession session, ProposeCallback done) {
+    std::lock_guard lock(mu_);
+    for (auto& [id, n] : nodes_) {
+      if (n->get_role() != Role::Leader) continue;
+      n->propose(std::move(cmd), session, std::move(done));
+      return true;
+    }
+    return false;
   }
 
   node::NodeImpl& node(NodeId id) { return *nodes_.at(id); }
@@ -108,6 +127,7 @@ class LocalCluster {
     std::shared_ptr<storage::MemoryStorage> s_;
   };
 
+  std::mutex mu_;  // guards nodes_ against a concurrent propose_on_leader()
   std::shared_ptr<transport::LocalNetwork> net_;
   std::vector<NodeId> founders_;
   std::map<NodeId, std::shared_ptr<storage::MemoryStorage>> storages_;

@@ -1,0 +1,211 @@
+// Round trips: every message kind encodes to a frame whose header is right and whose
+// payload decodes back to the same value; entry payloads decode as views, not copies.
+#include <cstdint>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <rapidcheck.h>
+#include <rapidcheck/catch.h>
+
+#include "util/crc32c.h"
+#include "wire_test_support.h"
+
+namespace rlr::wire::test {
+namespace {
+
+constexpr std::uint64_t kTag = 0x1234'5678'9ABC'DEF0ULL;
+
+/// The header of `f` says `type`, `kTag`, the payload's length and crc.
+void check_frame(const Frame& f, FrameType type, std::uint64_t tag = kTag) {
+  RC_ASSERT(f.size() >= kHeaderBytes);
+  auto h = decode_header(f, tag, kMaxFrame);
+  RC_ASSERT(h.is_ok());
+  RC_ASSERT(h.value().type == type);
+  RC_ASSERT(h.value().cluster_tag == tag);
+  RC_ASSERT(h.value().length == f.size() - kHeaderBytes);
+  RC_ASSERT(check_payload(h.value(), std::span(f).subspan(kHeaderBytes)).is_ok());
+}
+
+template <class T>
+void assert_same(const T& want, const Result<T>& got) {
+  if (!got) RC_FAIL("decode failed: " + got.status().to_string());
+  if (auto d = diff(want, got.value()); !d.empty()) RC_FAIL(d);
+}
+
+TEST_CASE("every core message type round-trips through a Raft frame", "[wire][codec]") {
+  for (int t = 0; t < kMessageTypes; ++t) {
+    const auto type = static_cast<core::MessageType>(t);
+    CAPTURE(t);
+    REQUIRE(rc::check("Raft frame round trip", [type] {
+      const core::Message m = valid_message(type);
+      const Frame f = encode_raft(m, kTag);
+      check_frame(f, FrameType::Raft);
+      assert_same(m, decode_raft(payload_of(f)));
+    }));
+  }
+}
+
+TEST_CASE("a snapshot message travels without its data", "[wire][codec]") {
+  core::Message m;
+  m.type = core::MessageType::Snapshot;
+  m.from = NodeId{1};
+  m.to = NodeId{2};
+  m.term = Term{3};
+  core::Configuration config;
+  config.voters = {NodeId{1}, NodeId{2}, NodeId{3}};
+  m.snapshot = core::SnapshotMeta{LogIndex{10}, Term{2}, config, Bytes::copy_of("sessions")};
+  auto got = decode_raft(payload_of(encode_raft(m, kTag)));
+  REQUIRE(got.is_ok());
+  REQUIRE(got.value().snapshot.has_value());
+  CHECK(got.value().snapshot->data.empty());
+  CHECK(got.value().snapshot->index == LogIndex{10});
+  CHECK(got.value().snapshot->config == config);
+}
+
+TEST_CASE("decoded entry payloads are views into the frame payload", "[wire][codec]") {
+  core::Message m;
+  m.type = core::MessageType::Append;
+  m.from = NodeId{1};
+  m.to = NodeId{2};
+  m.term = Term{5};
+  for (std::uint64_t i = 1; i <= 3; ++i) {
+    m.entries.push_back(Entry{LogIndex{i}, Term{5}, EntryKind::Normal,
+                              Bytes::copy_of("command-" + std::to_string(i))});
+  }
+  Bytes payload = payload_of(encode_raft(m, kTag));
+  const std::uint8_t* begin = payload.data();
+  const std::uint8_t* end = begin + payload.size();
+  auto got = decode_raft(payload);
+  REQUIRE(got.is_ok());
+  payload = Bytes{};  // the entries alone keep the buffer alive
+  REQUIRE(got.value().entries.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const Bytes& p = got.value().entries[i].payload;
+    CHECK(p.data() >= begin);
+    CHECK(p.data() + p.size() <= end);
+    CHECK(p.as_string_view() == "command-" + std::to_string(i + 1));
+  }
+}
+
+TEST_CASE("a payload at an unaligned address still decodes", "[wire][codec]") {
+  core::Message m;
+  m.type = core::MessageType::Append;
+  m.from = NodeId{1};
+  m.to = NodeId{2};
+  m.entries.push_back(Entry{LogIndex{7}, Term{1}, EntryKind::Normal, Bytes::copy_of("x")});
+  const Frame f = encode_raft(m, kTag);
+  // One byte of padding in front of the payload puts it at an odd address.
+  std::vector<std::uint8_t> shifted(1, 0);
+  shifted.insert(shifted.end(), f.begin() + kHeaderBytes, f.end());
+  auto owner = std::make_shared<const std::vector<std::uint8_t>>(std::move(shifted));
+  const Bytes odd(owner, owner->data() + 1, owner->size() - 1);
+  auto got = decode_raft(odd);
+  REQUIRE(got.is_ok());
+  CHECK(got.value().entries.at(0).payload.as_string_view() == "x");
+}
+
+TEST_CASE("snapshot chunks round-trip", "[wire][codec]") {
+  REQUIRE(rc::check("SnapshotChunk round trip", [] {
+    const SnapshotChunk c = valid_chunk();
+    const Frame f = encode_snapshot_chunk(c, kTag);
+    check_frame(f, FrameType::SnapshotChunk);
+    assert_same(c, decode_snapshot_chunk(payload_of(f)));
+  }));
+}
+
+TEST_CASE("Hello and HelloAck round-trip", "[wire][codec]") {
+  REQUIRE(rc::check("Hello round trip", [] {
+    const Hello h = valid_hello();
+    const Frame f = encode_hello(h);
+    // A Hello is tagged with its own cluster id: the receiver can check it at once.
+    check_frame(f, FrameType::Hello, cluster_tag(h.cluster_id));
+    assert_same(h, decode_hello(std::span(f).subspan(kHeaderBytes)));
+  }));
+  REQUIRE(rc::check("HelloAck round trip", [] {
+    const HelloAck a = valid_hello_ack();
+    const Frame f = encode_hello_ack(a, kTag);
+    check_frame(f, FrameType::HelloAck);
+    assert_same(a, decode_hello_ack(std::span(f).subspan(kHeaderBytes)));
+  }));
+}
+
+TEST_CASE("every client request body round-trips", "[wire][codec]") {
+  for (int kind = 0; kind < kRequestKinds; ++kind) {
+    CAPTURE(kind);
+    REQUIRE(rc::check("ClientRequest round trip", [kind] {
+      const ClientRequest r = valid_request(kind);
+      RC_ASSERT(r.body.index() == static_cast<std::size_t>(kind));
+      const Frame f = encode_client_request(r, kTag);
+      check_frame(f, FrameType::ClientRequest);
+      assert_same(r, decode_client_request(payload_of(f)));
+    }));
+  }
+}
+
+TEST_CASE("client replies round-trip with each result and with errors", "[wire][codec]") {
+  for (int shape = 0; shape < kReplyShapes; ++shape) {
+    CAPTURE(shape);
+    REQUIRE(rc::check("ClientReply round trip", [shape] {
+      const ClientReply r = valid_reply(shape);
+      const Frame f = encode_client_reply(r, kTag);
+      check_frame(f, FrameType::ClientReply);
+      assert_same(r, decode_client_reply(payload_of(f)));
+    }));
+  }
+}
+
+TEST_CASE("a NotLeader reply carries the leader's id and address", "[wire][codec]") {
+  ClientReply r;
+  r.request_id = 9;
+  r.status = Status::not_leader(NodeId{3});
+  r.leader = NodeId{3};
+  r.leader_address = "10.0.0.3:7003";
+  auto got = decode_client_reply(payload_of(encode_client_reply(r, kTag)));
+  REQUIRE(got.is_ok());
+  CHECK(got.value().status.code() == ErrorCode::NotLeader);
+  CHECK(got.value().status.leader_hint() == NodeId{3});
+  CHECK(got.value().leader == NodeId{3});
+  CHECK(got.value().leader_address == "10.0.0.3:7003");
+}
+
+TEST_CASE("an ok reply with no result decodes with an ok status", "[wire][codec]") {
+  ClientReply r;
+  r.request_id = 1;
+  auto got = decode_client_reply(payload_of(encode_client_reply(r, kTag)));
+  REQUIRE(got.is_ok());
+  CHECK(got.value().status.is_ok());
+  CHECK(!got.value().propose);
+  CHECK(got.value().entries.empty());
+}
+
+TEST_CASE("cluster tags are stable, distinct and never zero", "[wire][header]") {
+  CHECK(cluster_tag("venue-a") == cluster_tag("venue-a"));
+  CHECK(cluster_tag("venue-a") != cluster_tag("venue-b"));
+  CHECK(cluster_tag("") != 0);
+  // Pinned: the tag is part of the protocol and must not change between builds.
+  CHECK(cluster_tag("venue-a") == 0x909FCC5F2E021B56ULL);
+  REQUIRE(rc::check("tags are non-zero", [](const std::string& id) { RC_ASSERT(cluster_tag(id) != 0); }));
+}
+
+TEST_CASE("encoding an AppendEntries batch keeps one copy of each payload", "[wire][codec]") {
+  // 1000 entries of 100 bytes: the frame is the payloads plus 24 bytes of metadata per
+  // entry plus a small constant, i.e. no per-entry table overhead.
+  core::Message m;
+  m.type = core::MessageType::Append;
+  m.from = NodeId{1};
+  m.to = NodeId{2};
+  m.term = Term{1};
+  const Bytes payload = Bytes(std::vector<std::uint8_t>(100, 0xAB));
+  for (std::uint64_t i = 1; i <= 1000; ++i) {
+    m.entries.push_back(Entry{LogIndex{i}, Term{1}, EntryKind::Normal, payload});
+  }
+  const Frame f = encode_raft(m, kTag);
+  CHECK(f.size() <= kHeaderBytes + 1000 * (100 + 24) + 256);
+  auto got = decode_raft(payload_of(f));
+  REQUIRE(got.is_ok());
+  CHECK(got.value().entries.size() == 1000);
+  CHECK(got.value().entries.back().payload == payload);
+}
+
+}  // namespace
+}  // namespace rlr::wire::test
