@@ -43,6 +43,11 @@ using ReplyFn = std::function<void(Reply)>;
 
 /// Most operations outstanding at once; more fail with Busy.
 constexpr std::size_t kMaxOutstanding = 10000;
+/// Most proposals sent and not yet answered; more wait in the client, in order. The
+/// cluster remembers the results of the last 128 sequence numbers of each client
+/// (SessionTable::kWindow), so a retry is always answered with the original entry only
+/// while no more than that many are in flight.
+constexpr std::size_t kMaxProposalsInFlight = 128;
 /// Most addresses remembered besides the bootstrap list.
 constexpr std::size_t kMaxLearnedAddresses = 64;
 
@@ -210,7 +215,7 @@ class ClientImpl final : public Client {
   std::uint64_t client_id() const override { return client_id_; }
 
  private:
-  enum class OpState : std::uint8_t { Waiting, InFlight, Backoff };
+  enum class OpState : std::uint8_t { Queued, Waiting, InFlight, Backoff };
   struct Op {
     wire::ClientRequestBody body;
     ReplyFn done;
@@ -221,6 +226,10 @@ class ClientImpl final : public Client {
     std::shared_ptr<asio::steady_timer> timer;
     std::uint64_t timer_gen = 0;
     Status last_error;
+    bool admitted = false;  ///< a proposal counted in proposals_in_flight_
+    /// Some attempt ended without a definite answer (it may be in the log): from then on
+    /// every retry must carry the same sequence number.
+    bool ambiguous = false;
   };
 
   // ---- calling thread --------------------------------------------------------------
@@ -244,8 +253,7 @@ class ClientImpl final : public Client {
   void propose_async_reply(Bytes command, ReplyFn done) {
     wire::ProposeRequest p;
     p.command = std::move(command);
-    p.client_id = client_id_;
-    p.sequence = next_sequence_.fetch_add(1) + 1;
+    p.client_id = client_id_;  // the sequence is drawn on the io thread, in send order
     submit(std::move(p), std::move(done));
   }
 
@@ -265,8 +273,29 @@ class ClientImpl final : public Client {
       op.done = std::move(done);
       op.deadline = Clock::now() + o_.total_timeout;
       op.timer = std::make_shared<asio::steady_timer>(io_.io());
+      if (auto* p = std::get_if<wire::ProposeRequest>(&op.body)) {
+        p->sequence = ++last_sequence_;
+        op.state = OpState::Queued;
+        proposal_queue_.push_back(id);
+        arm(id, op.deadline, &ClientImpl::give_up);
+        admit_proposals();
+        return;
+      }
       dispatch(id);
     });
+  }
+
+  /// Starts queued proposals while fewer than kMaxProposalsInFlight are outstanding.
+  void admit_proposals() {
+    while (proposals_in_flight_ < kMaxProposalsInFlight && !proposal_queue_.empty()) {
+      const std::uint64_t id = proposal_queue_.front();
+      proposal_queue_.pop_front();
+      auto it = ops_.find(id);
+      if (it == ops_.end() || it->second.state != OpState::Queued) continue;
+      it->second.admitted = true;
+      ++proposals_in_flight_;
+      dispatch(id);
+    }
   }
 
   // ---- io thread: operations ---------------------------------------------------------
@@ -323,6 +352,7 @@ class ClientImpl final : public Client {
 
   void attempt_timed_out(std::uint64_t id) {
     Op& op = ops_.at(id);
+    op.ambiguous = true;
     inflight_.erase(op.request_id);
     op.request_id = 0;
     op.last_error = Status{ErrorCode::Timeout,
@@ -354,6 +384,12 @@ class ClientImpl final : public Client {
 
   void give_up(std::uint64_t id) {
     const Op& op = ops_.at(id);
+    if (op.state == OpState::Queued) {
+      finish(id, Status{ErrorCode::Timeout,
+                        fmt::format("not sent within {} ms: {} earlier proposals still outstanding",
+                                    o_.total_timeout.count(), kMaxProposalsInFlight)});
+      return;
+    }
     const std::string last = op.last_error.is_ok() ? "no leader found" : op.last_error.message();
     const bool reached = op.attempts > 0 && op.last_error.code() != ErrorCode::Unavailable;
     Status s = reached
@@ -373,6 +409,10 @@ class ClientImpl final : public Client {
     ops_.erase(it);
     if (op.request_id != 0) inflight_.erase(op.request_id);
     op.timer->cancel();
+    if (op.admitted) {
+      --proposals_in_flight_;
+      if (!stopping_) admit_proposals();
+    }
     if (op.done) op.done(std::move(r));
   }
 
@@ -429,6 +469,7 @@ class ClientImpl final : public Client {
     for (const auto& [rid, id] : inflight) {
       Op& op = ops_.at(id);
       op.request_id = 0;
+      op.ambiguous = true;  // the node may have appended it before the connection broke
       if (op.last_error.is_ok() || why.code() != ErrorCode::Unavailable ||
           why.message() != "connection dropped") {
         op.last_error = why;
@@ -466,6 +507,27 @@ class ClientImpl final : public Client {
     if (r.cluster_info) {
       for (const auto& m : r.cluster_info->members) {
         if (!m.address.empty()) learn(m.address);
+      }
+    }
+
+    // The ordering rule of sessions: the cluster takes any sequence at or below the
+    // client's highest as a duplicate. A proposal that was refused outright (never
+    // appended) must therefore not come back with its old number after later ones
+    // committed: it gets a fresh one, unless an earlier attempt may be in the log.
+    if (auto* p = std::get_if<wire::ProposeRequest>(&op.body)) {
+      switch (r.status.code()) {
+        case ErrorCode::NotLeader:
+        case ErrorCode::Busy:
+        case ErrorCode::TransferInProgress:
+        case ErrorCode::Unavailable:
+          if (!op.ambiguous) p->sequence = ++last_sequence_;
+          break;
+        case ErrorCode::Timeout:
+        case ErrorCode::ShuttingDown:
+          op.ambiguous = true;
+          break;
+        default:
+          break;
       }
     }
 
@@ -727,7 +789,6 @@ class ClientImpl final : public Client {
   const ClientOptions o_;
   const ConnectionSettings settings_;
   const std::uint64_t client_id_;
-  std::atomic<std::uint64_t> next_sequence_{0};
 
   // Declared before everything the io thread touches, destroyed after it was stopped.
   IoThread io_;
@@ -740,6 +801,9 @@ class ClientImpl final : public Client {
   std::uint64_t next_request_id_ = 1;
   std::map<std::uint64_t, std::uint64_t> inflight_;  // request id -> op id
   std::deque<std::uint64_t> waiting_;
+  std::deque<std::uint64_t> proposal_queue_;  // Queued proposals, in sequence order
+  std::size_t proposals_in_flight_ = 0;
+  std::uint64_t last_sequence_ = 0;  // the highest sequence number drawn
   std::shared_ptr<Connection> conn_;
   std::string leader_address_;
   std::vector<std::string> learned_;

@@ -44,7 +44,9 @@ Connection::Connection(asio::io_context& io, const ConnectionSettings& settings,
       resolver_(io),
       sock_(io),
       timer_(io),
-      reader_(tag_, settings.max_frame_bytes) {}
+      // The HelloAck of a node of another cluster carries that cluster's tag: read it
+      // without the check, so that its refusal can be reported; checked from then on.
+      reader_(0, settings.max_frame_bytes) {}
 
 void Connection::start() {
   std::string host;
@@ -165,6 +167,7 @@ void Connection::handle_bytes(std::size_t n) {
         return;
       }
       node_id_ = ack.value().node_id;
+      reader_.expect_tag(tag_);
       ready_ = true;
       timer_.cancel();
       flush();

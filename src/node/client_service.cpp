@@ -19,19 +19,6 @@ constexpr std::chrono::milliseconds kDefaultAdminTimeout{10000};
 // reaches the leader directly is still deduplicated. A request that was itself forwarded
 // (its id has kForwardedRequestBit) is never forwarded again.
 
-/// The node's options, when NodeImpl exposes them as options(); forwarding stays off
-/// without them.
-template <class N>
-const NodeOptions* options_of(const N& n) {
-  if constexpr (requires {
-                  { n.options() } -> std::convertible_to<const NodeOptions&>;
-                }) {
-    return &n.options();
-  } else {
-    return nullptr;
-  }
-}
-
 /// One forwarder per client service, created on first use and destroyed with the
 /// service. (Kept here rather than as a member so that the forwarding path stays in
 /// this file.)
@@ -77,8 +64,8 @@ void drop_forwarder(const ClientService* service) {
 bool maybe_forward(const ClientService* service, NodeImpl& node, std::uint64_t request_id,
                    std::uint32_t timeout_ms, wire::ProposeRequest& body,
                    const std::shared_ptr<transport::ClientStream>& stream) {
-  const NodeOptions* o = options_of(node);
-  if (o == nullptr || !o->forward_proposals) return false;
+  const NodeOptions* o = &node.options();
+  if (!o->forward_proposals) return false;
   if ((request_id & client::kForwardedRequestBit) != 0) return false;
   if (node.get_role() == Role::Leader) return false;
   const NodeId leader = node.get_leader();

@@ -113,6 +113,7 @@ class NodeImpl final : public Node, private transport::Inbox {
   /// Proposes one of RLR's own entries (e.g. an egress watermark).
   void propose_internal(EntryKind kind, Bytes payload, ProposeCallback done);
   [[nodiscard]] NodeId id() const { return options_.id; }
+  [[nodiscard]] const NodeOptions& options() const { return options_; }
   [[nodiscard]] Term current_term() const { return Term{term_.load()}; }
   [[nodiscard]] SessionTable new_session_table() const {
     return SessionTable(options_.session_ttl_entries, options_.max_sessions);

@@ -58,18 +58,29 @@ void SessionTable::expire(LogIndex now) {
   }
 }
 
+bool SessionTable::is_duplicate(const Session& s, std::uint64_t sequence, Outcome& o) {
+  // A sequence is a duplicate when its result is remembered, or when it is so far below
+  // the client's highest that it can no longer be told apart (it is refused then).
+  // Sequences may arrive out of order (pipelined clients): a lower, unseen sequence
+  // within the window is new.
+  if (auto r = s.recent.find(sequence); r != s.recent.end()) {
+    o.duplicate = true;
+    o.original_index = r->second.first;
+    o.original_term = r->second.second;
+    return true;
+  }
+  if (sequence + kWindow <= s.last_sequence) {
+    o.duplicate = true;  // forgotten: original unknown
+    return true;
+  }
+  return false;
+}
+
 SessionTable::Outcome SessionTable::apply(LogIndex index, Term term, std::uint64_t client_id,
                                           std::uint64_t sequence) {
   auto it = sessions_.find(client_id);
-  if (it != sessions_.end() && sequence <= it->second.last_sequence) {
-    Outcome o;
-    o.duplicate = true;
-    if (auto r = it->second.recent.find(sequence); r != it->second.recent.end()) {
-      o.original_index = r->second.first;
-      o.original_term = r->second.second;
-    }
-    return o;
-  }
+  Outcome o;
+  if (it != sessions_.end() && is_duplicate(it->second, sequence, o)) return o;
   if (it == sessions_.end()) {
     expire(index);
     it = sessions_.emplace(client_id, Session{}).first;
@@ -77,10 +88,13 @@ SessionTable::Outcome SessionTable::apply(LogIndex index, Term term, std::uint64
     by_use_.erase({it->second.last_used, client_id});
   }
   Session& s = it->second;
-  s.last_sequence = sequence;
+  s.last_sequence = std::max(s.last_sequence, sequence);
   s.last_used = index;
   s.recent.emplace(sequence, std::make_pair(index, term));
-  while (s.recent.size() > kWindow) s.recent.erase(s.recent.begin());
+  // Keep the results of the newest kWindow sequences.
+  while (!s.recent.empty() && s.recent.begin()->first + kWindow <= s.last_sequence) {
+    s.recent.erase(s.recent.begin());
+  }
   by_use_.emplace(index, client_id);
   return Outcome{};
 }
@@ -88,13 +102,9 @@ SessionTable::Outcome SessionTable::apply(LogIndex index, Term term, std::uint64
 std::optional<SessionTable::Outcome> SessionTable::find(std::uint64_t client_id,
                                                         std::uint64_t sequence) const {
   auto it = sessions_.find(client_id);
-  if (it == sessions_.end() || sequence > it->second.last_sequence) return std::nullopt;
+  if (it == sessions_.end()) return std::nullopt;
   Outcome o;
-  o.duplicate = true;
-  if (auto r = it->second.recent.find(sequence); r != it->second.recent.end()) {
-    o.original_index = r->second.first;
-    o.original_term = r->second.second;
-  }
+  if (!is_duplicate(it->second, sequence, o)) return std::nullopt;
   return o;
 }
 

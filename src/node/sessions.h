@@ -2,7 +2,9 @@
 //
 // Every replica keeps the same table by applying the same Session entries in log order:
 // a command whose (client id, sequence) was already applied is a duplicate and is not
-// applied again; its proposer is answered with the original entry. Sessions expire by a
+// applied again; its proposer is answered with the original entry. Each client's newest
+// kWindow sequences are remembered, so pipelined commands may commit out of order; a
+// sequence older than that window is refused as a duplicate whose result is forgotten. Sessions expire by a
 // deterministic rule evaluated at each Session entry: unused for `ttl_entries` log
 // entries, or the least recently used one when the table is full. The table is part of
 // RLR's snapshot data.
@@ -65,6 +67,7 @@ class SessionTable {
     friend bool operator==(const Session&, const Session&) = default;
   };
   void expire(LogIndex now);
+  static bool is_duplicate(const Session& s, std::uint64_t sequence, Outcome& o);
 
   std::uint64_t ttl_entries_;
   std::size_t max_sessions_;

@@ -62,11 +62,20 @@ Result<SnapshotMeta> MemoryStorage::snapshot() const {
 Status MemoryStorage::persist(const PersistRequest& req) {
   std::lock_guard lock(mu_);
   const LogIndex last = snapshot_.index.plus(entries_.size());
-  if (Status s = check_persist_request(req, snapshot_.index, last); !s) return s;
-  if (req.snapshot != nullptr && req.snapshot->index > snapshot_.index) {
+  // A snapshot older than ours is ignored; a newer one keeps the stored suffix only when
+  // the stored entry at its index has its term.
+  const bool install = req.snapshot != nullptr && req.snapshot->index > snapshot_.index;
+  bool keep_suffix = false;
+  if (install) {
     const SnapshotMeta& s = *req.snapshot;
-    const bool keep_suffix = s.index > snapshot_.index && s.index <= last &&
-                             entries_[s.index.value() - snapshot_.index.value() - 1].term == s.term;
+    keep_suffix = s.index <= last &&
+                  entries_[s.index.value() - snapshot_.index.value() - 1].term == s.term;
+  }
+  const LogIndex base = install ? req.snapshot->index : snapshot_.index;
+  const LogIndex end = install && !keep_suffix ? req.snapshot->index : std::max(last, base);
+  if (Status st = check_entries(req.entries, base, end); !st) return st;
+  if (install) {
+    const SnapshotMeta& s = *req.snapshot;
     if (keep_suffix) {
       entries_.erase(entries_.begin(),
                      entries_.begin() +

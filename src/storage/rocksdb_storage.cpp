@@ -212,8 +212,10 @@ struct RocksDbStorage::Handles {
 
 namespace {
 
-/// Checks format and identity of an existing store without writing to it.
-Status check_existing(const RocksDbOptions& o) {
+/// Checks format and identity of an existing store without writing to it. True when the
+/// store was created but never initialised (a crash between creating the RocksDB and
+/// writing our first records): it holds nothing and is initialised like a new one.
+Result<bool> check_existing(const RocksDbOptions& o) {
   rocksdb::Options opts = base_options(o);
   opts.create_if_missing = false;
   opts.create_missing_column_families = false;
@@ -222,17 +224,27 @@ Status check_existing(const RocksDbOptions& o) {
   auto s = rocksdb::DB::OpenForReadOnly(opts, o.path, families(opts), &cfs, &raw);
   if (!s.ok()) {
     if (s.IsInvalidArgument()) {
-      return {ErrorCode::Corruption,
-              fmt::format("{} is not a librlr store: {}", o.path, s.ToString())};
+      return Status{ErrorCode::Corruption,
+                    fmt::format("{} is not a librlr store: {}", o.path, s.ToString())};
     }
     return from_rocks(s, fmt::format("opening {}", o.path));
   }
   std::unique_ptr<rocksdb::DB> db(raw);
   Status result = Status::ok();
+  bool uninitialised = false;
   std::string value;
   auto g = db->Get(rocksdb::ReadOptions(), cfs[2], kFormatKey, &value);
   if (g.IsNotFound()) {
-    result = {ErrorCode::Corruption, fmt::format("{} has no librlr format record", o.path)};
+    auto empty = [&](rocksdb::ColumnFamilyHandle* cf) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+      it->SeekToFirst();
+      return !it->Valid() && it->status().ok();
+    };
+    if (empty(cfs[1]) && empty(cfs[2])) {
+      uninitialised = true;
+    } else {
+      result = {ErrorCode::Corruption, fmt::format("{} has no librlr format record", o.path)};
+    }
   } else if (!g.ok()) {
     result = from_rocks(g, "reading format");
   } else {
@@ -245,7 +257,7 @@ Status check_existing(const RocksDbOptions& o) {
                             get_u64(body->data()), RocksDbStorage::kFormatVersion)};
     }
   }
-  if (result) {
+  if (result && !uninitialised) {
     g = db->Get(rocksdb::ReadOptions(), cfs[2], kIdentityKey, &value);
     auto body = g.ok() ? unseal(kIdentityKey, value) : std::nullopt;
     if (!body || body->size() < 8) {
@@ -261,7 +273,8 @@ Status check_existing(const RocksDbOptions& o) {
     }
   }
   for (auto* cf : cfs) (void)db->DestroyColumnFamilyHandle(cf);
-  return result;
+  if (!result) return result;
+  return uninitialised;
 }
 
 }  // namespace
@@ -272,9 +285,11 @@ Result<std::unique_ptr<RocksDbStorage>> RocksDbStorage::open(const RocksDbOption
     return Status{ErrorCode::InvalidArgument, "identity needs a cluster id and a node id"};
   }
   std::error_code ec;
-  const bool exists = std::filesystem::exists(std::filesystem::path(options.path) / "CURRENT", ec);
+  bool exists = std::filesystem::exists(std::filesystem::path(options.path) / "CURRENT", ec);
   if (exists) {
-    if (Status s = check_existing(options); !s) return s;
+    auto checked = check_existing(options);
+    if (!checked) return checked.status();
+    if (checked.value()) exists = false;  // created but never initialised
   } else if (!options.create_if_missing) {
     return Status{ErrorCode::NotFound, fmt::format("no librlr store at {}", options.path)};
   }
@@ -343,6 +358,21 @@ LogIndex RocksDbStorage::last_index() const { return LogIndex{last_index_.load()
 Result<std::vector<Entry>> RocksDbStorage::read(LogIndex from, LogIndex to,
                                                 std::size_t max_entries,
                                                 std::size_t max_bytes) const {
+  // A read that raced with a write deleting entries sees a gap that is not corruption:
+  // the log version tells, and the read is tried again on the new log.
+  for (int attempt = 0;; ++attempt) {
+    const std::uint64_t version = log_version_.load();
+    auto r = read_once(from, to, max_entries, max_bytes);
+    if (r || r.status().code() != ErrorCode::Corruption || attempt == 3 ||
+        log_version_.load() == version) {
+      return r;
+    }
+  }
+}
+
+Result<std::vector<Entry>> RocksDbStorage::read_once(LogIndex from, LogIndex to,
+                                                     std::size_t max_entries,
+                                                     std::size_t max_bytes) const {
   if (from < first_index()) {
     return Status{ErrorCode::Compacted, fmt::format("index {} is compacted (first retained {})",
                                                     from.value(), first_index().value())};
@@ -366,7 +396,7 @@ Result<std::vector<Entry>> RocksDbStorage::read(LogIndex from, LogIndex to,
   for (it->Seek(lower); it->Valid() && expect <= to; it->Next(), expect = expect.next()) {
     auto e = decode_entry(expect, it->key(), it->value());
     if (!e) {
-      if (expect < first_index()) break;  // compacted under us: reported below
+      if (expect < first_index() || expect > last_index()) break;  // log changed: reported below
       return e.status();
     }
     if (!out.empty() && (out.size() >= max_entries || bytes + e.value().payload.size() > max_bytes)) {
@@ -378,10 +408,15 @@ Result<std::vector<Entry>> RocksDbStorage::read(LogIndex from, LogIndex to,
   }
   if (!it->status().ok()) return from_rocks(it->status(), "reading log");
   if (!limited && expect <= to) {
-    // The range should have been there in full.
+    // The range should have been there in full, unless the log changed under us.
     if (expect < first_index()) {
       return Status{ErrorCode::Compacted,
                     fmt::format("index {} was compacted during the read", expect.value())};
+    }
+    if (expect > last_index()) {
+      return Status{ErrorCode::InvalidArgument,
+                    fmt::format("index {} was truncated during the read (last is now {})",
+                                expect.value(), last_index().value())};
     }
     return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", expect.value())};
   }
@@ -421,17 +456,23 @@ Result<SnapshotMeta> RocksDbStorage::snapshot() const {
 Status RocksDbStorage::persist(const PersistRequest& req) {
   LogIndex snap_index{snapshot_index_.load()};
   LogIndex last{last_index_.load()};
-  if (Status s = check_persist_request(req, snap_index, last); !s) return s;
-  rocksdb::WriteBatch b;
+  // A snapshot older than ours is ignored; a newer one keeps the stored suffix only when
+  // the stored entry at its index has its term.
   const bool install = req.snapshot != nullptr && req.snapshot->index > snap_index;
+  bool keep_suffix = false;
+  if (install && req.snapshot->index <= last) {
+    auto t = stored_term(req.snapshot->index);
+    if (!t) return t.status();
+    keep_suffix = t.value() == req.snapshot->term;
+  }
+  {
+    const LogIndex base = install ? req.snapshot->index : snap_index;
+    const LogIndex end = install && !keep_suffix ? req.snapshot->index : std::max(last, base);
+    if (Status st = check_entries(req.entries, base, end); !st) return st;
+  }
+  rocksdb::WriteBatch b;
   if (install) {
     const SnapshotMeta& s = *req.snapshot;
-    bool keep_suffix = false;
-    if (s.index <= last) {
-      auto t = stored_term(s.index);
-      if (!t) return t.status();
-      keep_suffix = t.value() == s.term;
-    }
     const LogIndex drop_to = keep_suffix ? s.index : std::max(last, s.index);
     if (snap_index.next() <= drop_to) {
       b.DeleteRange(h_->log(), index_key(snap_index.next()), index_key(drop_to.next()));
@@ -451,9 +492,27 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
   }
   if (req.hard_state) b.Put(h_->meta(), kHardStateKey, encode_hard_state(*req.hard_state));
   if (req.applied) b.Put(h_->meta(), kAppliedKey, encode_u64_record(kAppliedKey, req.applied->value()));
+  // Entries about to be deleted stop being readable before the write, so a concurrent
+  // reader that misses them knows the log moved (and never reports Corruption).
+  bool deletes = install;
+  {
+    std::uint64_t keep_through = last_index_.load();
+    if (install && !keep_suffix) keep_through = std::min(keep_through, snapshot_index_.load());
+    if (!req.entries.empty()) {
+      keep_through = std::min(keep_through, req.entries.front().index.value() - 1);
+    }
+    if (keep_through < last_index_.load()) {
+      last_index_ = keep_through;
+      deletes = true;
+    }
+    if (deletes) ++log_version_;
+  }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  if (auto w = h_->db->Write(wo, &b); !w.ok()) return from_rocks(w, "persisting");
+  auto w = h_->db->Write(wo, &b);
+  // Readers that started between the first bump and the write must also see a change.
+  if (deletes) ++log_version_;
+  if (!w.ok()) return from_rocks(w, "persisting");
   if (install) {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = *req.snapshot;
@@ -483,9 +542,12 @@ Status RocksDbStorage::compact(const SnapshotMeta& s) {
   const std::string end = index_key(s.index.next());
   b.DeleteRange(h_->log(), begin, end);
   b.Put(h_->meta(), kSnapshotKey, encode_snapshot(s));
+  ++log_version_;
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  if (auto w = h_->db->Write(wo, &b); !w.ok()) return from_rocks(w, "compacting");
+  auto w = h_->db->Write(wo, &b);
+  ++log_version_;  // before and after: see read()
+  if (!w.ok()) return from_rocks(w, "compacting");
   {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = s;

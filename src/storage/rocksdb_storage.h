@@ -74,11 +74,16 @@ class RocksDbStorage final : public Storage {
  private:
   [[nodiscard]] Status load_state();
   [[nodiscard]] Result<Term> stored_term(LogIndex i) const;
+  [[nodiscard]] Result<std::vector<Entry>> read_once(LogIndex from, LogIndex to,
+                                                     std::size_t max_entries,
+                                                     std::size_t max_bytes) const;
 
   RocksDbOptions options_;
   std::unique_ptr<Handles> h_;
   std::atomic<std::uint64_t> snapshot_index_{0};
   std::atomic<std::uint64_t> last_index_{0};
+  /// Bumped (before the write) whenever a write deletes entries.
+  std::atomic<std::uint64_t> log_version_{0};
   mutable std::mutex snapshot_mu_;
   SnapshotMeta snapshot_;  // guarded by snapshot_mu_
 };

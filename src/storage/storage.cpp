@@ -27,20 +27,16 @@ Result<RestoreState> Storage::load() const {
   return rs;
 }
 
-Status check_persist_request(const PersistRequest& req, LogIndex snapshot_index,
-                             LogIndex last_index) {
-  if (req.entries.empty()) return Status::ok();
-  const LogIndex base = req.snapshot != nullptr ? req.snapshot->index : snapshot_index;
-  const LogIndex end = req.snapshot != nullptr ? std::max(req.snapshot->index, last_index)
-                                               : last_index;
-  const LogIndex first = req.entries.front().index;
+Status check_entries(std::span<const Entry> entries, LogIndex base, LogIndex end) {
+  if (entries.empty()) return Status::ok();
+  const LogIndex first = entries.front().index;
   if (first <= base || first > end.next()) {
     return {ErrorCode::InvalidArgument,
             fmt::format("entries starting at {} do not continue the log ({}..{}]",
                         first.value(), base.value(), end.value())};
   }
   LogIndex expect = first;
-  for (const Entry& e : req.entries) {
+  for (const Entry& e : entries) {
     if (e.index != expect) {
       return {ErrorCode::InvalidArgument,
               fmt::format("entries are not contiguous at {}", e.index.value())};

@@ -94,8 +94,9 @@ class Storage : public LogStore, public MetaStore, public SnapshotStore {
   [[nodiscard]] Result<RestoreState> load() const;
 };
 
-/// Checks a PersistRequest against the current log end; shared by implementations.
-[[nodiscard]] Status check_persist_request(const PersistRequest& req, LogIndex snapshot_index,
-                                           LogIndex last_index);
+/// Checks that `entries` continue a log whose base (snapshot index) and end will be
+/// `base` and `end` once the request's snapshot, if any, is applied: they must start in
+/// (base, end + 1] and be contiguous. Shared by implementations.
+[[nodiscard]] Status check_entries(std::span<const Entry> entries, LogIndex base, LogIndex end);
 
 }  // namespace rlr::storage

@@ -1,0 +1,539 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+namespace rlr::nodecfg {
+
+namespace {
+
+using Error = ConfigError;
+
+const char* type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time: return "a date/time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+/// Reads typed values out of a parsed file, remembering positions.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[nodiscard]] std::string where(const toml::source_region& r) const {
+    return fmt::format("{}:{}:{}", file_, r.begin.line, r.begin.column);
+  }
+  [[nodiscard]] std::string where(const toml::node& n) const { return where(n.source()); }
+
+  /// Rejects keys of `t` that are not in `known`.
+  [[nodiscard]] std::optional<Error> only_keys(const toml::table& t, const std::set<std::string>& known,
+                                               const std::string& table_name) const {
+    for (auto&& [k, v] : t) {
+      if (known.count(std::string(k.str())) == 0) {
+        std::string list;
+        for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+        return Error{where(k.source()),
+                     fmt::format("unknown key '{}'{} (known: {})", k.str(),
+                                 table_name.empty() ? "" : " in [" + table_name + "]", list)};
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Error> get_string(const toml::node& n, const std::string& name, std::string& out,
+                                  std::string& origin) const {
+    if (!n.is_string()) return wrong_type(n, name, "a string");
+    out = n.as_string()->get();
+    origin = where(n);
+    return std::nullopt;
+  }
+
+  std::optional<Error> get_uint(const toml::node& n, const std::string& name, std::uint64_t min,
+                                std::uint64_t max, std::uint64_t& out, std::string& origin) const {
+    if (!n.is_integer()) return wrong_type(n, name, "an integer");
+    const std::int64_t v = n.as_integer()->get();
+    if (v < 0 || static_cast<std::uint64_t>(v) < min || static_cast<std::uint64_t>(v) > max) {
+      return Error{where(n), fmt::format("{} = {} is out of range [{}, {}]", name, v, min, max)};
+    }
+    out = static_cast<std::uint64_t>(v);
+    origin = where(n);
+    return std::nullopt;
+  }
+
+  std::optional<Error> get_bool(const toml::node& n, const std::string& name, bool& out,
+                                std::string& origin) const {
+    if (!n.is_boolean()) return wrong_type(n, name, "a boolean (true or false)");
+    out = n.as_boolean()->get();
+    origin = where(n);
+    return std::nullopt;
+  }
+
+  [[nodiscard]] Error wrong_type(const toml::node& n, const std::string& name, const char* want) const {
+    return Error{where(n), fmt::format("{} must be {}, not {}", name, want, type_name(n.type()))};
+  }
+
+ private:
+  std::string file_;
+};
+
+bool valid_host(const std::string& host) {
+  if (host.empty() || host.size() > 253) return false;
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return true;
+  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) return true;
+  // A DNS name: letters, digits, '-' and '.', not starting or ending with a dot or dash.
+  if (host.front() == '.' || host.front() == '-' || host.back() == '.' || host.back() == '-') {
+    return false;
+  }
+  bool all_digits_or_dots = true;
+  for (char c : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.';
+    if (!ok) return false;
+    if (!((c >= '0' && c <= '9') || c == '.')) all_digits_or_dots = false;
+  }
+  return !all_digits_or_dots;  // "1.2.3.999" is a bad IPv4 address, not a name
+}
+
+/// Parses "host:port" / "[v6]:port"; a message saying what is wrong otherwise.
+std::optional<std::string> parse_address(const std::string& a, std::string& host, std::uint16_t& port) {
+  const auto colon = a.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= a.size()) {
+    return fmt::format("bad address '{}' (want HOST:PORT)", a);
+  }
+  host = a.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return fmt::format("bad address '{}' (want [IPv6]:PORT)", a);
+    host = host.substr(1, host.size() - 2);
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return fmt::format("bad IPv6 address in '{}'", a);
+  } else if (!valid_host(host)) {
+    return fmt::format("bad host '{}' in address '{}'", host, a);
+  }
+  const std::string p = a.substr(colon + 1);
+  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
+    return fmt::format("bad port '{}' in address '{}'", p, a);
+  }
+  const unsigned long v = std::stoul(p);
+  if (v == 0 || v > 65535) return fmt::format("port {} in address '{}' is not in 1..65535", v, a);
+  port = static_cast<std::uint16_t>(v);
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_egress(const std::string& s, EgressMode& out) {
+  if (s == "leader-only") {
+    out = EgressMode::LeaderOnly;
+  } else if (s == "persist") {
+    out = EgressMode::Persist;
+  } else if (s == "off") {
+    out = EgressMode::Off;
+  } else {
+    return fmt::format("egress '{}' is not one of leader-only, persist, off", s);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_level(const std::string& s, Level& out) {
+  if (s == "debug") {
+    out = Level::Debug;
+  } else if (s == "info") {
+    out = Level::Info;
+  } else if (s == "warn") {
+    out = Level::Warn;
+  } else if (s == "error") {
+    out = Level::Error;
+  } else {
+    return fmt::format("log_level '{}' is not one of debug, info, warn, error", s);
+  }
+  return std::nullopt;
+}
+
+struct Peer {
+  std::uint64_t id = 0;
+  std::string address;
+  std::string origin;
+};
+
+/// Raw values before validation, each with its origin.
+struct Raw {
+  std::string cluster_id, cluster_id_at;
+  std::uint64_t id = 0;
+  std::string id_at;
+  std::string listen, listen_at;
+  std::string data_dir, data_dir_at;
+  std::string role = "voter", role_at;
+  std::string egress = "leader-only", egress_at;
+  std::string storage = "rocksdb", storage_at;
+  std::string token, token_at;
+  std::string log_level = "info", log_level_at;
+  std::string app = "none", app_at;
+  bool sync = true;
+  std::string sync_at;
+  bool forward = false;
+  std::string forward_at;
+  std::uint64_t tick_ms = 10, election_ticks = 15, heartbeat_ticks = 3, proposal_timeout_ms = 5000;
+  std::string tick_at, election_at, heartbeat_at, proposal_at;
+  std::vector<Peer> peers;
+  std::map<std::string, std::string> app_settings;
+};
+
+std::optional<Error> read_app(const toml::node& a, const Reader& r, Raw& raw);
+
+std::optional<Error> read_file(const std::string& path, Raw& raw) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    if (b.line == 0) return Error{path, std::string(e.description())};
+    return Error{fmt::format("{}:{}:{}", path, b.line, b.column), std::string(e.description())};
+  } catch (const std::exception& e) {
+    return Error{path, e.what()};
+  }
+  Reader r(path);
+  if (auto e = r.only_keys(root,
+                           {"cluster_id", "id", "listen", "data_dir", "role", "egress", "storage",
+                            "auth_token", "log_level", "app", "sync", "forward_proposals", "peers",
+                            "timeouts"},
+                           "");
+      e) {
+    return e;
+  }
+  for (auto&& [key, node] : root) {
+    const std::string k(key.str());
+    std::optional<Error> e;
+    if (k == "cluster_id") e = r.get_string(node, k, raw.cluster_id, raw.cluster_id_at);
+    else if (k == "id") e = r.get_uint(node, k, 1, INT64_MAX, raw.id, raw.id_at);
+    else if (k == "listen") e = r.get_string(node, k, raw.listen, raw.listen_at);
+    else if (k == "data_dir") e = r.get_string(node, k, raw.data_dir, raw.data_dir_at);
+    else if (k == "role") e = r.get_string(node, k, raw.role, raw.role_at);
+    else if (k == "egress") e = r.get_string(node, k, raw.egress, raw.egress_at);
+    else if (k == "storage") e = r.get_string(node, k, raw.storage, raw.storage_at);
+    else if (k == "auth_token") e = r.get_string(node, k, raw.token, raw.token_at);
+    else if (k == "log_level") e = r.get_string(node, k, raw.log_level, raw.log_level_at);
+    else if (k == "app") e = read_app(node, r, raw);
+    else if (k == "sync") e = r.get_bool(node, k, raw.sync, raw.sync_at);
+    else if (k == "forward_proposals") e = r.get_bool(node, k, raw.forward, raw.forward_at);
+    if (e) return e;
+  }
+  if (const toml::node* peers = root.get("peers"); peers != nullptr) {
+    if (!peers->is_array()) return r.wrong_type(*peers, "peers", "an array of { id, address } tables");
+    for (const toml::node& p : *peers->as_array()) {
+      if (!p.is_table()) return r.wrong_type(p, "each peer", "a table { id = N, address = \"HOST:PORT\" }");
+      const toml::table& t = *p.as_table();
+      if (auto e = r.only_keys(t, {"id", "address"}, "peers"); e) return e;
+      Peer peer;
+      std::string ignored;
+      const toml::node* id = t.get("id");
+      const toml::node* addr = t.get("address");
+      if (id == nullptr) return Error{r.where(p), "peer without an id"};
+      if (addr == nullptr) return Error{r.where(p), "peer without an address"};
+      if (auto e = r.get_uint(*id, "peer id", 1, INT64_MAX, peer.id, ignored); e) return e;
+      if (auto e = r.get_string(*addr, "peer address", peer.address, ignored); e) return e;
+      peer.origin = r.where(p);
+      raw.peers.push_back(std::move(peer));
+    }
+  }
+  if (const toml::node* t = root.get("timeouts"); t != nullptr) {
+    if (!t->is_table()) return r.wrong_type(*t, "timeouts", "a table");
+    const toml::table& tt = *t->as_table();
+    if (auto e = r.only_keys(tt, {"tick_ms", "election_ticks", "heartbeat_ticks", "proposal_timeout_ms"},
+                             "timeouts");
+        e) {
+      return e;
+    }
+    for (auto&& [key, node] : tt) {
+      const std::string k(key.str());
+      std::optional<Error> e;
+      if (k == "tick_ms") e = r.get_uint(node, k, 1, 10000, raw.tick_ms, raw.tick_at);
+      else if (k == "election_ticks") e = r.get_uint(node, k, 2, 100000, raw.election_ticks, raw.election_at);
+      else if (k == "heartbeat_ticks") e = r.get_uint(node, k, 1, 100000, raw.heartbeat_ticks, raw.heartbeat_at);
+      else if (k == "proposal_timeout_ms") e = r.get_uint(node, k, 1, 3600000, raw.proposal_timeout_ms, raw.proposal_at);
+      if (e) return e;
+    }
+  }
+  return std::nullopt;
+}
+
+/// `app = "kv"`, or an [app] table: `name = "kv"` plus the app's own settings, passed to
+/// it as strings (the app validates them).
+std::optional<Error> read_app(const toml::node& a, const Reader& r, Raw& raw) {
+  if (a.is_string()) {
+    raw.app = a.as_string()->get();
+    raw.app_at = r.where(a);
+    return std::nullopt;
+  }
+  if (!a.is_table()) return r.wrong_type(a, "app", "a string or an [app] table");
+  for (auto&& [key, v] : *a.as_table()) {
+    const std::string k(key.str());
+    if (k == "name") {
+      if (auto e = r.get_string(v, "app.name", raw.app, raw.app_at); e) return e;
+    } else if (v.is_string()) {
+      raw.app_settings[k] = v.as_string()->get();
+    } else if (v.is_integer()) {
+      raw.app_settings[k] = std::to_string(v.as_integer()->get());
+    } else if (v.is_floating_point()) {
+      raw.app_settings[k] = fmt::format("{}", v.as_floating_point()->get());
+    } else if (v.is_boolean()) {
+      raw.app_settings[k] = v.as_boolean()->get() ? "true" : "false";
+    } else {
+      return r.wrong_type(v, "app." + k, "a string, a number or a boolean");
+    }
+  }
+  return std::nullopt;
+}
+
+
+// ---- overrides and validation --------------------------------------------------------
+
+std::optional<Error> split_kv(const std::string& s, const char* flag, std::string& k, std::string& v) {
+  const auto eq = s.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return Error{flag, fmt::format("'{}' is not of the form KEY=VALUE", s)};
+  }
+  k = s.substr(0, eq);
+  v = s.substr(eq + 1);
+  return std::nullopt;
+}
+
+void apply(const Overrides& o, Raw& raw) {
+  auto set = [](const std::optional<std::string>& v, std::string& field, std::string& at, const char* flag) {
+    if (v) {
+      field = *v;
+      at = flag;
+    }
+  };
+  set(o.cluster_id, raw.cluster_id, raw.cluster_id_at, "--cluster-id");
+  set(o.listen, raw.listen, raw.listen_at, "--listen");
+  set(o.data_dir, raw.data_dir, raw.data_dir_at, "--data-dir");
+  set(o.role, raw.role, raw.role_at, "--role");
+  set(o.egress, raw.egress, raw.egress_at, "--egress");
+  set(o.storage, raw.storage, raw.storage_at, "--storage");
+  set(o.token, raw.token, raw.token_at, "--token");
+  set(o.log_level, raw.log_level, raw.log_level_at, "--log-level");
+  set(o.app, raw.app, raw.app_at, "--app");
+  if (o.id) {
+    raw.id = *o.id;
+    raw.id_at = "--id";
+  }
+  auto set_u = [](const std::optional<std::uint32_t>& v, std::uint64_t& field, std::string& at, const char* flag) {
+    if (v) {
+      field = *v;
+      at = flag;
+    }
+  };
+  set_u(o.tick_ms, raw.tick_ms, raw.tick_at, "--tick-ms");
+  set_u(o.election_ticks, raw.election_ticks, raw.election_at, "--election-ticks");
+  set_u(o.heartbeat_ticks, raw.heartbeat_ticks, raw.heartbeat_at, "--heartbeat-ticks");
+  set_u(o.proposal_timeout_ms, raw.proposal_timeout_ms, raw.proposal_at, "--proposal-timeout-ms");
+  if (o.sync) {
+    raw.sync = *o.sync;
+    raw.sync_at = "--sync";
+  }
+  if (o.forward_proposals) {
+    raw.forward = true;
+    raw.forward_at = "--forward-proposals";
+  }
+}
+
+std::optional<Error> parse_peer_flags(const Overrides& o, Raw& raw) {
+  if (o.peers.empty()) return std::nullopt;
+  raw.peers.clear();
+  for (const auto& p : o.peers) {
+    std::string k;
+    std::string v;
+    if (auto e = split_kv(p, "--peer", k, v); e) {
+      e->what = fmt::format("'{}' is not of the form ID=HOST:PORT", p);
+      return e;
+    }
+    if (k.find_first_not_of("0123456789") != std::string::npos || k.size() > 18 || std::stoull(k) == 0) {
+      return Error{"--peer", fmt::format("'{}': the id must be a positive integer", p)};
+    }
+    raw.peers.push_back(Peer{std::stoull(k), v, "--peer " + p});
+  }
+  return std::nullopt;
+}
+
+std::string at_or(const std::string& at, const std::string& fallback) { return at.empty() ? fallback : at; }
+
+std::optional<Error> prepare_data_dir(const std::string& dir, const std::string& at) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error{at, fmt::format("data_dir '{}' cannot be created: {}", dir, ec.message())};
+  if (!fs::is_directory(dir, ec)) return Error{at, fmt::format("data_dir '{}' is not a directory", dir)};
+  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return Error{at, fmt::format("data_dir '{}' is not readable and writable: {}", dir, std::strerror(errno))};
+  }
+  const fs::path probe = fs::path(dir) / ".rlr-node-write-probe";
+  {
+    std::ofstream f(probe);
+    if (!f || !(f << "ok") || !f.flush()) {
+      return Error{at, fmt::format("data_dir '{}' is not writable", dir)};
+    }
+  }
+  fs::remove(probe, ec);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<Config, ConfigError> load_config(const Overrides& o) {
+  Raw raw;
+  const std::string file = o.config_file;
+  if (!file.empty()) {
+    if (auto e = read_file(file, raw); e) return *e;
+  }
+  apply(o, raw);
+  if (auto e = parse_peer_flags(o, raw); e) return *e;
+  for (const auto& kv : o.app_set) {
+    std::string k;
+    std::string v;
+    if (auto e = split_kv(kv, "--app-set", k, v); e) return *e;
+    raw.app_settings[k] = v;
+  }
+  const std::string nowhere = file.empty() ? std::string("command line") : file;
+
+  Config c;
+  c.source = file;
+  NodeOptions& n = c.node;
+  if (raw.cluster_id.empty()) {
+    return Error{at_or(raw.cluster_id_at, nowhere), "cluster_id is required (in the file or --cluster-id)"};
+  }
+  n.cluster_id = raw.cluster_id;
+  if (raw.id == 0) return Error{at_or(raw.id_at, nowhere), "id is required and must be positive (or --id)"};
+  n.id = NodeId{raw.id};
+
+  if (raw.role != "voter" && raw.role != "join") {
+    return Error{raw.role_at, fmt::format("role '{}' is not one of voter, join", raw.role)};
+  }
+  c.join = raw.role == "join";
+
+  std::set<std::uint64_t> ids;
+  std::set<std::string> addresses;
+  for (const Peer& p : raw.peers) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (auto e = parse_address(p.address, host, port); e) return Error{p.origin, "peer " + std::to_string(p.id) + ": " + *e};
+    if (!ids.insert(p.id).second) return Error{p.origin, fmt::format("duplicate peer id {}", p.id)};
+    if (!addresses.insert(p.address).second) {
+      return Error{p.origin, fmt::format("duplicate peer address {}", p.address)};
+    }
+    if (!c.join) n.initial_members.push_back(MemberAddress{NodeId{p.id}, host, port});
+  }
+  if (!c.join) {
+    if (raw.peers.empty()) {
+      return Error{nowhere, "a founding voter (role = \"voter\") needs its peers, itself included "
+                            "(peers = [{ id = 1, address = \"HOST:PORT\" }, ...] or --peer ID=HOST:PORT)"};
+    }
+    if (ids.count(raw.id) == 0) {
+      return Error{at_or(raw.id_at, nowhere),
+                   fmt::format("id {} is not among the peers ({}); a founder lists itself", raw.id,
+                               fmt::join(ids, ", "))};
+    }
+  }
+
+  std::string listen = raw.listen;
+  std::string listen_at = raw.listen_at;
+  if (listen.empty()) {
+    for (const Peer& p : raw.peers) {
+      if (p.id == raw.id) {
+        listen = p.address;
+        listen_at = p.origin;
+      }
+    }
+  }
+  if (listen.empty()) return Error{nowhere, "listen is required (HOST:PORT, or --listen)"};
+  {
+    std::string host;
+    std::uint16_t port = 0;
+    if (auto e = parse_address(listen, host, port); e) return Error{listen_at, "listen: " + *e};
+    n.listen_host = host;
+    n.listen_port = port;
+  }
+
+  if (auto e = parse_egress(raw.egress, c.egress); e) return Error{raw.egress_at, *e};
+  if (auto e = parse_level(raw.log_level, c.log_level); e) return Error{raw.log_level_at, *e};
+  if (raw.storage == "rocksdb") {
+    n.storage = StorageKind::RocksDb;
+  } else if (raw.storage == "memory") {
+    n.storage = StorageKind::Memory;
+  } else {
+    return Error{raw.storage_at, fmt::format("storage '{}' is not one of rocksdb, memory", raw.storage)};
+  }
+  n.sync = raw.sync;
+  n.auth_token = raw.token;
+  n.forward_proposals = raw.forward;
+
+  if (raw.tick_ms == 0 || raw.tick_ms > 10000) {
+    return Error{raw.tick_at, fmt::format("tick_ms = {} is out of range [1, 10000]", raw.tick_ms)};
+  }
+  if (raw.election_ticks < 2 || raw.election_ticks > 100000) {
+    return Error{raw.election_at, fmt::format("election_ticks = {} is out of range [2, 100000]", raw.election_ticks)};
+  }
+  if (raw.heartbeat_ticks == 0 || raw.heartbeat_ticks >= raw.election_ticks) {
+    return Error{at_or(raw.heartbeat_at, raw.election_at),
+                 fmt::format("heartbeat_ticks ({}) must be at least 1 and below election_ticks ({})",
+                             raw.heartbeat_ticks, raw.election_ticks)};
+  }
+  if (raw.proposal_timeout_ms == 0 || raw.proposal_timeout_ms > 3600000) {
+    return Error{raw.proposal_at, fmt::format("proposal_timeout_ms = {} is out of range", raw.proposal_timeout_ms)};
+  }
+  n.tick_ms = static_cast<std::uint32_t>(raw.tick_ms);
+  n.election_ticks = static_cast<std::uint32_t>(raw.election_ticks);
+  n.heartbeat_ticks = static_cast<std::uint32_t>(raw.heartbeat_ticks);
+  n.proposal_timeout_ms = static_cast<std::uint32_t>(raw.proposal_timeout_ms);
+
+  c.app = raw.app.empty() ? "none" : raw.app;
+  c.app_settings = raw.app_settings;
+
+  if (n.storage == StorageKind::RocksDb || !raw.data_dir.empty()) {
+    if (raw.data_dir.empty()) return Error{nowhere, "data_dir is required (or --data-dir)"};
+    if (auto e = prepare_data_dir(raw.data_dir, at_or(raw.data_dir_at, nowhere)); e) return *e;
+  }
+  n.data_dir = raw.data_dir;
+
+  if (Status s = validate(n); !s) return Error{nowhere, s.message()};
+  return c;
+}
+
+const char* egress_name(EgressMode m) {
+  switch (m) {
+    case EgressMode::LeaderOnly: return "leader-only";
+    case EgressMode::Persist: return "persist";
+    case EgressMode::Off: return "off";
+  }
+  return "?";
+}
+
+const char* level_name(Level l) {
+  switch (l) {
+    case Level::Debug: return "debug";
+    case Level::Info: return "info";
+    case Level::Warn: return "warn";
+    case Level::Error: return "error";
+  }
+  return "?";
+}
+
+}  // namespace rlr::nodecfg

@@ -1,0 +1,315 @@
+// rlr-node: one replicator node as a process, optionally hosting an example app.
+//
+//   rlr-node --config n1.toml [overrides...]
+//
+// Exit status: 0 after a clean stop (SIGINT/SIGTERM), 2 for a bad configuration or
+// command line, 1 when the node cannot start or fails.
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "config.h"
+#include "rlr/node.h"
+
+#ifdef RLR_HAVE_APPS
+#include "apps/apps.h"
+#endif
+
+namespace {
+
+using rlr::nodecfg::Level;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+
+/// One line per event on stderr: "2026-11-22T10:00:00.123Z INFO  node 1: became leader".
+class Log {
+ public:
+  void set(Level min, std::uint64_t id) {
+    min_ = min;
+    id_ = id;
+  }
+  template <class... Args>
+  void at(Level l, fmt::format_string<Args...> f, Args&&... args) const {
+    if (static_cast<int>(l) < static_cast<int>(min_)) return;
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    const char* name = l == Level::Debug ? "DEBUG" : l == Level::Info ? "INFO " : l == Level::Warn ? "WARN " : "ERROR";
+    const std::string line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {} node {}: {}\n",
+                                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                         tm.tm_min, tm.tm_sec, ms, name, id_,
+                                         fmt::format(f, std::forward<Args>(args)...));
+    std::fputs(line.c_str(), stderr);
+  }
+
+ private:
+  Level min_ = Level::Info;
+  std::uint64_t id_ = 0;
+};
+
+Log g_log;
+
+std::string app_list() {
+#ifdef RLR_HAVE_APPS
+  return fmt::format("{}", fmt::join(rlr::apps::app_names(), ", "));
+#else
+  return "none (this rlr-node was built without the example apps)";
+#endif
+}
+
+/// Watches the node's view and logs what a person wants to see: elections, lost
+/// leadership, leader changes, membership changes.
+class EventWatcher {
+ public:
+  void poll(const rlr::Node& node) {
+    const rlr::ClusterInfo ci = node.get_cluster_info();
+    if (first_) {
+      first_ = false;
+      role_ = ci.role;
+      leader_ = ci.leader;
+      members_ = members_of(ci);
+      g_log.at(Level::Info, "starting as {} in term {} with {} member(s): {}", rlr::to_string(ci.role),
+               ci.term.value(), members_.size(), describe(members_));
+      return;
+    }
+    if (ci.role != role_) {
+      if (ci.role == rlr::Role::Leader) {
+        g_log.at(Level::Info, "elected leader for term {} (commit {})", ci.term.value(), ci.commit.value());
+      } else if (role_ == rlr::Role::Leader) {
+        g_log.at(Level::Warn, "lost leadership in term {}: now {}{}", ci.term.value(),
+                 rlr::to_string(ci.role),
+                 ci.leader.is_zero() ? std::string() : fmt::format(", leader is node {}", ci.leader.value()));
+      } else if (ci.role == rlr::Role::Learner || role_ == rlr::Role::Learner) {
+        g_log.at(Level::Info, "now {} (term {})", rlr::to_string(ci.role), ci.term.value());
+      } else {
+        g_log.at(Level::Debug, "now {} (term {})", rlr::to_string(ci.role), ci.term.value());
+      }
+      role_ = ci.role;
+    }
+    if (ci.leader != leader_) {
+      if (!ci.leader.is_zero() && ci.leader != ci.id) {
+        g_log.at(Level::Info, "leader is node {} (term {})", ci.leader.value(), ci.term.value());
+      } else if (ci.leader.is_zero()) {
+        g_log.at(Level::Info, "no leader known (term {})", ci.term.value());
+      }
+      leader_ = ci.leader;
+    }
+    auto now = members_of(ci);
+    if (now != members_) {
+      for (const auto& [id, m] : now) {
+        auto it = members_.find(id);
+        if (it == members_.end()) {
+          g_log.at(Level::Info, "member {} joined as {} ({})", id, m.first ? "voter" : "learner", m.second);
+        } else if (it->second.first != m.first) {
+          g_log.at(Level::Info, "member {} is now a {}", id, m.first ? "voter" : "learner");
+        }
+      }
+      for (const auto& [id, m] : members_) {
+        if (now.count(id) == 0) g_log.at(Level::Info, "member {} left the cluster", id);
+      }
+      members_ = std::move(now);
+    }
+    if (ci.diverged && !diverged_) g_log.at(Level::Error, "output digests diverge from another member's");
+    diverged_ = ci.diverged;
+    if (++polls_ % 100 == 0) {
+      g_log.at(Level::Debug, "term {} commit {} applied {} last {}", ci.term.value(), ci.commit.value(),
+               ci.applied.value(), ci.last_index.value());
+    }
+  }
+
+ private:
+  using Members = std::map<std::uint64_t, std::pair<bool, std::string>>;
+  static Members members_of(const rlr::ClusterInfo& ci) {
+    Members m;
+    for (const auto& mi : ci.members) m[mi.id.value()] = {mi.voter, mi.address};
+    return m;
+  }
+  static std::string describe(const Members& m) {
+    std::string s;
+    for (const auto& [id, v] : m) {
+      s += fmt::format("{}{}={}{}", s.empty() ? "" : ", ", id, v.second, v.first ? "" : " (learner)");
+    }
+    return s.empty() ? "none yet" : s;
+  }
+
+  bool first_ = true;
+  rlr::Role role_ = rlr::Role::Follower;
+  rlr::NodeId leader_;
+  Members members_;
+  bool diverged_ = false;
+  std::uint64_t polls_ = 0;
+};
+
+int run(int argc, char** argv) {
+  rlr::nodecfg::Overrides o;
+  bool check_only = false;
+  bool list_apps = false;
+  CLI::App cli{fmt::format(
+      "rlr-node: one librlr replicator node.\n"
+      "Reads a TOML config (--config); flags override it. Apps available: {}.\n"
+      "Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration.",
+      app_list())};
+  cli.add_option("-c,--config", o.config_file, "TOML config file");
+  cli.add_option("--cluster-id", o.cluster_id, "cluster id (every node and client must agree)");
+  cli.add_option("--id", o.id, "this node's id (positive integer)");
+  cli.add_option("--listen", o.listen, "HOST:PORT to listen on (default: this node's peer address)");
+  cli.add_option("--peer", o.peers, "ID=HOST:PORT of a founding voter, this node included (repeat; replaces the file's peers)");
+  cli.add_option("--data-dir", o.data_dir, "directory for the log and metadata (created if missing)");
+  cli.add_option("--role", o.role, "voter (a founding member) or join (start empty; wait to be added as a learner)");
+  cli.add_option("--egress", o.egress, "app egress policy: leader-only, persist or off");
+  cli.add_option("--storage", o.storage, "rocksdb (default) or memory");
+  cli.add_option("--tick-ms", o.tick_ms, "Raft tick in milliseconds");
+  cli.add_option("--election-ticks", o.election_ticks, "election timeout in ticks (randomized in [e, 2e))");
+  cli.add_option("--heartbeat-ticks", o.heartbeat_ticks, "heartbeat interval in ticks");
+  cli.add_option("--proposal-timeout-ms", o.proposal_timeout_ms, "how long a proposal may wait to commit");
+  int sync_flag = 0;  // +1 per --sync, -1 per --no-sync
+  cli.add_flag("--sync,!--no-sync", sync_flag, "fsync every persistence step (default on)");
+  cli.add_option("--token", o.token, "shared secret for peers and clients");
+  cli.add_option("--log-level", o.log_level, "debug, info, warn or error");
+  cli.add_option("--app", o.app, "app to host: " + app_list());
+  cli.add_option("--app-set", o.app_set, "KEY=VALUE setting for the app (repeat; over the [app] table)");
+  cli.add_flag("--forward-proposals", o.forward_proposals,
+               "as a follower, relay client proposals to the leader instead of redirecting");
+  cli.add_flag("--check", check_only, "validate the configuration, print it, and exit");
+  cli.add_flag("--list-apps", list_apps, "print the apps this binary can host, and exit");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return cli.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return cli.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "rlr-node: command line error: %s\n(see rlr-node --help)\n", e.what());
+    return kExitConfig;
+  }
+  if (sync_flag != 0) o.sync = sync_flag > 0;
+  if (list_apps) {
+#ifdef RLR_HAVE_APPS
+    for (const auto& n : rlr::apps::app_names()) std::printf("%s\n", n.c_str());
+#else
+    std::printf("none\n");
+#endif
+    return 0;
+  }
+
+  auto loaded = rlr::nodecfg::load_config(o);
+  if (const auto* err = std::get_if<rlr::nodecfg::ConfigError>(&loaded)) {
+    std::fprintf(stderr, "rlr-node: config error: %s: %s\n", err->where.c_str(), err->what.c_str());
+    return kExitConfig;
+  }
+  const rlr::nodecfg::Config cfg = std::get<rlr::nodecfg::Config>(std::move(loaded));
+  const rlr::NodeOptions& n = cfg.node;
+
+#ifdef RLR_HAVE_APPS
+  std::unique_ptr<rlr::apps::App> app;
+  if (cfg.app != "none") {
+    app = rlr::apps::make_app(cfg.app);
+    if (!app) {
+      std::fprintf(stderr, "rlr-node: config error: app: unknown app '%s' (known: %s)\n", cfg.app.c_str(),
+                   app_list().c_str());
+      return kExitConfig;
+    }
+  }
+#else
+  if (cfg.app != "none") {
+    std::fprintf(stderr, "rlr-node: config error: app: '%s' cannot be hosted: %s\n", cfg.app.c_str(),
+                 app_list().c_str());
+    return kExitConfig;
+  }
+#endif
+
+  g_log.set(cfg.log_level, n.id.value());
+  const std::string members = [&] {
+    std::string s;
+    for (const auto& m : n.initial_members) s += fmt::format("{}{}={}:{}", s.empty() ? "" : ",", m.id.value(), m.host, m.port);
+    return s;
+  }();
+  if (check_only) {
+    std::printf("config ok: cluster '%s', node %llu, listen %s:%u, role %s, peers [%s], data_dir '%s', "
+                "egress %s, app %s, tick %ums x %u election / %u heartbeat, sync %s%s\n",
+                n.cluster_id.c_str(), static_cast<unsigned long long>(n.id.value()), n.listen_host.c_str(),
+                static_cast<unsigned>(n.listen_port), cfg.join ? "join" : "voter", members.c_str(),
+                n.data_dir.c_str(), rlr::nodecfg::egress_name(cfg.egress), cfg.app.c_str(), n.tick_ms,
+                n.election_ticks, n.heartbeat_ticks, n.sync ? "on" : "off",
+                n.forward_proposals ? ", forwarding proposals" : "");
+    return 0;
+  }
+
+  // Signals are taken synchronously by this thread: block them before any other thread
+  // exists so that every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto built = rlr::NodeBuilder().options(n).build();
+  if (!built) {
+    const rlr::Status& s = built.status();
+    g_log.at(Level::Error, "cannot start: {}", s.to_string());
+    const bool config_problem = s.code() == rlr::ErrorCode::InvalidArgument || s.code() == rlr::ErrorCode::WrongCluster;
+    return config_problem ? kExitConfig : kExitFailure;
+  }
+  std::unique_ptr<rlr::Node> node = std::move(built).value();
+  g_log.at(Level::Info, "serving cluster '{}' on {}:{} ({}, data '{}', egress {}, app {}{})", n.cluster_id,
+           n.listen_host, n.listen_port,
+           cfg.join ? "joining: waiting to be added as a learner" : "founding voter of " + members,
+           n.data_dir, rlr::nodecfg::egress_name(cfg.egress), cfg.app,
+           n.forward_proposals ? ", forwarding proposals" : "");
+
+#ifdef RLR_HAVE_APPS
+  std::unique_ptr<rlr::apps::AppContext> ctx;
+  if (app) {
+    ctx = std::make_unique<rlr::apps::AppContext>(rlr::apps::AppContext{*node, n.data_dir, cfg.app_settings, cfg.egress});
+    if (rlr::Status s = app->start(*ctx); !s) {
+      g_log.at(Level::Error, "app '{}' cannot start: {}", cfg.app, s.to_string());
+      node->stop();
+      return s.code() == rlr::ErrorCode::InvalidArgument ? kExitConfig : kExitFailure;
+    }
+    g_log.at(Level::Info, "app '{}' started", cfg.app);
+  }
+#endif
+
+  EventWatcher watcher;
+  int signal_number = 0;
+  for (;;) {
+    watcher.poll(*node);
+    const timespec wait{0, 100'000'000};
+    const int sig = sigtimedwait(&stop_signals, nullptr, &wait);
+    if (sig > 0) {
+      signal_number = sig;
+      break;
+    }
+  }
+  g_log.at(Level::Info, "stopping ({})", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+#ifdef RLR_HAVE_APPS
+  if (app) app->stop();
+#endif
+  node->stop();
+  node.reset();
+  g_log.at(Level::Info, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rlr-node: fatal: %s\n", e.what());
+    return kExitFailure;
+  }
+}

@@ -1,0 +1,223 @@
+// rlr::Client against real nodes on loopback TCP, in one process (NodeBuilder, memory
+// storage): discovery, pipelined proposals with sessions, subscriptions that resume,
+// failover, and the errors a caller can get.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "harness.h"
+#include "rlr/client.h"
+#include "rlr/node.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kCluster = "client-test";
+
+class Nodes {
+ public:
+  explicit Nodes(int n) : ports_(proc::free_ports(static_cast<std::size_t>(n))), nodes_(static_cast<std::size_t>(n)) {
+    for (int i = 1; i <= n; ++i) start(i);
+  }
+  void start(int i) {
+    rlr::NodeBuilder b;
+    b.cluster_id(kCluster).id(rlr::NodeId{static_cast<std::uint64_t>(i)}).listen("127.0.0.1", port(i));
+    for (int j = 1; j <= static_cast<int>(ports_.size()); ++j) {
+      b.member(rlr::NodeId{static_cast<std::uint64_t>(j)}, "127.0.0.1", port(j));
+    }
+    b.storage(rlr::StorageKind::Memory).tick_ms(10).election_ticks(15).heartbeat_ticks(3);
+    auto n = b.build();
+    REQUIRE(n);
+    nodes_[static_cast<std::size_t>(i - 1)] = std::move(n).value();
+  }
+  void stop(int i) {
+    auto& n = nodes_[static_cast<std::size_t>(i - 1)];
+    n->stop();
+    n.reset();
+  }
+  [[nodiscard]] std::uint16_t port(int i) const { return ports_[static_cast<std::size_t>(i - 1)]; }
+  [[nodiscard]] std::string address(int i) const { return "127.0.0.1:" + std::to_string(port(i)); }
+  [[nodiscard]] std::vector<std::string> addresses() const {
+    std::vector<std::string> v;
+    for (int i = 1; i <= static_cast<int>(ports_.size()); ++i) v.push_back(address(i));
+    return v;
+  }
+  rlr::ClientOptions options() const {
+    rlr::ClientOptions o;
+    o.cluster_id = kCluster;
+    o.bootstrap = addresses();
+    o.total_timeout = 15s;
+    o.request_timeout = 3s;
+    return o;
+  }
+
+ private:
+  std::vector<std::uint16_t> ports_;
+  std::vector<std::unique_ptr<rlr::Node>> nodes_;
+};
+
+}  // namespace
+
+TEST_CASE("client: pipelined proposals commit once each, in submission order", "[client]") {
+  Nodes nodes(3);
+  auto c = rlr::Client::connect(nodes.options());
+  REQUIRE(c);
+  REQUIRE(c.value()->client_id() != 0);
+
+  constexpr int kCount = 1000;  // well past the 128 kept in flight
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int, rlr::Result<rlr::ProposeResult>> results;
+  for (int i = 0; i < kCount; ++i) {
+    c.value()->propose_async(rlr::Bytes::copy_of("cmd " + std::to_string(i)), [&, i](rlr::Result<rlr::ProposeResult> r) {
+      std::lock_guard lock(mu);
+      results.emplace(i, std::move(r));
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 30s, [&] { return results.size() == kCount; }));
+  }
+  std::uint64_t last = 0;
+  for (auto& [i, r] : results) {
+    INFO("proposal " << i << ": " << r.status().to_string());
+    REQUIRE(r);
+    CHECK(r.value().index.value() > last);
+    last = r.value().index.value();
+  }
+
+  SECTION("a subscription sees every command, in order, without gaps") {
+    auto sub = c.value()->subscribe(rlr::LogIndex{1});
+    REQUIRE(sub);
+    std::vector<rlr::Entry> got;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline && (got.empty() || got.back().index.value() < last)) {
+      auto batch = sub.value()->next(200ms);
+      REQUIRE(batch);
+      for (auto& e : batch.value()) got.push_back(std::move(e));
+    }
+    REQUIRE(!got.empty());
+    CHECK(got.front().index.value() == 1);
+    int commands = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      CHECK(got[i].index.value() == i + 1);
+      if (got[i].kind == rlr::EntryKind::Session) {
+        const auto text = got[i].payload.as_string_view().substr(16);
+        CHECK(text == "cmd " + std::to_string(commands));
+        ++commands;
+      }
+    }
+    CHECK(commands == kCount);
+    CHECK(sub.value()->position().value() == got.back().index.value() + 1);
+  }
+}
+
+TEST_CASE("client: proposals and subscriptions survive the leader's loss", "[client]") {
+  Nodes nodes(3);
+  auto c = rlr::Client::connect(nodes.options());
+  REQUIRE(c);
+  auto first = c.value()->propose(rlr::Bytes::copy_of("before"));
+  REQUIRE(first);
+  auto leader = c.value()->leader();
+  REQUIRE(leader);
+  auto sub = c.value()->subscribe(rlr::LogIndex{1});
+  REQUIRE(sub);
+
+  nodes.stop(static_cast<int>(leader.value().value()));
+
+  auto second = c.value()->propose(rlr::Bytes::copy_of("after"));
+  INFO(second.status().to_string());
+  REQUIRE(second);
+  CHECK(second.value().index > first.value().index);
+  auto new_leader = c.value()->leader();
+  REQUIRE(new_leader);
+  CHECK(new_leader.value() != leader.value());
+
+  std::vector<std::string> commands;
+  std::uint64_t expect = 1;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (commands.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto batch = sub.value()->next(200ms);
+    if (!batch) continue;  // Unavailable while it looks for a node
+    for (const auto& e : batch.value()) {
+      CHECK(e.index.value() == expect);
+      expect = e.index.value() + 1;
+      if (e.kind == rlr::EntryKind::Session) commands.emplace_back(e.payload.as_string_view().substr(16));
+    }
+  }
+  CHECK(commands == std::vector<std::string>{"before", "after"});
+}
+
+TEST_CASE("client: cluster info, roles and read index", "[client]") {
+  Nodes nodes(3);
+  auto c = rlr::Client::connect(nodes.options());
+  REQUIRE(c);
+  REQUIRE(c.value()->propose(rlr::Bytes::copy_of("x")));
+  auto info = c.value()->cluster_info();
+  REQUIRE(info);
+  CHECK(info.value().role == rlr::Role::Leader);
+  CHECK(info.value().members.size() == 3);
+  int leaders = 0;
+  for (const auto& a : nodes.addresses()) {
+    auto r = c.value()->role(a);
+    REQUIRE(r);
+    leaders += r.value() == rlr::Role::Leader ? 1 : 0;
+    auto own = c.value()->cluster_info(a);
+    REQUIRE(own);
+    CHECK(own.value().cluster_id == kCluster);
+  }
+  CHECK(leaders == 1);
+  auto ri = c.value()->read_index();
+  REQUIRE(ri);
+  CHECK(ri.value().value() >= 2);
+}
+
+TEST_CASE("client: the errors a caller can get", "[client]") {
+  SECTION("bad options") {
+    rlr::ClientOptions o;
+    o.cluster_id = kCluster;
+    CHECK(rlr::Client::connect(o).status().code() == rlr::ErrorCode::InvalidArgument);
+    o.bootstrap = {"no-port"};
+    CHECK(rlr::Client::connect(o).status().code() == rlr::ErrorCode::InvalidArgument);
+  }
+  SECTION("nobody listening") {
+    rlr::ClientOptions o;
+    o.cluster_id = kCluster;
+    o.bootstrap = {"127.0.0.1:" + std::to_string(proc::free_ports(1)[0])};
+    o.total_timeout = 500ms;
+    o.request_timeout = 200ms;
+    const auto start = std::chrono::steady_clock::now();
+    auto c = rlr::Client::connect(o);
+    CHECK(c.status().code() == rlr::ErrorCode::Unavailable);
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+  }
+  SECTION("wrong cluster id and wrong token are refused") {
+    Nodes nodes(1);
+    auto o = nodes.options();
+    o.cluster_id = "someone-else";
+    CHECK(rlr::Client::connect(o).status().code() == rlr::ErrorCode::WrongCluster);
+    o = nodes.options();
+    o.auth_token = "wrong";
+    CHECK(rlr::Client::connect(o).status().code() == rlr::ErrorCode::InvalidArgument);
+  }
+  SECTION("a blocking call from a callback is refused, not a deadlock") {
+    Nodes nodes(1);
+    auto c = rlr::Client::connect(nodes.options());
+    REQUIRE(c);
+    std::promise<rlr::ErrorCode> inner;
+    c.value()->propose_async(rlr::Bytes::copy_of("outer"), [&](rlr::Result<rlr::ProposeResult>) {
+      inner.set_value(c.value()->propose(rlr::Bytes::copy_of("inner")).status().code());
+    });
+    auto f = inner.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    CHECK(f.get() == rlr::ErrorCode::InvalidArgument);
+  }
+}
