@@ -1,0 +1,58 @@
+// One simulation run: a seed, a number of steps (ticks of simulated time), a cluster
+// size and optionally a deliberate core bug. Everything else (network weather, fault
+// schedule, core options, client load) derives from the seed, so the replay command
+// printed on a failure reproduces the run exactly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/raft.h"
+#include "fault_schedule.h"
+#include "invariants.h"
+#include "sim_cluster.h"
+#include "trace.h"
+
+namespace rlr::sim {
+
+struct SimConfig {
+  std::uint64_t seed = 1;
+  std::uint64_t steps = 10'000;
+  std::size_t nodes = 0;  ///< cluster slots, 3..7; 0 derives it from the seed
+  core::TestingBug bug = core::TestingBug::None;
+  std::string faults = "mixed";  ///< a FaultProfile name
+  bool check_liveness = true;    ///< false: only safety (lets a run go on past a stall)
+};
+
+struct SimResult {
+  SimConfig config;
+  std::size_t nodes = 0;
+  std::uint64_t steps_run = 0;
+  std::vector<Violation> violations;
+  std::string replay_command;
+  std::string cluster_state;  ///< every node at the end (or at the failure)
+  std::string summary;        ///< one line of statistics
+  [[nodiscard]] bool ok() const noexcept { return violations.empty(); }
+};
+
+/// 3..7, from the seed alone (independent of every other draw of the run).
+[[nodiscard]] std::size_t derive_node_count(std::uint64_t seed) noexcept;
+
+[[nodiscard]] std::optional<core::TestingBug> parse_bug(std::string_view name) noexcept;
+[[nodiscard]] std::string_view bug_name(core::TestingBug bug) noexcept;
+
+/// The one-line command that replays `config` with `nodes` slots.
+[[nodiscard]] std::string replay_command(const SimConfig& config, std::size_t nodes);
+
+/// Runs one seed to the end or to the step where the first violation shows.
+/// REQUIRES: config.faults names a profile, config.nodes is 0 or in [3, 7].
+[[nodiscard]] SimResult run_simulation(const SimConfig& config, Trace& trace);
+
+/// The cluster options a seed uses (exposed for the demo and tests).
+[[nodiscard]] ClusterOptions derive_cluster_options(std::size_t nodes, core::TestingBug bug,
+                                                    const FaultProfile& profile, SimRng& rng);
+
+}  // namespace rlr::sim
