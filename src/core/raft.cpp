@@ -175,7 +175,13 @@ Role Raft::role() const noexcept {
 }
 
 bool Raft::promotable() const noexcept {
-  return config_.is_voter(options_.id) && !pending_snapshot_.has_value();
+  if (pending_snapshot_.has_value()) return false;
+  if (config_.is_voter(options_.id)) return true;
+  // A voter whose removal is appended but not committed may still be needed to elect a
+  // leader (the committed configuration counts its vote, and its log may be the most up
+  // to date): it campaigns, counting votes by its latest configuration as every server
+  // does (thesis §4.1), and a leader it becomes steps down once that commits.
+  return config_index_ > commit_ && config_at(commit_).is_voter(options_.id);
 }
 
 void Raft::reset_timers() {
@@ -312,7 +318,11 @@ void Raft::tick() {
     election_elapsed_ = 0;
     if (promotable()) {
       campaign(options_.pre_vote, false);
-    } else if (role_ != Role::Follower) {
+    } else {
+      // A node that cannot campaign (a learner, or not in its configuration) still stops
+      // trusting a leader it no longer hears from; otherwise the lease (§4.2.3) would
+      // make it ignore every candidate forever, and a configuration that counts its vote
+      // could never elect a leader.
       become_follower(term_, kNoNode);
     }
   }
@@ -821,8 +831,11 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.probe_sent = false;
   // In Replicate a lost append is noticed when the next one is rejected; if nothing new
   // is being written there is no next one, so check with an empty append.
+  // Only when the follower made no progress since the previous heartbeat: under load
+  // appends are merely in flight, and probing then would throw the pipeline away.
   if (pr.state == Progress::State::Replicate && pr.match < log_.last_index()) {
-    pr.resend_probe = true;
+    if (pr.match == pr.match_at_heartbeat) pr.resend_probe = true;
+    pr.match_at_heartbeat = pr.match;
   }
   if (pr.state == Progress::State::Snapshot &&
       now_ - pr.snapshot_sent_tick > options_.election_ticks) {
@@ -1125,6 +1138,13 @@ Status Raft::compact(LogIndex index, Bytes data) {
   s.index = index;
   s.term = *log_.term_at(index);
   s.config = config_at(index);
+  if (s.config.voters.empty()) {
+    // A node that joined later knows no configuration before its first config entry
+    // (the founders' configuration is never an entry): a snapshot there would carry no
+    // voters, so it may not compact that far.
+    return {ErrorCode::InvalidArgument,
+            fmt::format("cannot compact to {}: no configuration is known there", index.value())};
+  }
   s.data = std::move(data);
   log_.compact(std::move(s));
   std::erase_if(config_history_, [&](const auto& p) { return p.first <= index; });
