@@ -162,6 +162,7 @@ NodeImpl::NodeImpl(Key /*key*/, NodeOptions options, std::unique_ptr<storage::St
       sessions_(options_.session_ttl_entries, options_.max_sessions),
       cache_(std::max<std::size_t>(options_.subscriber_buffer_entries, 1024)) {
   term_ = raft_.term().value();
+  persisted_hard_state_ = core::HardState{raft_.term(), raft_.voted_for(), raft_.commit_index()};
   role_ = static_cast<std::uint8_t>(raft_.role());
   applied_ = raft_.commit_index().value();
   config_ = raft_.config();
@@ -655,11 +656,24 @@ void NodeImpl::handle_ready(core::Ready& rd) {
   }
   // The leader's appends leave before its own write: it replicates while it fsyncs.
   if (!rd.messages.empty()) transport_->send(rd.messages);
-  if (rd.must_persist()) {
+  // A step that only moves the commit index needs no write: the stored commit is a
+  // hint (the core recomputes it after a restart), and syncing it would put a second
+  // fsync between every commit and its acknowledgement. It rides along with the next
+  // write that carries entries, a term or a vote.
+  const bool commit_only = !rd.snapshot && rd.entries.empty() && rd.hard_state &&
+                           rd.hard_state->term == persisted_hard_state_.term &&
+                           rd.hard_state->vote == persisted_hard_state_.vote;
+  if (rd.must_persist() && !commit_only) {
+    if (rd.hard_state) persisted_hard_state_ = *rd.hard_state;
     storage::PersistRequest req;
     req.snapshot = rd.snapshot ? &*rd.snapshot : nullptr;
     req.entries = rd.entries;
     req.hard_state = rd.hard_state;
+    if (!req.hard_state && raft_.commit_index() > persisted_hard_state_.commit) {
+      // Carry the latest commit index along with these entries.
+      persisted_hard_state_.commit = raft_.commit_index();
+      req.hard_state = persisted_hard_state_;
+    }
     if (Status s = storage_->persist(req); !s) {
       // Memory is now ahead of disk: this node can no longer take part safely.
       std::fprintf(stderr, "rlr node %lu: storage failed, node stops participating: %s\n",

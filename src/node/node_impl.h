@@ -208,6 +208,7 @@ class NodeImpl final : public Node, private transport::Inbox {
   std::vector<std::function<void()>> completions_;  // flushed to executor per turn
   bool failed_ = false;
   LogIndex config_index_seen_;
+  core::HardState persisted_hard_state_;  ///< what storage holds (commit may lag)
   SessionTable sessions_;  ///< as of the applied index
   /// Session commands proposed and not yet committed: (client, sequence) -> index.
   std::map<std::pair<std::uint64_t, std::uint64_t>, LogIndex> inflight_sessions_;

@@ -194,3 +194,25 @@ TEST_CASE("tcp: a node refuses a data directory of another cluster", "[tcp]") {
   REQUIRE_FALSE(n.is_ok());
   CHECK(n.status().code() == ErrorCode::WrongCluster);
 }
+
+TEST_CASE("tcp: 5 nodes replicate, lose their leader and a follower, and agree", "[tcp]") {
+  TcpCluster c(5);
+  NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  REQUIRE(propose_many(c.node(leader), 10000, 1024, "five") == 10000);
+  // Two of five may fail: stop the leader and one follower.
+  const NodeId old = leader;
+  const NodeId follower{leader.value() % 5 + 1};
+  c.stop(old);
+  c.stop(follower);
+  leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  REQUIRE(propose_many(c.node(leader), 1000, 256, "three-left") == 1000);
+  REQUIRE(c.start(old).is_ok());
+  REQUIRE(c.start(follower).is_ok());
+  REQUIRE(propose_many(c.node(leader), 100, 64, "back") == 100);
+  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  for (auto& [id, n] : c.nodes()) {
+    if (id != leader) expect_identical(c.node(leader), *n, commit);
+  }
+}
