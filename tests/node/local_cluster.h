@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "node/node_impl.h"
+#include "node_test_util.h"
 #include "storage/memory_storage.h"
 #include "transport/local_transport.h"
 
@@ -86,24 +87,7 @@ class LocalCluster {
 
   /// Waits until exactly one running node claims leadership and the others agree.
   NodeId wait_leader(std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      NodeId leader;
-      int leaders = 0;
-      for (auto& [id, n] : nodes_) {
-        if (n->get_role() == Role::Leader) {
-          leader = id;
-          ++leaders;
-        }
-      }
-      if (leaders == 1) {
-        bool agreed = true;
-        for (auto& [id, n] : nodes_) agreed = agreed && n->get_leader() == leader;
-        if (agreed) return leader;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    return kNoNode;
+    return wait_single_leader(nodes_, timeout);
   }
 
  private:

@@ -16,6 +16,30 @@ namespace rlr::testing {
 
 using namespace std::chrono_literals;
 
+/// Waits until exactly one node of `nodes` (id -> pointer to a Node) claims leadership
+/// and every other agrees; kNoNode on timeout.
+template <class Nodes>
+NodeId wait_single_leader(const Nodes& nodes, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    NodeId leader;
+    int leaders = 0;
+    for (auto& [id, n] : nodes) {
+      if (n->get_role() == Role::Leader) {
+        leader = id;
+        ++leaders;
+      }
+    }
+    if (leaders == 1) {
+      bool agreed = true;
+      for (auto& [id, n] : nodes) agreed = agreed && n->get_leader() == leader;
+      if (agreed) return leader;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return kNoNode;
+}
+
 
 /// Proposes `n` entries with at most `window` outstanding; returns the committed count.
 inline std::size_t propose_many(Node& leader, std::size_t n, std::size_t window,

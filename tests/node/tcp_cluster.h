@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <fmt/format.h>
 
+#include "node_test_util.h"
 #include "rlr/node.h"
 
 namespace rlr::testing {
@@ -92,24 +93,7 @@ class TcpCluster {
   const std::map<NodeId, std::unique_ptr<Node>>& nodes() const { return nodes_; }
 
   NodeId wait_leader(std::chrono::milliseconds timeout = 15s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      NodeId leader;
-      int leaders = 0;
-      for (auto& [id, n] : nodes_) {
-        if (n->get_role() == Role::Leader) {
-          leader = id;
-          ++leaders;
-        }
-      }
-      if (leaders == 1) {
-        bool agreed = true;
-        for (auto& [id, n] : nodes_) agreed = agreed && n->get_leader() == leader;
-        if (agreed) return leader;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return kNoNode;
+    return wait_single_leader(nodes_, timeout);
   }
 
  private:
