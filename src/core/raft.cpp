@@ -419,7 +419,12 @@ Status Raft::step(const Message& m) {
     } else {
       // §5.1: if RPC request or response contains term T > currentTerm: set
       // currentTerm = T, convert to follower.
+      const std::uint32_t elapsed = election_elapsed_;
       become_follower(m.term, kNoNode);
+      // Figure 2: only hearing from a leader or granting a vote restarts the election
+      // timer. A vote request we may yet reject must not, or stale candidates would keep
+      // the one electable node from ever timing out first (seed 111, pre-vote off).
+      if (m.type == MessageType::Vote) election_elapsed_ = elapsed;
     }
   } else if (m.term < term_) {
     // §5.1: reply false if term < currentTerm. A stale leader learns our term from the
