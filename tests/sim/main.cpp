@@ -36,7 +36,7 @@ seed: a failing run replays exactly. After every step (one tick of simulated tim
 checks election safety, log matching, leader completeness, that acknowledged writes
 survive, state machine safety, that committed entries never change, gap-free applies and
 linearizable reads; after every heal it checks liveness (a new proposal commits within
-10 election timeouts).
+ten of the longest election timeouts: 400 ticks).
 
 options:
   --seed S        run one seed
@@ -56,7 +56,8 @@ options:
 modes:
   CI (ctest sim-ci):  rlr-sim --seeds 1-500 --steps 10000
   long soak:          rlr-sim --seeds 1-20000 --steps 10000 --jobs 2
-                      (not run by default; also try --faults elections|partitions)
+                      (not run by default; also with --faults elections, partitions
+                      and figure8)
 
 exit status: 0 when no invariant broke, 1 on a violation, 2 on bad usage.
 The last line printed is always: seeds=<n> steps=<n> violations=<n>
