@@ -1224,14 +1224,6 @@ void Raft::sync_progress_with_config() {
   }
 }
 
-std::vector<NodeId> Raft::peers() const {
-  std::vector<NodeId> out;
-  for (NodeId id : config_.members()) {
-    if (id != options_.id) out.push_back(id);
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------
 // Output
 // ---------------------------------------------------------------------------------

@@ -276,7 +276,6 @@ class Raft {
 
   // helpers
   void send(Message m);
-  [[nodiscard]] std::vector<NodeId> peers() const;
   void update_commit(LogIndex commit);
 
   RaftOptions options_;
