@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 #include <deque>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -115,13 +116,18 @@ class AsioTransport::Impl {
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> refused{0};
   std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> snapshot_bytes_sent{0};
+  std::atomic<std::uint64_t> snapshot_resumes{0};
   std::atomic<bool> stopped{false};
 
+  /// A snapshot being received from one sender. It outlives the connection it arrived
+  /// on, so a transfer cut by a lost connection resumes where it stopped.
   struct Reassembly {
     LogIndex index;
     Term term;
     std::uint64_t total = 0;
     std::vector<std::uint8_t> data;
+    bool delivered = false;  ///< handed to the core; later chunks of it are acknowledged
   };
   std::map<NodeId, Reassembly> snapshots;  // io thread only
   std::string advertise;  // "host:port" sent in our Hello
@@ -146,7 +152,7 @@ class AsioTransport::Impl {
     std::lock_guard lock(peers_mu);
     return peers.count(id) != 0;
   }
-  void on_snapshot_chunk(wire::SnapshotChunk c);
+  void on_snapshot_chunk(wire::SnapshotChunk c, Conn& from);
 };
 
 // ---------------------------------------------------------------------------------
@@ -180,6 +186,45 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       sock_->close(ec);
     }
     queue_.clear();
+    snap_.reset();
+  }
+
+  /// io thread. Starts streaming the snapshot of `m`, or, when it is the snapshot already
+  /// being streamed (the core sends it again when it heard nothing back for a while),
+  /// lets that stream go on from where it is.
+  void start_snapshot(core::Message m) {
+    if (closed_) return;
+    const core::SnapshotMeta& meta = *m.snapshot;
+    if (snap_ && snap_->index == meta.index && snap_->snap_term == meta.term &&
+        snap_->data->size() == meta.data.size()) {
+      snap_->term = m.term;
+      pump_snapshot();
+      return;
+    }
+    snap_.emplace(OutgoingSnapshot{m.from, m.term, meta.index, meta.term, meta.config,
+                                   std::make_shared<Bytes>(meta.data)});
+    pump_snapshot();
+  }
+
+  /// io thread: the receiver reports how much of the snapshot it holds.
+  void on_snapshot_ack(const wire::SnapshotAck& a) {
+    if (!snap_ || a.snapshot_index != snap_->index || a.snapshot_term != snap_->snap_term) {
+      return;  // an answer about a stream we are no longer sending
+    }
+    const std::uint64_t total = snap_->data->size();
+    if (a.received >= total && (total > 0 || snap_->sent_all)) {
+      snap_.reset();  // delivered
+      return;
+    }
+    if (a.received < snap_->acked) {
+      // The receiver lost what it had (it restarted, or dropped a different snapshot's
+      // partial copy): send again from what it says it holds.
+      snap_->next = a.received;
+      snap_->sent_all = false;
+    }
+    snap_->acked = a.received;
+    if (snap_->next < snap_->acked) snap_->next = snap_->acked;
+    pump_snapshot();
   }
 
   void set_address(std::string a) {
@@ -282,21 +327,86 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       self->attempts_ = 0;
       self->connected_ = true;
       self->watch();
+      if (self->snap_) {
+        // What was in flight on the lost connection is gone; the receiver kept what it
+        // acknowledged, so go on from there.
+        if (self->snap_->acked > 0) ++self->impl_.snapshot_resumes;
+        self->snap_->next = self->snap_->acked;
+        self->snap_->sent_all = false;
+        self->pump_snapshot();
+      }
       self->flush();
     });
   }
 
-  /// Reads (and ignores) anything the peer sends on our outbound connection, to notice
-  /// when it closes.
+  /// Reads what the peer sends back on our outbound connection (snapshot acks only), and
+  /// notices when it closes.
   void watch() {
     sock_->async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
-                                                    boost::system::error_code ec, std::size_t) {
+                                                    boost::system::error_code ec, std::size_t n) {
       if (ec) {
         self->fail("connection lost: " + ec.message());
         return;
       }
+      self->reader_.feed(std::span<const std::uint8_t>(self->rbuf_.data(), n));
+      for (;;) {
+        auto item = self->reader_.next();
+        if (!item) {
+          self->fail("malformed frame: " + item.status().to_string(), true);
+          return;
+        }
+        if (!item.value()) break;
+        if (item.value()->header.type != wire::FrameType::SnapshotAck) {
+          self->fail(fmt::format("unexpected frame type {} on an outbound connection",
+                                 static_cast<int>(item.value()->header.type)), true);
+          return;
+        }
+        auto ack = wire::decode_snapshot_ack(item.value()->payload.span());
+        if (!ack || ack.value().from != self->id_ || ack.value().to != self->impl_.opts.self) {
+          self->fail("bad snapshot ack: " +
+                     (ack ? std::string("wrong sender or destination") : ack.status().to_string()), true);
+          return;
+        }
+        self->on_snapshot_ack(ack.value());
+      }
       self->watch();
     });
+  }
+
+  /// Queues chunks of the outgoing snapshot while fewer than the window's worth are
+  /// unacknowledged. io thread.
+  void pump_snapshot() {
+    if (!snap_ || !connected_ || closed_) return;
+    OutgoingSnapshot& o = *snap_;
+    const Bytes& data = *o.data;
+    const std::uint64_t chunk = std::max<std::size_t>(1, impl_.opts.snapshot_chunk_bytes);
+    const std::uint64_t window = chunk * std::max<std::size_t>(1, impl_.opts.snapshot_window_chunks);
+    bool queued = false;
+    while (!o.sent_all && o.next - o.acked < window) {
+      const std::uint64_t n = std::min<std::uint64_t>(chunk, data.size() - o.next);
+      wire::SnapshotChunk c;
+      c.from = o.from;
+      c.to = id_;
+      c.term = o.term;
+      c.snapshot_index = o.index;
+      c.snapshot_term = o.snap_term;
+      c.config = o.config;
+      c.offset = o.next;
+      c.total_bytes = data.size();
+      // A view: the frame encoder copies the bytes once, into the frame.
+      c.data = Bytes(o.data, data.data() + o.next, static_cast<std::size_t>(n));
+      c.last = o.next + n >= data.size();
+      bool schedule = false;
+      if (!queue_.push(wire::encode_snapshot_chunk(c, impl_.tag), schedule)) {
+        ++impl_.dropped;
+        break;  // the queue is full: the next ack or finished write pumps again
+      }
+      queued = true;
+      impl_.snapshot_bytes_sent += n;
+      o.next += n;
+      o.sent_all = c.last;
+    }
+    if (queued && !writing_) flush();
   }
 
   void flush() {
@@ -316,6 +426,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
         self->fail("write: " + ec.message());
         return;
       }
+      self->pump_snapshot();
       self->flush();
     });
   }
@@ -357,6 +468,20 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   bool connected_ = false;
   bool writing_ = false;
   bool closed_ = false;
+
+  /// The snapshot this peer is being sent, and how far it got.
+  struct OutgoingSnapshot {
+    NodeId from;
+    Term term;           ///< the leader's term, carried by every chunk
+    LogIndex index;
+    Term snap_term;
+    core::Configuration config;
+    std::shared_ptr<Bytes> data;
+    std::uint64_t acked = 0;  ///< the receiver holds [0, acked)
+    std::uint64_t next = 0;   ///< the next offset to queue
+    bool sent_all = false;    ///< the last chunk is queued
+  };
+  std::optional<OutgoingSnapshot> snap_;
 };
 
 // ---------------------------------------------------------------------------------
@@ -466,7 +591,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
         if (c.value().from != peer_ || c.value().to != impl_.opts.self) {
           return reject("snapshot chunk with the wrong sender or destination");
         }
-        impl_.on_snapshot_chunk(std::move(c).value());
+        impl_.on_snapshot_chunk(std::move(c).value(), *this);
         return true;
       }
       return reject(fmt::format("unexpected frame type {} from a node",
@@ -623,22 +748,39 @@ void AsioTransport::Impl::accept() {
   });
 }
 
-void AsioTransport::Impl::on_snapshot_chunk(wire::SnapshotChunk c) {
-  Reassembly& r = snapshots[c.from];
-  if (c.offset == 0 || r.index != c.snapshot_index || r.term != c.snapshot_term) {
-    if (c.offset != 0) return;  // the start of this snapshot was lost; wait for a resend
-    r = Reassembly{c.snapshot_index, c.snapshot_term, c.total_bytes, {}};
-    r.data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(c.total_bytes, opts.max_frame_bytes)));
-  }
-  if (c.offset < r.data.size()) return;  // duplicate
-  if (c.offset > r.data.size() || r.data.size() + c.data.size() > r.total) {
-    snapshots.erase(c.from);
+void AsioTransport::Impl::on_snapshot_chunk(wire::SnapshotChunk c, Conn& from) {
+  const auto ack = [&](std::uint64_t received) {
+    (void)from.send(wire::encode_snapshot_ack(
+        wire::SnapshotAck{opts.self, c.from, c.snapshot_index, c.snapshot_term, received}, tag));
+  };
+  auto it = snapshots.find(c.from);
+  const bool same = it != snapshots.end() && it->second.index == c.snapshot_index &&
+                    it->second.term == c.snapshot_term && it->second.total == c.total_bytes;
+  if (same && it->second.delivered && c.offset != 0) {
+    ack(c.total_bytes);  // a resumed stream of what we already have
     return;
   }
-  r.data.insert(r.data.end(), c.data.data(), c.data.data() + c.data.size());
-  if (!c.last) return;
-  if (r.data.size() != r.total) {
-    snapshots.erase(c.from);
+  if (!same || it->second.delivered) {
+    if (c.offset != 0) {
+      ack(0);  // we hold none of this snapshot: the sender must start over
+      return;
+    }
+    Reassembly fresh{c.snapshot_index, c.snapshot_term, c.total_bytes, {}, false};
+    fresh.data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(c.total_bytes, opts.max_frame_bytes)));
+    it = snapshots.insert_or_assign(c.from, std::move(fresh)).first;
+  }
+  Reassembly& r = it->second;
+  const std::uint64_t have = r.data.size();
+  if (c.offset > have) {
+    ack(have);  // a gap (chunks were lost with a connection): resume from what we hold
+    return;
+  }
+  const std::uint64_t skip = have - c.offset;  // bytes of this chunk we already hold
+  if (skip < c.data.size()) {
+    r.data.insert(r.data.end(), c.data.data() + skip, c.data.data() + c.data.size());
+  }
+  if (r.data.size() < r.total) {
+    ack(r.data.size());
     return;
   }
   core::Message m;
@@ -648,8 +790,10 @@ void AsioTransport::Impl::on_snapshot_chunk(wire::SnapshotChunk c) {
   m.term = c.term;
   m.snapshot = core::SnapshotMeta{c.snapshot_index, c.snapshot_term, std::move(c.config),
                                   Bytes(std::move(r.data))};
-  snapshots.erase(c.from);
+  r.data = {};
+  r.delivered = true;
   inbox->deliver(std::move(m));
+  ack(r.total);
 }
 
 // ---------------------------------------------------------------------------------
@@ -732,27 +876,8 @@ void AsioTransport::send(std::vector<core::Message>& msgs) {
       continue;
     }
     if (m.type == core::MessageType::Snapshot && m.snapshot) {
-      // Stream the snapshot data in chunks; each carries the metadata so the receiver
-      // can check it belongs to the same snapshot.
-      const Bytes& data = m.snapshot->data;
-      const std::size_t chunk = std::max<std::size_t>(1, i.opts.snapshot_chunk_bytes);
-      std::size_t offset = 0;
-      do {
-        const std::size_t n = std::min(chunk, data.size() - offset);
-        wire::SnapshotChunk c;
-        c.from = m.from;
-        c.to = m.to;
-        c.term = m.term;
-        c.snapshot_index = m.snapshot->index;
-        c.snapshot_term = m.snapshot->term;
-        c.config = m.snapshot->config;
-        c.offset = offset;
-        c.total_bytes = data.size();
-        c.data = Bytes::copy_of(std::span<const std::uint8_t>(data.data() + offset, n));
-        offset += n;
-        c.last = offset >= data.size();
-        peer->enqueue(wire::encode_snapshot_chunk(c, i.tag));
-      } while (offset < data.size());
+      // Streamed in chunks by the io thread, a window at a time (see Peer::start_snapshot).
+      asio::post(i.io, [peer, m = std::move(m)]() mutable { peer->start_snapshot(std::move(m)); });
       continue;
     }
     peer->enqueue(wire::encode_raft(m, i.tag));
@@ -781,7 +906,8 @@ void AsioTransport::stop() {
 
 TransportStats AsioTransport::stats() const {
   return TransportStats{impl_->frames_sent.load(), impl_->writes.load(), impl_->dropped.load(),
-                        impl_->refused.load(), impl_->rejected.load()};
+                        impl_->refused.load(), impl_->rejected.load(),
+                        impl_->snapshot_bytes_sent.load(), impl_->snapshot_resumes.load()};
 }
 
 }  // namespace rlr::transport

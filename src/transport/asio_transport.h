@@ -7,7 +7,10 @@
 // backoff and jitter. Each peer's queue is bounded in bytes: when it is full, new
 // messages to that peer are dropped and counted (Raft retransmits what matters).
 // Snapshots travel as a sequence of SnapshotChunk frames and are reassembled before
-// delivery.
+// delivery. The receiver acknowledges each chunk (SnapshotAck, on the same connection)
+// with how many bytes it holds; the sender keeps a bounded window in flight, and after a
+// lost connection resumes from the acknowledged offset instead of from the start. The
+// core re-sending a snapshot that is already streaming does not restart the stream.
 //
 // One io thread runs every socket; frames are encoded on the sender's thread.
 #pragma once
@@ -53,6 +56,8 @@ struct AsioOptions {
   std::size_t max_frame_bytes = 64U << 20;
   std::size_t max_queue_bytes = 64U << 20;  ///< per peer
   std::size_t snapshot_chunk_bytes = 1U << 20;
+  /// Unacknowledged snapshot chunks in flight per peer (the receiver acks each chunk).
+  std::size_t snapshot_window_chunks = 4;
   std::uint32_t handshake_timeout_ms = 5000;
   std::uint32_t backoff_min_ms = 20;
   std::uint32_t backoff_max_ms = 2000;
@@ -64,6 +69,8 @@ struct TransportStats {
   std::uint64_t dropped_queue_full = 0;
   std::uint64_t connections_refused = 0;  ///< bad handshake, wrong cluster, bad token, ...
   std::uint64_t frames_rejected = 0;      ///< malformed frames (the connection was closed)
+  std::uint64_t snapshot_bytes_sent = 0;  ///< snapshot data queued, resends included
+  std::uint64_t snapshot_resumes = 0;     ///< transfers resumed mid-way after a reconnect
 };
 
 class AsioTransport final : public Transport {

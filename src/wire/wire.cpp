@@ -160,7 +160,7 @@ static_assert(kOffCrc + 4 == kHeaderBytes);
 
 bool known_frame_type(std::uint16_t t) noexcept {
   return t >= static_cast<std::uint16_t>(FrameType::Hello) &&
-         t <= static_cast<std::uint16_t>(FrameType::ClientReply);
+         t <= static_cast<std::uint16_t>(FrameType::SnapshotAck);
 }
 
 // ---- encoding -------------------------------------------------------------------------
@@ -733,6 +733,39 @@ Result<SnapshotChunk> decode_snapshot_chunk(const Bytes& payload_in) {
                                c.offset + c.data.size(), c.total_bytes));
   }
   return c;
+}
+
+Frame encode_snapshot_ack(const SnapshotAck& a, std::uint64_t tag) {
+  auto& b = builders().acquire(96);
+  fb::SnapshotAckBuilder ab(b);
+  ab.add_from(a.from.value());
+  ab.add_to(a.to.value());
+  ab.add_snapshot_index(a.snapshot_index.value());
+  ab.add_snapshot_term(a.snapshot_term.value());
+  ab.add_received(a.received);
+  b.Finish(ab.Finish());
+  return finish_frame(b, FrameType::SnapshotAck, tag);
+}
+
+Result<SnapshotAck> decode_snapshot_ack(std::span<const std::uint8_t> payload) {
+  constexpr std::string_view kWhat = "snapshot ack";
+  Bytes storage;
+  const auto buf = aligned(payload, storage);
+  auto root = verified_root<fb::SnapshotAck>(buf, kWhat);
+  if (!root) return root.status();
+  const fb::SnapshotAck& r = *root.value();
+  SnapshotAck a;
+  a.from = NodeId{r.from()};
+  a.to = NodeId{r.to()};
+  a.snapshot_index = LogIndex{r.snapshot_index()};
+  a.snapshot_term = Term{r.snapshot_term()};
+  a.received = r.received();
+  if (a.from == kNoNode || a.to == kNoNode) {
+    return invalid(fmt::format("snapshot ack from {} to {}: node id 0 is reserved",
+                               a.from.value(), a.to.value()));
+  }
+  if (a.snapshot_index.is_zero()) return invalid("snapshot ack: snapshot index must be non-zero");
+  return a;
 }
 
 // ---- client protocol ------------------------------------------------------------------

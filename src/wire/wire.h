@@ -39,6 +39,7 @@ enum class FrameType : std::uint16_t {
   SnapshotChunk = 4,
   ClientRequest = 5,
   ClientReply = 6,
+  SnapshotAck = 7,    ///< receiver -> sender flow control and resume point of a snapshot
 };
 
 struct FrameHeader {
@@ -112,6 +113,19 @@ struct SnapshotChunk {
 };
 [[nodiscard]] Frame encode_snapshot_chunk(const SnapshotChunk& c, std::uint64_t tag);
 [[nodiscard]] Result<SnapshotChunk> decode_snapshot_chunk(const Bytes& payload);
+
+/// The receiver's progress on one snapshot stream (see rlr.fbs SnapshotAck).
+struct SnapshotAck {
+  NodeId from;               ///< the receiver
+  NodeId to;                 ///< the sender
+  LogIndex snapshot_index;
+  Term snapshot_term;
+  std::uint64_t received = 0;  ///< contiguous bytes held, from offset 0
+  friend bool operator==(const SnapshotAck&, const SnapshotAck&) = default;
+};
+[[nodiscard]] Frame encode_snapshot_ack(const SnapshotAck& a, std::uint64_t tag);
+/// Errors: InvalidArgument (not a valid flatbuffer, node id 0, snapshot index 0).
+[[nodiscard]] Result<SnapshotAck> decode_snapshot_ack(std::span<const std::uint8_t> payload);
 
 // ---- client protocol ----------------------------------------------------------------
 struct ProposeRequest {

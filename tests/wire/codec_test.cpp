@@ -113,6 +113,26 @@ TEST_CASE("snapshot chunks round-trip", "[wire][codec]") {
   }));
 }
 
+TEST_CASE("snapshot acks round-trip; node id 0 and snapshot index 0 are refused", "[wire][codec]") {
+  REQUIRE(rc::check("SnapshotAck round trip", [] {
+    const SnapshotAck a{NodeId{*rc::gen::inRange<std::uint64_t>(1, 1000)},
+                        NodeId{*rc::gen::inRange<std::uint64_t>(1, 1000)},
+                        LogIndex{*rc::gen::inRange<std::uint64_t>(1, 1U << 30)},
+                        Term{*rc::gen::arbitrary<std::uint64_t>()}, *rc::gen::arbitrary<std::uint64_t>()};
+    const Frame f = encode_snapshot_ack(a, kTag);
+    check_frame(f, FrameType::SnapshotAck);
+    auto got = decode_snapshot_ack(std::span(f).subspan(kHeaderBytes));
+    RC_ASSERT(got.is_ok());
+    RC_ASSERT(got.value() == a);
+  }));
+  const Frame no_sender = encode_snapshot_ack(SnapshotAck{NodeId{2}, kNoNode, LogIndex{5}, Term{1}, 0}, kTag);
+  CHECK(decode_snapshot_ack(std::span(no_sender).subspan(kHeaderBytes)).status().code() ==
+        ErrorCode::InvalidArgument);
+  const Frame no_index = encode_snapshot_ack(SnapshotAck{NodeId{2}, NodeId{1}, LogIndex{}, Term{1}, 0}, kTag);
+  CHECK(decode_snapshot_ack(std::span(no_index).subspan(kHeaderBytes)).status().code() ==
+        ErrorCode::InvalidArgument);
+}
+
 TEST_CASE("Hello and HelloAck round-trip", "[wire][codec]") {
   REQUIRE(rc::check("Hello round trip", [] {
     const Hello h = valid_hello();

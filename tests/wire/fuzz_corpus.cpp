@@ -65,6 +65,8 @@ std::vector<std::pair<FrameType, Frame>> samples() {
   SnapshotChunk c{NodeId{1}, NodeId{2}, Term{3}, LogIndex{100}, Term{2}, config(), 4, 10,
                   Bytes::copy_of("456789"), true};
   out.emplace_back(FrameType::SnapshotChunk, encode_snapshot_chunk(c, tag));
+  out.emplace_back(FrameType::SnapshotAck,
+                   encode_snapshot_ack(SnapshotAck{NodeId{2}, NodeId{1}, LogIndex{100}, Term{2}, 6}, tag));
   out.emplace_back(FrameType::Hello, encode_hello(Hello{PeerKind::Node, NodeId{2}, "venue-a", "secret", kProtocolVersion, "127.0.0.1:7002"}));
   out.emplace_back(FrameType::HelloAck, encode_hello_ack(HelloAck{true, "", NodeId{1}}, tag));
   const ClientRequestBody bodies[] = {

@@ -64,6 +64,12 @@ void decode_as(FrameType type, const Bytes& payload) {
       if (auto v = decode_snapshot_chunk(payload)) stable(enc(v.value()), decode_snapshot_chunk, enc);
       break;
     }
+    case FrameType::SnapshotAck: {
+      auto enc = [](const SnapshotAck& a) { return encode_snapshot_ack(a, kTag); };
+      auto dec = [](const Bytes& b) { return decode_snapshot_ack(b.span()); };
+      if (auto v = dec(payload)) stable(enc(v.value()), dec, enc);
+      break;
+    }
     case FrameType::ClientRequest: {
       auto enc = [](const ClientRequest& r) { return encode_client_request(r, kTag); };
       if (auto v = decode_client_request(payload)) stable(enc(v.value()), decode_client_request, enc);
@@ -79,7 +85,8 @@ void decode_as(FrameType type, const Bytes& payload) {
 
 constexpr FrameType kTypes[] = {FrameType::Hello,         FrameType::HelloAck,
                                 FrameType::Raft,          FrameType::SnapshotChunk,
-                                FrameType::ClientRequest, FrameType::ClientReply};
+                                FrameType::ClientRequest, FrameType::ClientReply,
+                                FrameType::SnapshotAck};
 
 /// Feeds `stream` in pieces of 1..(step) bytes and decodes whatever comes out.
 void read_stream(const std::vector<std::uint8_t>& stream, std::size_t step, std::uint64_t tag) {

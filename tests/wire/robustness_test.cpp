@@ -213,6 +213,7 @@ void expect_rejected(const Frame& f, std::string_view what) {
     case FrameType::ClientReply: s = decode_client_reply(p).status(); break;
     case FrameType::Hello: s = decode_hello(p.span()).status(); break;
     case FrameType::HelloAck: s = decode_hello_ack(p.span()).status(); break;
+    case FrameType::SnapshotAck: s = decode_snapshot_ack(p.span()).status(); break;
   }
   INFO(s.to_string());
   CHECK(s.code() == ErrorCode::InvalidArgument);
