@@ -328,6 +328,25 @@ void Raft::tick() {
   }
 }
 
+void Raft::peer_disconnected(NodeId peer) {
+  if (role_ != Role::Follower || peer == kNoNode || peer != leader_) return;
+  leader_ = kNoNode;
+  if (!options_.pre_vote || options_.disconnect_campaign_ticks == 0 || !promotable()) return;
+  // Staggered by rank rather than randomized over a few ticks: survivors that all notice
+  // the same crash at once would otherwise often campaign in the same tick and split the
+  // vote, costing a whole election timeout.
+  std::uint32_t rank = 0;
+  for (NodeId v : config_.members()) {
+    if (v != peer && v < options_.id && config_.is_voter(v)) ++rank;
+  }
+  const std::uint32_t wait = options_.disconnect_campaign_ticks * (rank + 1);
+  // Move the clock, not the deadline: anything that restarts the timer (a vote granted
+  // to another survivor, a leader's append) then restores a whole election timeout.
+  if (wait < randomized_election_ticks_) {
+    election_elapsed_ = std::max(election_elapsed_, randomized_election_ticks_ - wait);
+  }
+}
+
 void Raft::tick_leader() {
   ++heartbeat_elapsed_;
   ++election_elapsed_;

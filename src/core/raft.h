@@ -63,6 +63,12 @@ struct RaftOptions {
   /// Maximum entries a learner may trail the leader's last index and still be promoted.
   std::uint64_t max_promote_lag = 1024;
   bool pre_vote = true;      ///< thesis §9.6
+  /// When the transport reports the connection to this follower's leader lost, a
+  /// pre-vote starts after this many ticks times (1 + the follower's rank by id among
+  /// the other voters) instead of a full election timeout (see peer_disconnected): the
+  /// survivors of a crash campaign one after the other, not at once, so their votes do
+  /// not split. 0, or pre_vote off, waits for the election timeout as usual.
+  std::uint32_t disconnect_campaign_ticks = 1;
   bool check_quorum = true;  ///< thesis §6.2: a leader without a quorum steps down
   std::uint64_t random_seed = 0;
   TestingBug testing_bug = TestingBug::None;
@@ -171,6 +177,14 @@ class Raft {
   /// candidate this node does not know yet may be legitimate (its configuration entry
   /// has not reached us); authenticating peers is the transport's job.
   Status step(const Message& m);
+  /// The transport lost its connection to `peer` (closed or reset: a crashed process's
+  /// sockets close at once). A follower whose leader that is stops trusting it now, so
+  /// the lease (thesis §4.2.3) no longer makes it ignore candidates, and, with pre-vote
+  /// on, campaigns after a short delay set by `disconnect_campaign_ticks` instead of a
+  /// whole election timeout. Only liveness depends on it: the pre-vote still needs a majority that no
+  /// longer hears from the leader, so a connection that drops while the leader lives
+  /// (and the others still hear it) disturbs nothing. Ignored in any other case.
+  void peer_disconnected(NodeId peer);
   /// Appends a command to the log. Leader only: other roles get NotLeader with the
   /// known leader; a transfer in progress gives TransferInProgress.
   [[nodiscard]] Result<EntryId> propose(Bytes command);

@@ -436,6 +436,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     if (connected_ || loud || attempts_ == 3) {
       log_line(impl_.opts.self, fmt::format("peer {} at {}: {}", id_.value(), address_, why));
     }
+    if (connected_) impl_.inbox->peer_lost(id_);
     connected_ = false;
     writing_ = false;
     if (sock_) {
@@ -545,6 +546,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
       if (self->closed_) return;
       if (ec) {
         self->closed_flag_ = true;
+        if (self->kind_ == Kind::Node && !self->impl_.stopped) self->impl_.inbox->peer_lost(self->peer_);
         self->close(ec == asio::error::eof ? "" : "read: " + ec.message());
         return;
       }

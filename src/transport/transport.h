@@ -18,6 +18,9 @@ class Inbox {
   /// Called on a transport thread with a message addressed to this node. Must not block
   /// for long (the runtime only queues it).
   virtual void deliver(core::Message m) = 0;
+  /// Called on a transport thread when an established connection to or from `peer`
+  /// closed or failed (not when this node closed it). Must not block.
+  virtual void peer_lost(NodeId /*peer*/) {}
 };
 
 class Transport {

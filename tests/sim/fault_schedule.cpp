@@ -8,7 +8,7 @@
 namespace rlr::sim {
 namespace {
 
-constexpr std::array<FaultProfile, 4> kProfiles = [] {
+constexpr std::array<FaultProfile, 5> kProfiles = [] {
   FaultProfile mixed;
   mixed.name = "mixed";
   mixed.summary = "a bit of everything (default)";
@@ -53,7 +53,14 @@ constexpr std::array<FaultProfile, 4> kProfiles = [] {
   figure8.transfer_per_tick = 0.002;
   figure8.max_append_entries = 1;
   figure8.propose_per_tick = 0.8;
-  return std::array<FaultProfile, 4>{mixed, elections, partitions, figure8};
+  FaultProfile disconnects = mixed;
+  disconnects.name = "disconnects";
+  disconnects.summary = "survivors hear of crashed peers' lost connections (fast pre-vote), plus false alarms";
+  disconnects.crash_per_tick = 0.008;
+  disconnects.leader_crash_share = 0.6;
+  disconnects.disconnect_notice_chance = 0.8;
+  disconnects.spurious_disconnect_per_tick = 0.01;
+  return std::array<FaultProfile, 5>{mixed, elections, partitions, figure8, disconnects};
 }();
 
 std::string ids_to_string(const std::vector<NodeId>& ids) {
@@ -282,10 +289,35 @@ void FaultScheduler::storm_faults() {
   if (rng_.chance(profile_.membership_per_tick)) membership_change();
   if (plan_ && now() % 5 == 0) drive_replace_plan();
   if (rng_.chance(profile_.transfer_per_tick)) transfer_leadership();
+  // Only profiles that use it draw from the rng here, so other profiles' seeds keep
+  // their schedules.
+  if (profile_.spurious_disconnect_per_tick > 0 && rng_.chance(profile_.spurious_disconnect_per_tick)) {
+    // A connection drops while both ends live: the follower must not disturb its leader.
+    std::vector<std::size_t> up;
+    for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
+      const SimNode* n = cluster_.node_at(s);
+      if (n != nullptr && n->up() && n->raft->leader() != kNoNode && n->raft->leader() != n->id) {
+        up.push_back(s);
+      }
+    }
+    if (!up.empty()) {
+      const std::size_t s = up[rng_.index(up.size())];
+      cluster_.notify_disconnect(s, cluster_.node_at(s)->raft->leader());
+    }
+  }
 }
 
 void FaultScheduler::crash(std::size_t slot, std::string_view why, std::uint64_t down_ticks) {
+  const NodeId lost = cluster_.node_at(slot)->id;
   cluster_.crash(slot, why);
+  if (profile_.disconnect_notice_chance > 0) {
+    // A crashed process's sockets close at once; its peers may notice before any timeout.
+    for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
+      const SimNode* n = cluster_.node_at(s);
+      if (s == slot || n == nullptr || !n->up()) continue;
+      if (rng_.chance(profile_.disconnect_notice_chance)) cluster_.notify_disconnect(s, lost);
+    }
+  }
   restart_tick_[slot] = now() + down_ticks;
   ++stats_.crashes;
 }

@@ -56,6 +56,9 @@ struct FaultProfile {
   double membership_per_tick = 0.003;
   double transfer_per_tick = 0.002;
   double compact_per_tick = 0.01;
+  // connection-loss notices (Raft::peer_disconnected)
+  double disconnect_notice_chance = 0.0;  ///< a survivor is told its connection to a crashed node dropped
+  double spurious_disconnect_per_tick = 0.0;  ///< a live leader's connection to a follower "drops"
   // replication shape (0: derived from the seed)
   std::size_t max_append_entries = 0;
   // client load

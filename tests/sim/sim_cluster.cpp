@@ -324,6 +324,15 @@ void SimCluster::crash(std::size_t slot, std::string_view why) {
   ++stats_.crashes;
 }
 
+void SimCluster::notify_disconnect(std::size_t slot, NodeId lost) {
+  SimNode& n = *slots_[slot];
+  if (!n.up()) return;
+  trace_.line(TraceLevel::Narrative, now_tick_, "DISCONNECT node {} loses its connection to node {}",
+              n.id.value(), lost.value());
+  n.raft->peer_disconnected(lost);
+  after_input(n);
+}
+
 void SimCluster::restart(std::size_t slot) {
   SimNode& n = *slots_[slot];
   if (n.up() || !boot(n)) return;

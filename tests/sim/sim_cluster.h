@@ -97,6 +97,8 @@ class SimCluster {
 
   // ---- faults -------------------------------------------------------------------
   void crash(std::size_t slot, std::string_view why);
+  /// Tells the node in `slot` that its connection to `lost` dropped (Raft::peer_disconnected).
+  void notify_disconnect(std::size_t slot, NodeId lost);
   void restart(std::size_t slot);
   /// Starts a brand-new node (fresh id, empty configuration) in an empty slot.
   NodeId start_new_node(std::size_t slot);

@@ -199,6 +199,87 @@ TEST_CASE("4.2.3 vote requests are ignored while a leader is known (lease)",
   }
 }
 
+// ---- lost connections (Raft::peer_disconnected) -------------------------------------------
+
+TEST_CASE("a follower told its leader's connection dropped campaigns without waiting for the timeout",
+          "[features][disconnect]") {
+  bool notify = true;
+  SECTION("notified") { notify = true; }
+  SECTION("control: not notified, the survivors wait for an election timeout") { notify = false; }
+  Cluster c({1, 2, 3});
+  c.elect(1);
+  c.settle(1, 3);
+  const Term t = c.node(1).term();
+  const std::uint32_t fast = RaftOptions{}.disconnect_campaign_ticks;
+  REQUIRE(fast > 0);
+  REQUIRE(2 * fast + 1 < kElectionTicks);
+  c.crash(1);
+  if (notify) {
+    c.node(2).peer_disconnected(N(1));
+    c.node(3).peer_disconnected(N(1));
+    CHECK(c.node(2).leader() == kNoNode);
+  }
+  c.tick_all(2 * fast);
+  const bool elected = c.node(2).role() == Role::Leader || c.node(3).role() == Role::Leader;
+  if (notify) {
+    INFO("both survivors stopped trusting the dead leader, so the first pre-vote wins at once\n"
+         << c.node(2).describe() << "\n" << c.node(3).describe());
+    CHECK(elected);
+    CHECK(std::max(c.node(2).term(), c.node(3).term()) == t.next());
+  } else {
+    INFO("without the notice no election can start before the election timeout; otherwise the "
+         "section above proves nothing");
+    CHECK_FALSE(elected);
+  }
+}
+
+TEST_CASE("a dropped connection while the leader lives does not disturb it", "[features][disconnect]") {
+  Cluster c({1, 2, 3});
+  c.elect(1);
+  c.settle(1, 3);
+  const Term t = c.node(1).term();
+  const std::size_t mark = c.history.size();
+  c.node(2).peer_disconnected(N(1));
+  // Node 2 campaigns early; node 3 still hears from the leader and refuses the pre-vote.
+  c.tick(2, 2 * RaftOptions{}.disconnect_campaign_ticks);
+  c.stabilize();
+  CHECK_FALSE(c.sent(MessageType::PreVote, 2, std::nullopt, mark).empty());
+  c.settle(1, 3);
+  INFO("thesis §9.6: the pre-vote fails while a majority hears from the leader\n"
+       << c.node(1).describe() << "\n" << c.node(2).describe());
+  CHECK(c.node(1).role() == Role::Leader);
+  CHECK(c.node(1).term() == t);
+  CHECK(c.node(2).term() == t);
+  CHECK(c.node(2).leader() == N(1));
+  CHECK(c.sent(MessageType::Vote, 2, std::nullopt, mark).empty());
+}
+
+TEST_CASE("peer_disconnected ignores non-leaders, and without pre-vote only forgets the leader",
+          "[features][disconnect]") {
+  SECTION("a follower's connection to another follower") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.settle(1, 2);
+    c.node(2).peer_disconnected(N(3));
+    CHECK(c.node(2).leader() == N(1));
+    CHECK(ticks_until_campaign(c.node(2)) >= kElectionTicks - 2);
+  }
+  SECTION("a leader losing a follower") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.node(1).peer_disconnected(N(2));
+    CHECK(c.node(1).role() == Role::Leader);
+  }
+  SECTION("pre-vote off: no early campaign, which could depose a live leader") {
+    Cluster c({1, 2, 3}, {}, false, [](RaftOptions& o) { o.pre_vote = false; });
+    c.elect(1);
+    c.settle(1, 2);
+    c.node(2).peer_disconnected(N(1));
+    CHECK(c.node(2).leader() == kNoNode);
+    CHECK(ticks_until_campaign(c.node(2)) >= kElectionTicks - 2);
+  }
+}
+
 // ---- learners ------------------------------------------------------------------------------
 
 TEST_CASE("learners receive the log", "[features][learner]") {
