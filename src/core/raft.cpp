@@ -348,6 +348,7 @@ void Raft::peer_disconnected(NodeId peer) {
 }
 
 void Raft::tick_leader() {
+  commit_notice_due_ = true;
   ++heartbeat_elapsed_;
   ++election_elapsed_;
   if (transfer_target_ != kNoNode && ++transfer_elapsed_ >= options_.election_ticks) {
@@ -724,7 +725,10 @@ bool Raft::can_send(const Progress& pr) const {
       return !pr.probe_sent && (pr.next <= log_.last_index() || pr.sent_commit < commit_);
     case Progress::State::Replicate:
       if (pr.resend_probe) return true;
-      if (pr.next > log_.last_index()) return pr.sent_commit < commit_;
+      // Nothing new to replicate: a new commit index goes out at most once a tick (while
+      // entries flow it rides on every append), not after each commit, which would cost
+      // a message and a follower wake-up per commit.
+      if (pr.next > log_.last_index()) return commit_notice_due_ && pr.sent_commit < commit_;
       return pr.inflight.size() < options_.max_inflight_appends;
   }
   return false;
@@ -1275,6 +1279,7 @@ Ready Raft::ready() {
   if (role_ == Role::Leader) {
     if (read_heartbeat_needed_) send_heartbeats(read_context_);
     send_appends();
+    commit_notice_due_ = false;
   }
   Ready rd;
   const SoftState soft{role(), leader_, term_};

@@ -335,6 +335,7 @@ class Raft {
   std::deque<PendingRead> reads_awaiting_term_commit_;
   std::uint64_t read_context_ = 0;
   bool read_heartbeat_needed_ = false;
+  bool commit_notice_due_ = false;  ///< a tick passed: idle followers may be told the commit index
 
   // outputs
   std::vector<Message> msgs_;

@@ -199,6 +199,31 @@ TEST_CASE("4.2.3 vote requests are ignored while a leader is known (lease)",
   }
 }
 
+TEST_CASE("an idle follower learns a new commit index on the next tick, not by an extra message per commit",
+          "[features][replication]") {
+  Cluster c({1, 2, 3});
+  c.elect(1);
+  c.settle(1, 3);
+  const std::size_t mark = c.history.size();
+  const EntryId id = c.propose(1, "x");
+  c.stabilize();
+  REQUIRE(c.node(1).commit_index() == id.index);
+  // The entry went out once per follower and was acknowledged; the commit alone sends
+  // nothing more until a tick passes.
+  CHECK(c.sent(MessageType::Append, 1, 2, mark).size() == 1);
+  CHECK(c.node(2).commit_index() < id.index);
+  c.settle(1, 1);
+  CHECK(c.node(2).commit_index() == id.index);
+  CHECK(c.node(3).commit_index() == id.index);
+  // While entries flow, each append carries the commit index.
+  const EntryId id2 = c.propose(1, "y");
+  c.stabilize();
+  const EntryId id3 = c.propose(1, "z");
+  c.stabilize();
+  CHECK(c.node(2).commit_index() >= id2.index);
+  CHECK(c.node(1).commit_index() == id3.index);
+}
+
 // ---- lost connections (Raft::peer_disconnected) -------------------------------------------
 
 TEST_CASE("a follower told its leader's connection dropped campaigns without waiting for the timeout",

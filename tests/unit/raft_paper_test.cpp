@@ -476,6 +476,9 @@ TEST_CASE("5.3 a client command is appended to the leader's log and answered onc
   CHECK(applied.back().index == id.index);
   CHECK(applied.back().term == id.term);
   CHECK(applied.back().payload == Bytes::copy_of("cmd"));
+  // Followers learn the new commit index from the leader's next AppendEntries (Figure 2,
+  // leaderCommit); with nothing more to replicate that goes out on the next tick.
+  c.settle(1, 1);
   for (std::uint64_t f : {2, 3}) {
     REQUIRE_FALSE(c.applied(f).empty());
     CHECK(c.applied(f).back().payload == Bytes::copy_of("cmd"));
@@ -957,6 +960,7 @@ TEST_CASE("8 leader appends a no-op at the start of its term", "[paper][8]") {
     CHECK(noop.kind == EntryKind::Noop);
     CHECK(noop.term == leader.term());
   }
+  c.settle(1, 1);  // the next AppendEntries tells the followers the commit index
   INFO("§8/§5.4.2: committing the no-op commits the earlier entries without any client "
        "request, on every server");
   for (std::uint64_t id : {1, 2, 3}) {
