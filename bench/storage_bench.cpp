@@ -13,6 +13,7 @@
 // moves when other processes load the machine.
 //
 //   rlr-storage-bench [--seconds-per-point S] [--dir DIR] [--json] [--quick]
+//                     [--batch N,...] [--bytes N,...] [--sync on|off]
 
 #include <stdlib.h>
 #include <time.h>
@@ -71,6 +72,9 @@ struct Args {
   std::string dir;
   bool json = false;
   bool quick = false;
+  std::vector<std::size_t> batches;  ///< empty: the default set
+  std::vector<std::size_t> sizes;    ///< empty: the default set
+  std::vector<bool> syncs;           ///< empty: off and on
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -81,12 +85,16 @@ struct Args {
 void usage(int code) {
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: rlr-storage-bench [--seconds-per-point S] [--dir DIR] [--json] [--quick]\n"
+               "                         [--batch N,...] [--bytes N,...] [--sync on|off]\n"
                "  --seconds-per-point S  measuring time per point, split evenly between the\n"
                "                         librlr store and the raw RocksDB baseline (default 1)\n"
                "  --dir DIR              where the stores are created (default: a new\n"
                "                         directory under /tmp, removed at the end)\n"
                "  --json                 print the results as JSON instead of a table\n"
-               "  --quick                a few short points (smoke test)\n");
+               "  --quick                a few short points (smoke test)\n"
+               "  --batch N,...          entries per batch (default 1,10,100,1000)\n"
+               "  --bytes N,...          payload bytes per entry (default 64,256,4096)\n"
+               "  --sync on|off          only the synced or the unsynced points\n");
   std::exit(code);
 }
 
@@ -112,6 +120,22 @@ Args parse(int argc, char** argv) {
       a.json = true;
     } else if (arg == "--quick") {
       a.quick = true;
+    } else if (arg == "--batch" || arg == "--bytes") {
+      std::vector<std::size_t>& out = arg == "--batch" ? a.batches : a.sizes;
+      const std::string v = value();
+      for (std::size_t pos = 0; pos <= v.size();) {
+        const std::size_t comma = std::min(v.find(',', pos), v.size());
+        const std::string item = v.substr(pos, comma - pos);
+        char* end = nullptr;
+        const unsigned long long n = std::strtoull(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || n == 0) die(fmt::format("{} needs positive integers", arg));
+        out.push_back(static_cast<std::size_t>(n));
+        pos = comma + 1;
+      }
+    } else if (arg == "--sync") {
+      const std::string v = value();
+      if (v != "on" && v != "off") die("--sync needs on or off");
+      a.syncs = {v == "on"};
     } else if (arg == "--help" || arg == "-h") {
       usage(0);
     } else {
@@ -369,11 +393,14 @@ int main(int argc, char** argv) {
   }
 
   std::vector<Point> points;
-  const std::vector<std::size_t> batches =
+  std::vector<std::size_t> batches =
       args.quick ? std::vector<std::size_t>{1, 100} : std::vector<std::size_t>{1, 10, 100, 1000};
-  const std::vector<std::size_t> sizes =
+  std::vector<std::size_t> sizes =
       args.quick ? std::vector<std::size_t>{256} : std::vector<std::size_t>{64, 256, 4096};
-  for (bool sync : {false, true}) {
+  if (!args.batches.empty()) batches = args.batches;
+  if (!args.sizes.empty()) sizes = args.sizes;
+  const std::vector<bool> syncs = args.syncs.empty() ? std::vector<bool>{false, true} : args.syncs;
+  for (bool sync : syncs) {
     for (std::size_t b : batches) {
       for (std::size_t sz : sizes) points.push_back(Point{b, sz, sync});
     }

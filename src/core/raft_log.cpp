@@ -1,5 +1,6 @@
 #include "core/raft_log.h"
 
+#include <algorithm>
 #include <cassert>
 
 namespace rlr::core {
@@ -67,15 +68,19 @@ std::vector<Entry> RaftLog::slice(LogIndex from, LogIndex to, std::size_t max_en
   std::vector<Entry> out;
   if (from > to) return out;
   assert(from >= first_index() && to <= last_index());
-  std::size_t bytes = 0;
-  for (LogIndex i = from; i <= to; i = i.next()) {
-    const Entry& e = at(i);
-    if (!out.empty() && (out.size() >= max_entries || bytes + e.payload.size() > max_bytes)) {
-      break;
-    }
-    bytes += e.payload.size();
-    out.push_back(e);
+  const auto begin =
+      entries_.begin() + static_cast<std::ptrdiff_t>(from.value() - first_index().value());
+  const std::size_t count = std::min<std::uint64_t>(to.value() - from.value() + 1, max_entries);
+  // Count first, then copy into a vector of the exact size: no reallocation moves the
+  // entries (and their payload references) again.
+  std::size_t n = 1;  // at least one entry
+  std::size_t bytes = begin->payload.size();
+  for (auto it = begin + 1; n < count; ++it, ++n) {
+    bytes += it->payload.size();
+    if (bytes > max_bytes) break;
   }
+  out.reserve(n);
+  out.insert(out.end(), begin, begin + static_cast<std::ptrdiff_t>(n));
   return out;
 }
 

@@ -23,6 +23,10 @@ constexpr const char* kHardStateKey = "hard_state";
 constexpr const char* kAppliedKey = "applied";
 constexpr const char* kSnapshotKey = "snapshot";
 constexpr std::size_t kEntryHeader = 4 + 8 + 1;  // crc, term, kind
+/// persist() keeps a batch buffer up to this size for good; a larger one only until
+/// kBatchShrinkSteps steps in a row have needed less than a quarter of it.
+constexpr std::size_t kBatchKeepBytes = 1U << 20;
+constexpr int kBatchShrinkSteps = 64;
 
 // ---- byte helpers (explicit, endian-independent) -----------------------------------
 
@@ -73,18 +77,37 @@ std::optional<std::string_view> unseal(std::string_view salt, std::string_view s
   return sealed.substr(4);
 }
 
-std::string encode_entry_value(const std::string& key, const Entry& e) {
-  std::string v;
-  v.resize(kEntryHeader + e.payload.size());
-  char* p = v.data() + 4;
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((e.term.value() >> (56 - 8 * i)) & 0xFF);
-  p[8] = static_cast<char>(e.kind);
-  if (!e.payload.empty()) std::memcpy(p + 9, e.payload.data(), e.payload.size());
-  std::uint32_t crc = util::crc32c(0, key.data(), key.size());
-  crc = util::crc32c(crc, v.data() + 4, v.size() - 4);
-  for (int i = 0; i < 4; ++i) v[static_cast<std::size_t>(i)] = static_cast<char>((crc >> (24 - 8 * i)) & 0xFF);
-  return v;
+void put_u64_at(char* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xFF);
 }
+
+void put_u32_at(char* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (24 - 8 * i)) & 0xFF);
+}
+
+/// Adds entry `e` to `b` without a temporary buffer: the key and the value header are
+/// built on the stack and the payload is copied once, straight into the batch.
+rocksdb::Status put_entry(rocksdb::WriteBatch& b, rocksdb::ColumnFamilyHandle* cf,
+                          const Entry& e) {
+  char key[8];
+  put_u64_at(key, e.index.value());
+  char header[kEntryHeader];
+  put_u64_at(header + 4, e.term.value());
+  header[12] = static_cast<char>(e.kind);
+  std::uint32_t crc = util::crc32c(0, key, sizeof key);
+  crc = util::crc32c(crc, header + 4, kEntryHeader - 4);
+  crc = util::crc32c(crc, e.payload.data(), e.payload.size());
+  put_u32_at(header, crc);
+  const rocksdb::Slice key_slice(key, sizeof key);
+  const rocksdb::Slice value_parts[2] = {
+      rocksdb::Slice(header, kEntryHeader),
+      rocksdb::Slice(reinterpret_cast<const char*>(e.payload.data()), e.payload.size())};
+  return b.Put(cf, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(value_parts, 2));
+}
+
+/// Bytes an entry takes in a WriteBatch: tag, column family id, two length varints (at
+/// most 1 + 5 + 1 + 5 bytes together), key and value.
+std::size_t batch_bytes(const Entry& e) { return 12 + 8 + kEntryHeader + e.payload.size(); }
 
 Result<Entry> decode_entry(LogIndex expect, const rocksdb::Slice& key, const rocksdb::Slice& value) {
   auto corrupt = [&](std::string_view what) {
@@ -200,6 +223,11 @@ std::vector<rocksdb::ColumnFamilyDescriptor> families(const rocksdb::Options& op
 struct RocksDbStorage::Handles {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // owned by db until destroyed
+  /// persist()'s batch, cleared and reused so its buffer keeps its capacity (one writer
+  /// at a time: see Storage). `batch_reserved` is the capacity it was created with.
+  rocksdb::WriteBatch batch;
+  std::size_t batch_reserved = 0;
+  int batch_small_steps = 0;  ///< steps in a row that needed < 1/4 of batch_reserved
   rocksdb::ColumnFamilyHandle* log() const { return cfs[1]; }
   rocksdb::ColumnFamilyHandle* meta() const { return cfs[2]; }
   ~Handles() {
@@ -470,7 +498,17 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
     const LogIndex end = install && !keep_suffix ? req.snapshot->index : std::max(last, base);
     if (Status st = check_entries(req.entries, base, end); !st) return st;
   }
-  rocksdb::WriteBatch b;
+  // Size the batch once for the whole step: growing it entry by entry copies the buffer
+  // again and again (and faults in fresh pages every time).
+  std::size_t need = 256;
+  for (const Entry& e : req.entries) need += batch_bytes(e);
+  if (install) need += req.snapshot->data.size();
+  if (need > h_->batch_reserved) {
+    h_->batch_reserved = std::max(need, 2 * h_->batch_reserved);
+    h_->batch = rocksdb::WriteBatch(h_->batch_reserved);
+  }
+  rocksdb::WriteBatch& b = h_->batch;
+  b.Clear();
   if (install) {
     const SnapshotMeta& s = *req.snapshot;
     const LogIndex drop_to = keep_suffix ? s.index : std::max(last, s.index);
@@ -485,8 +523,7 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
     const LogIndex first = req.entries.front().index;
     if (first <= last) b.DeleteRange(h_->log(), index_key(first), index_key(last.next()));
     for (const Entry& e : req.entries) {
-      const std::string key = index_key(e.index);
-      b.Put(h_->log(), key, encode_entry_value(key, e));
+      if (auto p = put_entry(b, h_->log(), e); !p.ok()) return from_rocks(p, "batching entries");
     }
     last = req.entries.back().index;
   }
@@ -512,6 +549,15 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
   auto w = h_->db->Write(wo, &b);
   // Readers that started between the first bump and the write must also see a change.
   if (deletes) ++log_version_;
+  // Keep the buffer while steps need a good part of it (a catch-up sends one large step
+  // after another, and faulting in fresh pages for each costs more than the copy); give
+  // it back once they have been much smaller for a while.
+  h_->batch_small_steps = need * 4 < h_->batch_reserved ? h_->batch_small_steps + 1 : 0;
+  if (h_->batch_reserved > kBatchKeepBytes && h_->batch_small_steps >= kBatchShrinkSteps) {
+    h_->batch = rocksdb::WriteBatch();
+    h_->batch_reserved = 0;
+    h_->batch_small_steps = 0;
+  }
   if (!w.ok()) return from_rocks(w, "persisting");
   if (install) {
     std::lock_guard lock(snapshot_mu_);
