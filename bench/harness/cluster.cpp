@@ -53,7 +53,8 @@ rlr::NodeBuilder InProcCluster::builder(std::uint64_t id, std::uint16_t port) co
       .sync(spec_.sync)
       .tick_ms(spec_.tick_ms)
       .election_ticks(spec_.election_ticks)
-      .heartbeat_ticks(spec_.heartbeat_ticks);
+      .heartbeat_ticks(spec_.heartbeat_ticks)
+      .complete_on_raft_thread(spec_.complete_on_raft_thread);
   return b;
 }
 

@@ -25,6 +25,8 @@ struct ClusterSpec {
   std::uint32_t heartbeat_ticks = 3;
   std::string cluster_id = "rlr-bench";
   std::string node_binary;  ///< rlr-node, for the multi-process cluster
+  /// In process only: NodeOptions::complete_on_raft_thread (callbacks on the raft thread).
+  bool complete_on_raft_thread = false;
 };
 
 /// A free TCP port on 127.0.0.1 (bound, read back, released).

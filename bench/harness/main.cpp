@@ -61,6 +61,7 @@ struct Options {
   std::uint32_t heartbeat_ticks = 3;
   int backoff_ms = 5;
   bool null_target = false;
+  bool complete_on_raft_thread = false;
 };
 
 /// Fills what the user left unset with the scenario's defaults.
@@ -297,6 +298,7 @@ ClusterSpec cluster_spec(const Options& o, const std::string& dir) {
   s.election_ticks = o.election_ticks;
   s.heartbeat_ticks = o.heartbeat_ticks;
   s.node_binary = o.node_binary;
+  s.complete_on_raft_thread = o.complete_on_raft_thread;
   return s;
 }
 
@@ -402,9 +404,9 @@ std::string params_label(const Options& o, std::size_t payload, int clients) {
     return fmt::format("{} NULL TARGET (no cluster) payload={}B clients={} outstanding={}", o.scenario, payload,
                        clients, o.outstanding);
   }
-  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}", o.scenario, o.nodes,
+  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}", o.scenario, o.nodes,
                      o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients, o.outstanding,
-                     o.client_mode);
+                     o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "");
 }
 
 Json params_json(const Options& o, std::size_t payload, int clients) {
@@ -419,6 +421,7 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   p.set("client_mode", Json::string(o.client_mode));
   p.set("seconds", Json::number(o.seconds));
   p.set("warmup_seconds", Json::number(o.warmup));
+  p.set("complete_on_raft_thread", Json::boolean(o.complete_on_raft_thread));
   return p;
 }
 
@@ -896,6 +899,8 @@ int run(int argc, char** argv) {
   cli.add_option("--tick-ms", o.tick_ms, "Raft tick in milliseconds");
   cli.add_option("--election-ticks", o.election_ticks, "election timeout in ticks ([e, 2e))");
   cli.add_option("--heartbeat-ticks", o.heartbeat_ticks, "heartbeat interval in ticks");
+  cli.add_flag("--complete-on-raft-thread", o.complete_on_raft_thread,
+               "inproc: NodeOptions::complete_on_raft_thread (proposal callbacks run on the raft thread)");
   cli.add_flag("--null-target", o.null_target,
                "inleader/durable: no cluster; a thread acknowledges every proposal at once (calibrates "
                "the cost of the client threads and the OS alone)");

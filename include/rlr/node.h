@@ -109,6 +109,12 @@ struct NodeOptions {
   std::uint32_t tick_ms = 10;
   std::uint32_t election_ticks = 15;     ///< election timeout in [e, 2e) ticks
   std::uint32_t heartbeat_ticks = 3;
+  /// Fast failover: when a follower's TCP connection to its leader drops (a crashed
+  /// process's sockets close at once), it starts a pre-vote after this many ticks times
+  /// (1 + its rank by id among the other voters) instead of a whole election timeout.
+  /// A pre-vote still needs a majority that no longer hears from the leader, so a
+  /// connection that drops while the leader lives changes nothing. 0: off.
+  std::uint32_t disconnect_campaign_ticks = 1;
   std::size_t max_append_entries = 4096;
   std::size_t max_append_bytes = 1U << 20;
   std::size_t max_inflight_appends = 64;
@@ -126,6 +132,17 @@ struct NodeOptions {
   /// the leader's answer, instead of answering NotLeader (one extra hop; see
   /// docs/leader-routing.md). Off: clients follow the NotLeader hint themselves.
   bool forward_proposals = false;
+  /// Run the callbacks of propose() on the node's raft thread at the end of its turn,
+  /// instead of handing them to the completion thread: one thread hand-off (a futex
+  /// wake-up) less per commit. Only for short, non-blocking callbacks: while one runs,
+  /// the node neither replicates nor commits. From such a callback, propose(),
+  /// get_role(), get_leader(), get_leader_address() and get_cluster_info() work;
+  /// propose_sync(), read_index(), add_learner(), promote(), remove() and
+  /// transfer_leadership() return InvalidArgument at once (they would wait for the
+  /// thread that runs the callback); stop() only requests the stop (~Node, or a later
+  /// stop() from another thread, completes it; a callback must never destroy the Node).
+  /// Off: callbacks run on a dedicated completion thread.
+  bool complete_on_raft_thread = false;
 };
 
 /// A stream of committed entries in log order, from a chosen index, without gaps.
@@ -147,7 +164,8 @@ class Node {
  public:
   virtual ~Node() = default;
 
-  /// Appends `command` to the replicated log. `done` runs (on an internal thread) once
+  /// Appends `command` to the replicated log. `done` runs (on an internal thread, never
+  /// under a lock of the node; see NodeOptions::complete_on_raft_thread) once
   /// the entry committed, or with an error: NotLeader (with the leader's id when known),
   /// TransferInProgress, Busy (too many proposals pending), Timeout (no outcome within
   /// proposal_timeout_ms; the entry may still commit), ShuttingDown.
@@ -209,11 +227,13 @@ class NodeBuilder {
   NodeBuilder& tick_ms(std::uint32_t v) { o_.tick_ms = v; return *this; }
   NodeBuilder& election_ticks(std::uint32_t v) { o_.election_ticks = v; return *this; }
   NodeBuilder& heartbeat_ticks(std::uint32_t v) { o_.heartbeat_ticks = v; return *this; }
+  NodeBuilder& disconnect_campaign_ticks(std::uint32_t v) { o_.disconnect_campaign_ticks = v; return *this; }
   NodeBuilder& max_append_entries(std::size_t v) { o_.max_append_entries = v; return *this; }
   NodeBuilder& max_append_bytes(std::size_t v) { o_.max_append_bytes = v; return *this; }
   NodeBuilder& max_inflight_appends(std::size_t v) { o_.max_inflight_appends = v; return *this; }
   NodeBuilder& compact_after_entries(std::uint64_t v) { o_.compact_after_entries = v; return *this; }
   NodeBuilder& proposal_timeout_ms(std::uint32_t v) { o_.proposal_timeout_ms = v; return *this; }
+  NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
   NodeBuilder& options(NodeOptions v) { o_ = std::move(v); return *this; }
   [[nodiscard]] const NodeOptions& options() const { return o_; }
   /// Validates the options, opens storage and starts the node (TCP transport).

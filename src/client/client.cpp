@@ -25,6 +25,8 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -111,7 +113,8 @@ class ClientImpl final : public Client {
         client_id_(o.client_id != 0 ? o.client_id : draw_client_id()),
         rng_(std::random_device{}()),
         round_timer_(io_.io()),
-        connect_timer_(io_.io()) {}
+        connect_timer_(io_.io()),
+        deadline_timer_(io_.io()) {}
 
   ~ClientImpl() override {
     io_.run_and_wait([this] { shut_down(); });
@@ -223,8 +226,11 @@ class ClientImpl final : public Client {
     std::uint32_t attempts = 0;
     std::uint64_t request_id = 0;  ///< the attempt in flight (InFlight only)
     OpState state = OpState::Waiting;
-    std::shared_ptr<asio::steady_timer> timer;
+    /// The one timer of this operation (see arm()): a generation, so that re-arming or
+    /// finishing turns the earlier heap entry stale; when and what it fires.
     std::uint64_t timer_gen = 0;
+    Clock::time_point timer_when;
+    void (ClientImpl::*timer_fire)(std::uint64_t) = nullptr;
     Status last_error;
     bool admitted = false;  ///< a proposal counted in proposals_in_flight_
     /// Some attempt ended without a definite answer (it may be in the log): from then on
@@ -272,7 +278,6 @@ class ClientImpl final : public Client {
       op.body = std::move(body);
       op.done = std::move(done);
       op.deadline = Clock::now() + o_.total_timeout;
-      op.timer = std::make_shared<asio::steady_timer>(io_.io());
       if (auto* p = std::get_if<wire::ProposeRequest>(&op.body)) {
         p->sequence = ++last_sequence_;
         op.state = OpState::Queued;
@@ -299,15 +304,81 @@ class ClientImpl final : public Client {
   }
 
   // ---- io thread: operations ---------------------------------------------------------
+  // Every operation has at most one pending deadline (its total deadline, the end of
+  // the attempt in flight, or the end of a backoff). They live in one min-heap served by
+  // one asio timer for the whole client: arming is a heap push (no timer object, no
+  // asio operation, usually no timerfd update, since later operations have later
+  // deadlines); re-arming or finishing leaves the old entry stale (its generation no
+  // longer matches) and it is dropped when it reaches the top, or when stale entries
+  // outnumber live ones (the heap is then rebuilt from ops_).
+  struct Deadline {
+    Clock::time_point when;
+    std::uint64_t id;
+    std::uint64_t gen;
+    bool operator>(const Deadline& o) const { return when > o.when; }
+  };
+
   void arm(std::uint64_t id, Clock::time_point when, void (ClientImpl::*on_fire)(std::uint64_t)) {
+    if (deadlines_.size() >= 2 * ops_.size() + 1024) rebuild_deadlines();  // bounds stale entries
     Op& op = ops_.at(id);
-    const std::uint64_t gen = ++op.timer_gen;
-    op.timer->expires_at(when);
-    op.timer->async_wait([this, id, gen, on_fire](boost::system::error_code) {
-      auto it = ops_.find(id);
-      if (it == ops_.end() || it->second.timer_gen != gen) return;
-      (this->*on_fire)(id);
+    op.timer_gen += 1;
+    op.timer_when = when;
+    op.timer_fire = on_fire;
+    deadlines_.push_back(Deadline{when, id, op.timer_gen});
+    std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>());
+    rearm_deadline_timer();
+  }
+
+  /// Drops the operation's pending deadline (it is finishing).
+  void disarm(Op& op) {
+    op.timer_gen += 1;
+    op.timer_fire = nullptr;
+  }
+
+  [[nodiscard]] bool live(const Deadline& d) const {
+    auto it = ops_.find(d.id);
+    return it != ops_.end() && it->second.timer_gen == d.gen && it->second.timer_fire != nullptr;
+  }
+
+  void rebuild_deadlines() {
+    deadlines_.clear();
+    for (const auto& [id, op] : ops_) {
+      if (op.timer_fire != nullptr) deadlines_.push_back(Deadline{op.timer_when, id, op.timer_gen});
+    }
+    std::make_heap(deadlines_.begin(), deadlines_.end(), std::greater<>());
+  }
+
+  /// Points the timer at the earliest deadline when it is not armed for that already.
+  void rearm_deadline_timer() {
+    while (!deadlines_.empty() && !live(deadlines_.front())) {
+      std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>());
+      deadlines_.pop_back();
+    }
+    if (deadlines_.empty() || stopping_) return;
+    const Clock::time_point first = deadlines_.front().when;
+    if (deadline_armed_ && deadline_armed_at_ <= first) return;  // fires early enough
+    deadline_armed_ = true;
+    deadline_armed_at_ = first;
+    deadline_timer_.expires_at(first);  // cancels a later wait (it returns aborted)
+    deadline_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec == asio::error::operation_aborted) return;
+      deadline_armed_ = false;
+      on_deadlines();
     });
+  }
+
+  void on_deadlines() {
+    const auto now = Clock::now();
+    while (!deadlines_.empty() && deadlines_.front().when <= now) {
+      const Deadline d = deadlines_.front();
+      std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>());
+      deadlines_.pop_back();
+      if (!live(d)) continue;
+      Op& op = ops_.at(d.id);
+      auto fire = std::exchange(op.timer_fire, nullptr);
+      (this->*fire)(d.id);  // may arm again, finish, or start other operations
+    }
+    rearm_deadline_timer();
   }
 
   void dispatch(std::uint64_t id) {
@@ -408,7 +479,7 @@ class ClientImpl final : public Client {
     Op op = std::move(it->second);
     ops_.erase(it);
     if (op.request_id != 0) inflight_.erase(op.request_id);
-    op.timer->cancel();
+    disarm(op);
     if (op.admitted) {
       --proposals_in_flight_;
       if (!stopping_) admit_proposals();
@@ -779,6 +850,8 @@ class ClientImpl final : public Client {
     }
     notify_connect_waiters(s);
     while (!ops_.empty()) finish(ops_.begin()->first, s);
+    deadlines_.clear();
+    deadline_timer_.cancel();
     while (!oneshots_.empty()) {
       auto st = *oneshots_.begin();
       if (st->conn) st->conn->close();
@@ -817,6 +890,10 @@ class ClientImpl final : public Client {
   Status last_probe_error_;
   asio::steady_timer round_timer_;
   asio::steady_timer connect_timer_;
+  asio::steady_timer deadline_timer_;       // serves deadlines_
+  std::vector<Deadline> deadlines_;         // min-heap on `when`
+  bool deadline_armed_ = false;             // a wait on deadline_timer_ is pending
+  Clock::time_point deadline_armed_at_;     // ... for this time
   std::vector<std::function<void(Status)>> connect_waiters_;
   std::set<std::shared_ptr<OneShot>> oneshots_;
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 #include <future>
 #include <random>
 
@@ -22,25 +23,29 @@ Executor::Executor() : thread_([this] { run(); }) {}
 Executor::~Executor() { shutdown(); }
 
 void Executor::post(std::function<void()> f) {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(std::move(f));
+    queue_.push_back(Completion{{}, ProposeResult{}, std::move(f)});
+    wake = std::exchange(idle_, false);
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
-void Executor::post_batch(std::vector<std::function<void()>>& fs) {
-  if (fs.empty()) return;
+void Executor::post_batch(std::vector<Completion>& batch) {
+  if (batch.empty()) return;
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (queue_.empty()) {
-      queue_.swap(fs);
+      queue_.swap(batch);  // the executor's spent vector comes back: capacity is reused
     } else {
-      for (auto& f : fs) queue_.push_back(std::move(f));
+      for (auto& c : batch) queue_.push_back(std::move(c));
     }
+    wake = std::exchange(idle_, false);
   }
-  fs.clear();
-  cv_.notify_one();
+  batch.clear();
+  if (wake) cv_.notify_one();
 }
 
 void Executor::shutdown() {
@@ -54,14 +59,18 @@ void Executor::shutdown() {
 }
 
 void Executor::run() {
-  std::vector<std::function<void()>> batch;
+  std::vector<Completion> batch;
   std::unique_lock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    while (!stop_ && queue_.empty()) {
+      idle_ = true;
+      cv_.wait(lock);
+      idle_ = false;
+    }
     if (queue_.empty() && stop_) return;
     batch.swap(queue_);
     lock.unlock();
-    for (auto& f : batch) f();
+    for (auto& c : batch) c.run();
     batch.clear();
     lock.lock();
   }
@@ -138,6 +147,7 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
   ro.id = options.id;
   ro.election_ticks = options.election_ticks;
   ro.heartbeat_ticks = options.heartbeat_ticks;
+  ro.disconnect_campaign_ticks = options.disconnect_campaign_ticks;
   ro.max_append_entries = options.max_append_entries;
   ro.max_append_bytes = options.max_append_bytes;
   ro.max_inflight_appends = options.max_inflight_appends;
@@ -179,6 +189,16 @@ NodeImpl::NodeImpl(Key /*key*/, NodeOptions options, std::unique_ptr<storage::St
 NodeImpl::~NodeImpl() { stop(); }
 
 void NodeImpl::stop() {
+  if (on_raft_thread()) {
+    // From a callback on the raft thread (complete_on_raft_thread): joining ourselves
+    // would deadlock. Only ask the loop to end; the destructor (or a stop() from another
+    // thread) finishes the shutdown.
+    {
+      std::lock_guard lock(in_mu_);
+      stopping_ = true;
+    }
+    return;
+  }
   std::call_once(stop_once_, [&] {
     {
       std::lock_guard lock(in_mu_);
@@ -220,10 +240,14 @@ void NodeImpl::deliver(core::Message m) {
   {
     std::lock_guard lock(in_mu_);
     if (stopping_) return;
-    wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
     in_msgs_.push_back(std::move(m));
+    wake = std::exchange(raft_waiting_, false);
   }
   if (wake) in_cv_.notify_one();
+}
+
+void NodeImpl::peer_lost(NodeId peer) {
+  post([this, peer] { raft_.peer_disconnected(peer); });
 }
 
 void NodeImpl::post(std::function<void()> task) const { (void)post_checked(std::move(task)); }
@@ -233,8 +257,8 @@ bool NodeImpl::post_checked(std::function<void()> task) const {
   {
     std::lock_guard lock(in_mu_);
     if (stopping_) return false;
-    wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
     in_tasks_.push_back(std::move(task));
+    wake = std::exchange(raft_waiting_, false);
   }
   if (wake) in_cv_.notify_one();
   return true;
@@ -267,9 +291,9 @@ void NodeImpl::enqueue(Proposal p) {
     } else if (queued_proposals_ >= options_.max_pending_proposals) {
       refused = Status{ErrorCode::Busy, "too many proposals queued"};
     } else {
-      wake = in_msgs_.empty() && in_props_.empty() && in_tasks_.empty();
       in_props_.push_back(std::move(p));
       ++queued_proposals_;
+      wake = std::exchange(raft_waiting_, false);
     }
   }
   if (!refused.is_ok()) {
@@ -280,6 +304,7 @@ void NodeImpl::enqueue(Proposal p) {
 }
 
 Result<ProposeResult> NodeImpl::propose_sync(Bytes command, std::chrono::milliseconds timeout) {
+  if (on_raft_thread()) return refused_on_raft_thread("propose_sync");
   auto promise = std::make_shared<std::promise<Result<ProposeResult>>>();
   auto future = promise->get_future();
   propose(std::move(command), [promise](Result<ProposeResult> r) { promise->set_value(std::move(r)); });
@@ -330,7 +355,7 @@ std::string NodeImpl::get_leader_address() const {
 ClusterInfo NodeImpl::get_cluster_info() const {
   auto promise = std::make_shared<std::promise<ClusterInfo>>();
   auto future = promise->get_future();
-  post([this, promise] {
+  auto fill = [this, promise] {
     ClusterInfo ci;
     ci.cluster_id = options_.cluster_id;
     ci.id = options_.id;
@@ -390,7 +415,12 @@ ClusterInfo NodeImpl::get_cluster_info() const {
       }
     }
     promise->set_value(std::move(ci));
-  });
+  };
+  if (on_raft_thread()) {
+    fill();  // already where the core lives (a callback under complete_on_raft_thread)
+  } else {
+    post(std::move(fill));
+  }
   if (future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return future.get();
   // The raft thread is stopped or stuck: report what is published.
   ClusterInfo ci;
@@ -410,13 +440,14 @@ void NodeImpl::read_index_async(std::chrono::milliseconds timeout,
   if (!post_checked([this, shared, deadline] {
         const std::uint64_t id = next_read_id_++;
         if (Status s = raft_.read_index(id); !s) {
-          completions_.push_back([shared, s] { (*shared)(s); });
+          completions_.push_back(Completion{{}, ProposeResult{}, [shared, s] { (*shared)(s); }});
           return;
         }
         reads_[id] = PendingRead{[this, shared](Result<LogIndex> r) {
-                                   completions_.push_back([shared, r = std::move(r)]() mutable {
-                                     (*shared)(std::move(r));
-                                   });
+                                   completions_.push_back(Completion{
+                                       {}, ProposeResult{}, [shared, r = std::move(r)]() mutable {
+                                         (*shared)(std::move(r));
+                                       }});
                                  },
                                  deadline};
       })) {
@@ -425,6 +456,7 @@ void NodeImpl::read_index_async(std::chrono::milliseconds timeout,
 }
 
 Result<LogIndex> NodeImpl::read_index(std::chrono::milliseconds timeout) {
+  if (on_raft_thread()) return refused_on_raft_thread("read_index");
   auto promise = std::make_shared<std::promise<Result<LogIndex>>>();
   auto future = promise->get_future();
   read_index_async(timeout, [promise](Result<LogIndex> r) { promise->set_value(std::move(r)); });
@@ -436,6 +468,7 @@ Result<LogIndex> NodeImpl::read_index(std::chrono::milliseconds timeout) {
 
 Status NodeImpl::change(std::function<Result<core::EntryId>(core::Raft&)> op,
                         std::chrono::milliseconds timeout) {
+  if (on_raft_thread()) return refused_on_raft_thread("a membership change");
   auto promise = std::make_shared<std::promise<Status>>();
   auto future = promise->get_future();
   const auto deadline = Clock::now() + timeout;
@@ -480,6 +513,7 @@ Status NodeImpl::remove(NodeId id, std::chrono::milliseconds timeout) {
 }
 
 Status NodeImpl::transfer_leadership(NodeId to, std::chrono::milliseconds timeout) {
+  if (on_raft_thread()) return refused_on_raft_thread("transfer_leadership");
   auto promise = std::make_shared<std::promise<Status>>();
   auto future = promise->get_future();
   const auto deadline = Clock::now() + timeout;
@@ -511,12 +545,18 @@ void NodeImpl::run() {
   std::vector<core::Message> msgs;
   std::vector<Proposal> props;
   std::vector<std::function<void()>> tasks;
+  raft_thread_id_.store(std::this_thread::get_id());
   for (;;) {
     {
       std::unique_lock lock(in_mu_);
-      in_cv_.wait_until(lock, next_tick, [&] {
-        return stopping_ || !in_msgs_.empty() || !in_props_.empty() || !in_tasks_.empty();
-      });
+      // raft_waiting_ tells producers to notify: only the first one after we went to
+      // sleep does (one futex wake per sleep, none while this thread is busy).
+      while (!stopping_ && in_msgs_.empty() && in_props_.empty() && in_tasks_.empty()) {
+        raft_waiting_ = true;
+        const bool timed_out = in_cv_.wait_until(lock, next_tick) == std::cv_status::timeout;
+        raft_waiting_ = false;
+        if (timed_out) break;
+      }
       if (stopping_) break;
       msgs.swap(in_msgs_);
       props.swap(in_props_);
@@ -551,36 +591,52 @@ void NodeImpl::run() {
       core::Ready rd = raft_.ready();
       handle_ready(rd);
     }
-    executor_.post_batch(completions_);
+    flush_completions();
   }
   fail_everything(Status{ErrorCode::ShuttingDown, "node is stopping"});
   // Proposals that raced with stop().
   {
     std::lock_guard lock(in_mu_);
     for (auto& p : in_props_) {
-      completions_.push_back([done = std::move(p.done)] {
-        done(Status{ErrorCode::ShuttingDown, "node is stopping"});
-      });
+      complete(p.done, Status{ErrorCode::ShuttingDown, "node is stopping"});
     }
     in_props_.clear();
     in_tasks_.clear();
   }
-  executor_.post_batch(completions_);
+  flush_completions();
+}
+
+void NodeImpl::flush_completions() {
+  if (completions_.empty()) return;
+  if (!options_.complete_on_raft_thread) {
+    executor_.post_batch(completions_);
+    return;
+  }
+  // No lock is held here: a callback may propose (that only queues for the next turn)
+  // or call anything that does not wait for the raft thread.
+  running_.swap(completions_);
+  for (auto& c : running_) c.run();
+  running_.clear();
+}
+
+Status NodeImpl::refused_on_raft_thread(const char* what) {
+  return Status{ErrorCode::InvalidArgument,
+                fmt::format("{} waits for the raft thread and cannot be called from a callback "
+                            "that runs on it (complete_on_raft_thread); use the asynchronous form",
+                            what)};
 }
 
 void NodeImpl::propose_queued(std::vector<Proposal>& props) {
-  std::vector<Bytes> commands;
-  std::vector<EntryKind> kinds;
-  std::vector<Proposal*> accepted;
-  commands.reserve(props.size());
-  kinds.reserve(props.size());
-  accepted.reserve(props.size());
+  std::vector<Bytes>& commands = prop_commands_;
+  std::vector<EntryKind>& kinds = prop_kinds_;
+  std::vector<Proposal*>& accepted = prop_accepted_;
+  commands.clear();
+  kinds.clear();
+  accepted.clear();
   const auto deadline = Clock::now() + std::chrono::milliseconds(options_.proposal_timeout_ms);
   for (auto& p : props) {
     if (failed_) {
-      completions_.push_back([done = std::move(p.done)] {
-        done(Status{ErrorCode::IoError, "node failed: its storage refused a write"});
-      });
+      complete(p.done, Status{ErrorCode::IoError, "node failed: its storage refused a write"});
       continue;
     }
     if (p.kind == EntryKind::Session) {
@@ -593,7 +649,7 @@ void NodeImpl::propose_queued(std::vector<Proposal>& props) {
                                                fmt::format("sequence {} of client {} was applied long ago; its result is no longer kept",
                                                            key.second, key.first)})
                 : Result<ProposeResult>(ProposeResult{o->original_index, o->original_term});
-        completions_.push_back([done = std::move(p.done), r = std::move(r)]() mutable { done(std::move(r)); });
+        complete(p.done, std::move(r));
         continue;
       }
       if (auto it = inflight_sessions_.find(key); it != inflight_sessions_.end()) {
@@ -610,9 +666,10 @@ void NodeImpl::propose_queued(std::vector<Proposal>& props) {
   }
   if (accepted.empty()) return;
   auto r = raft_.propose_batch(commands, kinds);
+  commands.clear();  // drop the payload references now; the log holds its own
   if (!r) {
     const Status s = r.status();
-    for (Proposal* p : accepted) completions_.push_back([done = std::move(p->done), s] { done(s); });
+    for (Proposal* p : accepted) complete(p->done, s);
     return;
   }
   // One batch, consecutive indexes: the first got last - n + 1.
@@ -741,7 +798,7 @@ void NodeImpl::on_committed(std::vector<Entry>& committed) {
     if (internal) {
       done(std::move(r));
     } else {
-      completions_.push_back([d = std::move(done), r = std::move(r)]() mutable { d(std::move(r)); });
+      complete(done, std::move(r));
     }
   };
   for (const Entry& e : committed) {
@@ -798,7 +855,7 @@ void NodeImpl::expire_pending(Clock::time_point now) {
     if (p.internal) {
       p.done(timeout);
     } else {
-      completions_.push_back([done = std::move(p.done), timeout] { done(timeout); });
+      complete(p.done, timeout);
     }
   }
   for (auto it = reads_.begin(); it != reads_.end();) {
@@ -819,7 +876,7 @@ void NodeImpl::expire_pending(Clock::time_point now) {
   }
   for (auto it = session_waiters_.begin(); it != session_waiters_.end();) {
     if (it->second.deadline <= now) {
-      completions_.push_back([done = std::move(it->second.done), timeout] { done(timeout); });
+      complete(it->second.done, timeout);
       it = session_waiters_.erase(it);
     } else {
       ++it;
@@ -840,7 +897,7 @@ void NodeImpl::fail_everything(const Status& why) {
     if (p.internal) {
       p.done(why);
     } else {
-      completions_.push_back([done = std::move(p.done), why] { done(why); });
+      complete(p.done, why);
     }
   }
   pending_.clear();
@@ -851,7 +908,7 @@ void NodeImpl::fail_everything(const Status& why) {
   for (auto& w : config_waiters_) w.done(why);
   config_waiters_.clear();
   for (auto& [index, w] : session_waiters_) {
-    completions_.push_back([done = std::move(w.done), why] { done(why); });
+    complete(w.done, why);
   }
   session_waiters_.clear();
   inflight_sessions_.clear();

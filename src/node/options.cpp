@@ -37,6 +37,9 @@ Status validate(const NodeOptions& o) {
   if (o.heartbeat_ticks == 0 || o.election_ticks <= o.heartbeat_ticks) {
     return bad("need 0 < heartbeat_ticks < election_ticks");
   }
+  if (o.disconnect_campaign_ticks >= o.election_ticks) {
+    return bad("disconnect_campaign_ticks must be below election_ticks (0 turns it off)");
+  }
   if (o.max_append_entries == 0 || o.max_append_bytes == 0 || o.max_inflight_appends == 0 ||
       o.max_pending_proposals == 0 || o.subscriber_buffer_entries == 0 ||
       o.snapshot_chunk_bytes == 0 || o.max_frame_bytes < 4096) {

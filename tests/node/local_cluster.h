@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,7 +19,8 @@ using namespace std::chrono_literals;
 
 class LocalCluster {
  public:
-  explicit LocalCluster(int voters) : net_(std::make_shared<transport::LocalNetwork>()) {
+  explicit LocalCluster(int voters, std::function<void(NodeOptions&)> tweak = {})
+      : tweak_(std::move(tweak)), net_(std::make_shared<transport::LocalNetwork>()) {
     for (int i = 1; i <= voters; ++i) founders_.push_back(NodeId{static_cast<std::uint64_t>(i)});
     for (NodeId id : founders_) start(id, true);
   }
@@ -36,6 +38,7 @@ class LocalCluster {
     o.heartbeat_ticks = 2;
     o.proposal_timeout_ms = 3000;
     o.compact_after_entries = 0;
+    if (tweak_) tweak_(o);
     if (founder) {
       for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, "127.0.0.1", static_cast<std::uint16_t>(9000 + f.value())});
     }
@@ -112,6 +115,7 @@ class LocalCluster {
   };
 
   std::mutex mu_;  // guards nodes_ against a concurrent propose_on_leader()
+  std::function<void(NodeOptions&)> tweak_;
   std::shared_ptr<transport::LocalNetwork> net_;
   std::vector<NodeId> founders_;
   std::map<NodeId, std::shared_ptr<storage::MemoryStorage>> storages_;

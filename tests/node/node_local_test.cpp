@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
+#include <thread>
 #include <fmt/format.h>
 
 #include "local_cluster.h"
@@ -141,4 +143,40 @@ TEST_CASE("node: get_cluster_info reports members, roles and replication on the 
     CHECK(m.last_contact_ms >= 0);
     CHECK_FALSE(m.address.empty());
   }
+}
+
+TEST_CASE("node: complete_on_raft_thread runs callbacks that may propose; blocking calls refuse at once",
+          "[node][completion]") {
+  LocalCluster c(3, [](NodeOptions& o) { o.complete_on_raft_thread = true; });
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  Node& n = c.node(leader);
+  std::promise<void> done;
+  Result<ProposeResult> first = Status{ErrorCode::Timeout, "not run"};
+  Result<ProposeResult> second = Status{ErrorCode::Timeout, "not run"};
+  Status sync_status;
+  std::chrono::steady_clock::duration sync_took{};
+  LogIndex commit_seen;
+  std::thread::id callback_thread;
+  n.propose(Bytes::copy_of("a"), [&](Result<ProposeResult> r) {
+    first = std::move(r);
+    callback_thread = std::this_thread::get_id();
+    // propose_sync would wait for the very thread running this callback.
+    const auto t0 = std::chrono::steady_clock::now();
+    sync_status = n.propose_sync(Bytes::copy_of("b"), 2s).status();
+    sync_took = std::chrono::steady_clock::now() - t0;
+    commit_seen = n.get_cluster_info().commit;
+    n.propose(Bytes::copy_of("c"), [&](Result<ProposeResult> r2) {
+      second = std::move(r2);
+      done.set_value();
+    });
+  });
+  REQUIRE(done.get_future().wait_for(10s) == std::future_status::ready);
+  REQUIRE(first.is_ok());
+  CHECK(callback_thread != std::this_thread::get_id());
+  CHECK(sync_status.code() == ErrorCode::InvalidArgument);
+  CHECK(sync_took < 1s);
+  CHECK(commit_seen >= first.value().index);
+  REQUIRE(second.is_ok());
+  CHECK(second.value().index > first.value().index);
 }
