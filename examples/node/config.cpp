@@ -192,7 +192,8 @@ struct Raw {
   bool forward = false;
   std::string forward_at;
   std::uint64_t tick_ms = 10, election_ticks = 15, heartbeat_ticks = 3, proposal_timeout_ms = 5000;
-  std::string tick_at, election_at, heartbeat_at, proposal_at;
+  std::uint64_t disconnect_campaign_ticks = 1;
+  std::string tick_at, election_at, heartbeat_at, proposal_at, disconnect_at;
   std::vector<Peer> peers;
   std::map<std::string, std::string> app_settings;
 };
@@ -257,7 +258,8 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
   if (const toml::node* t = root.get("timeouts"); t != nullptr) {
     if (!t->is_table()) return r.wrong_type(*t, "timeouts", "a table");
     const toml::table& tt = *t->as_table();
-    if (auto e = r.only_keys(tt, {"tick_ms", "election_ticks", "heartbeat_ticks", "proposal_timeout_ms"},
+    if (auto e = r.only_keys(tt, {"tick_ms", "election_ticks", "heartbeat_ticks", "proposal_timeout_ms",
+                                  "disconnect_campaign_ticks"},
                              "timeouts");
         e) {
       return e;
@@ -269,6 +271,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
       else if (k == "election_ticks") e = r.get_uint(node, k, 2, 100000, raw.election_ticks, raw.election_at);
       else if (k == "heartbeat_ticks") e = r.get_uint(node, k, 1, 100000, raw.heartbeat_ticks, raw.heartbeat_at);
       else if (k == "proposal_timeout_ms") e = r.get_uint(node, k, 1, 3600000, raw.proposal_timeout_ms, raw.proposal_at);
+      else if (k == "disconnect_campaign_ticks") e = r.get_uint(node, k, 0, 100000, raw.disconnect_campaign_ticks, raw.disconnect_at);
       if (e) return e;
     }
   }
@@ -346,6 +349,7 @@ void apply(const Overrides& o, Raw& raw) {
   set_u(o.election_ticks, raw.election_ticks, raw.election_at, "--election-ticks");
   set_u(o.heartbeat_ticks, raw.heartbeat_ticks, raw.heartbeat_at, "--heartbeat-ticks");
   set_u(o.proposal_timeout_ms, raw.proposal_timeout_ms, raw.proposal_at, "--proposal-timeout-ms");
+  set_u(o.disconnect_campaign_ticks, raw.disconnect_campaign_ticks, raw.disconnect_at, "--disconnect-campaign-ticks");
   if (o.sync) {
     raw.sync = *o.sync;
     raw.sync_at = "--sync";
@@ -503,6 +507,12 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
   n.election_ticks = static_cast<std::uint32_t>(raw.election_ticks);
   n.heartbeat_ticks = static_cast<std::uint32_t>(raw.heartbeat_ticks);
   n.proposal_timeout_ms = static_cast<std::uint32_t>(raw.proposal_timeout_ms);
+  if (raw.disconnect_campaign_ticks >= raw.election_ticks) {
+    return Error{at_or(raw.disconnect_at, raw.election_at),
+                 fmt::format("disconnect_campaign_ticks ({}) must be below election_ticks ({}); 0 turns it off",
+                             raw.disconnect_campaign_ticks, raw.election_ticks)};
+  }
+  n.disconnect_campaign_ticks = static_cast<std::uint32_t>(raw.disconnect_campaign_ticks);
 
   c.app = raw.app.empty() ? "none" : raw.app;
   c.app_settings = raw.app_settings;

@@ -249,6 +249,12 @@ TEST_CASE("rlr-node: every bad config exits 2 naming the line or flag", "[proces
   SECTION("unknown flag") {
     expect_config_error(kGood, {"--colour", "blue"}, "--colour", "");
   }
+  SECTION("disconnect_campaign_ticks not below election_ticks") {
+    expect_config_error(std::string(kGood) + "[timeouts]\nelection_ticks = 5\ndisconnect_campaign_ticks = 5\n", {},
+                        "10:", "disconnect_campaign_ticks (5) must be below election_ticks (5)");
+    expect_config_error(kGood, {"--disconnect-campaign-ticks", "20"}, "--disconnect-campaign-ticks",
+                        "must be below election_ticks (15)");
+  }
   SECTION("non-numeric flag") {
     expect_config_error(kGood, {"--election-ticks", "many"}, "--election-ticks", "");
   }
