@@ -812,6 +812,12 @@ void scenario_catchup(const Options& o, Report& rep) {
   const double cpu0 = h.cpu();
   const std::int64_t t0 = now_ns();
   rlr::Status added = h.inproc ? h.leader->add_learner(addr, 30s) : control->add_learner(addr);
+  // On a loaded machine leadership may have moved during the fill: ask the new leader.
+  for (int attempt = 0; h.inproc && added.code() == rlr::ErrorCode::NotLeader && attempt < 5; ++attempt) {
+    h.leader = h.inproc->wait_leader(20s);
+    if (h.leader == nullptr) break;
+    added = h.leader->add_learner(addr, 30s);
+  }
   if (!added) {
     note("rlr-bench: add_learner: {}", added.to_string());
     h.stop();
