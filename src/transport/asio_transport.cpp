@@ -2,12 +2,16 @@
 
 #include "transport/asio_transport.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <deque>
 #include <optional>
 #include <random>
 #include <set>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio.hpp>
 #include <fmt/format.h>
@@ -78,12 +82,77 @@ class FrameQueue {
     draining_ = false;
   }
 
+  /// The socket frames may be written to directly (-1: none). Set by the io thread once
+  /// the connection is established, and cleared *before* it closes the socket, so a
+  /// direct write never reaches a closed (or reused) descriptor.
+  void set_fd(int fd) {
+    std::lock_guard lock(mu_);
+    fd_ = fd;
+  }
+
+  /// Sends `frames` on the calling thread when the connection is idle (nothing queued,
+  /// no write of the io thread in progress): one non-blocking sendmsg, no hand-off to the
+  /// io thread and no wake-up. What the socket does not take (or everything, when the
+  /// connection is busy or down) is queued in order, as push() would; `schedule` as there.
+  /// Returns the frames queued or sent (`direct`: how many were sent whole, here);
+  /// frames that do not fit the queue are dropped.
+  std::size_t send_or_push(std::vector<wire::Frame>& frames, bool& schedule, std::uint64_t& direct) {
+    std::lock_guard lock(mu_);
+    schedule = false;
+    direct = 0;
+    std::size_t i = 0;
+    if (fd_ >= 0 && !draining_ && frames_.empty()) {
+      std::array<iovec, 64> iov{};
+      const std::size_t n = std::min(frames.size(), iov.size());
+      for (std::size_t k = 0; k < n; ++k) {
+        iov[k].iov_base = frames[k].data();
+        iov[k].iov_len = frames[k].size();
+      }
+      msghdr msg{};
+      msg.msg_iov = iov.data();
+      msg.msg_iovlen = n;
+      ssize_t sent = ::sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (sent > 0) {
+        auto left = static_cast<std::size_t>(sent);
+        while (i < n && left >= frames[i].size()) {
+          left -= frames[i].size();
+          ++i;
+        }
+        if (left > 0) {
+          // The socket took part of frame i: queue its rest first, so the stream stays whole.
+          frames[i].erase(frames[i].begin(), frames[i].begin() + static_cast<std::ptrdiff_t>(left));
+        }
+      }
+      // sent <= 0 (would block, or an error the io thread's write will meet and report):
+      // everything goes through the queue.
+    }
+    const std::size_t done = i;
+    direct = done;
+    std::size_t queued = 0;
+    for (; i < frames.size(); ++i) {
+      // The first frame may be the rest of a partly written one: it must go whatever the
+      // limit, or the peer would read a torn frame.
+      const bool must = i == done && done > 0;
+      if (!must && bytes_ + frames[i].size() > max_bytes_ && !frames_.empty()) continue;
+      bytes_ += frames[i].size();
+      frames_.push_back(std::move(frames[i]));
+      ++queued;
+    }
+    if (queued > 0 && !draining_) {
+      draining_ = true;
+      schedule = true;
+    }
+    frames.clear();
+    return done + queued;
+  }
+
  private:
   std::mutex mu_;
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
   std::vector<wire::Frame> frames_;
   bool draining_ = false;
+  int fd_ = -1;
 };
 
 }  // namespace
@@ -113,6 +182,7 @@ class AsioTransport::Impl {
 
   std::atomic<std::uint64_t> frames_sent{0};
   std::atomic<std::uint64_t> writes{0};
+  std::atomic<std::uint64_t> direct_writes{0};
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> refused{0};
   std::atomic<std::uint64_t> rejected{0};
@@ -165,11 +235,17 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       : impl_(impl), id_(id), address_(std::move(address)), queue_(impl.opts.max_queue_bytes),
         retry_(impl.io), reader_(impl.tag, impl.opts.max_frame_bytes) {}
 
-  void enqueue(wire::Frame f) {
+  /// Any thread: sends `frames` at once when the connection is idle, else queues them.
+  void send_batch(std::vector<wire::Frame>& frames) {
+    const std::size_t n = frames.size();
     bool schedule = false;
-    if (!queue_.push(std::move(f), schedule)) {
-      ++impl_.dropped;
-      return;
+    std::uint64_t direct = 0;
+    const std::size_t taken = queue_.send_or_push(frames, schedule, direct);
+    impl_.dropped += n - taken;
+    if (direct != 0) {
+      ++impl_.writes;
+      ++impl_.direct_writes;
+      impl_.frames_sent += direct;  // queued frames are counted when the io thread writes them
     }
     if (schedule) asio::post(impl_.io, [self = shared_from_this()] { self->flush(); });
   }
@@ -181,6 +257,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   void close_for_good() {
     closed_ = true;
     retry_.cancel();
+    queue_.set_fd(-1);
     if (sock_) {
       boost::system::error_code ec;
       sock_->close(ec);
@@ -231,6 +308,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     // io thread: a new address takes effect at the next (re)connect.
     if (a == address_) return;
     address_ = std::move(a);
+    queue_.set_fd(-1);
     if (sock_) {
       boost::system::error_code ec;
       sock_->close(ec);
@@ -326,6 +404,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       }
       self->attempts_ = 0;
       self->connected_ = true;
+      self->queue_.set_fd(self->sock_->native_handle());
       self->watch();
       if (self->snap_) {
         // What was in flight on the lost connection is gone; the receiver kept what it
@@ -439,6 +518,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     if (connected_) impl_.inbox->peer_lost(id_);
     connected_ = false;
     writing_ = false;
+    queue_.set_fd(-1);
     if (sock_) {
       boost::system::error_code ec;
       sock_->close(ec);
@@ -866,24 +946,32 @@ Status AsioTransport::start(Inbox& inbox) {
 
 void AsioTransport::send(std::vector<core::Message>& msgs) {
   Impl& i = *impl_;
-  for (auto& m : msgs) {
-    std::shared_ptr<Impl::Peer> peer;
-    {
-      std::lock_guard lock(i.peers_mu);
+  // Frames grouped by destination, in order: each peer gets them in one write (at once
+  // from this thread when its connection is idle; see FrameQueue::send_or_push).
+  std::vector<std::pair<std::shared_ptr<Impl::Peer>, std::vector<wire::Frame>>> batches;
+  {
+    std::lock_guard lock(i.peers_mu);
+    for (auto& m : msgs) {
       auto it = i.peers.find(m.to);
-      if (it != i.peers.end()) peer = it->second;
+      if (it == i.peers.end()) {
+        ++i.dropped;
+        continue;
+      }
+      const std::shared_ptr<Impl::Peer>& peer = it->second;
+      if (m.type == core::MessageType::Snapshot && m.snapshot) {
+        // Streamed in chunks by the io thread, a window at a time (see Peer::start_snapshot).
+        asio::post(i.io, [peer, m = std::move(m)]() mutable { peer->start_snapshot(std::move(m)); });
+        continue;
+      }
+      auto b = std::find_if(batches.begin(), batches.end(), [&](const auto& x) { return x.first == peer; });
+      if (b == batches.end()) {
+        batches.emplace_back(peer, std::vector<wire::Frame>{});
+        b = std::prev(batches.end());
+      }
+      b->second.push_back(wire::encode_raft(m, i.tag));
     }
-    if (!peer) {
-      ++i.dropped;
-      continue;
-    }
-    if (m.type == core::MessageType::Snapshot && m.snapshot) {
-      // Streamed in chunks by the io thread, a window at a time (see Peer::start_snapshot).
-      asio::post(i.io, [peer, m = std::move(m)]() mutable { peer->start_snapshot(std::move(m)); });
-      continue;
-    }
-    peer->enqueue(wire::encode_raft(m, i.tag));
   }
+  for (auto& [peer, frames] : batches) peer->send_batch(frames);
   msgs.clear();
 }
 
@@ -909,7 +997,8 @@ void AsioTransport::stop() {
 TransportStats AsioTransport::stats() const {
   return TransportStats{impl_->frames_sent.load(), impl_->writes.load(), impl_->dropped.load(),
                         impl_->refused.load(), impl_->rejected.load(),
-                        impl_->snapshot_bytes_sent.load(), impl_->snapshot_resumes.load()};
+                        impl_->snapshot_bytes_sent.load(), impl_->snapshot_resumes.load(),
+                        impl_->direct_writes.load()};
 }
 
 }  // namespace rlr::transport

@@ -12,7 +12,11 @@
 // lost connection resumes from the acknowledged offset instead of from the start. The
 // core re-sending a snapshot that is already streaming does not restart the stream.
 //
-// One io thread runs every socket; frames are encoded on the sender's thread.
+// One io thread runs every socket; frames are encoded on the sender's thread. When a
+// peer's connection is idle (nothing queued, no write in progress) the sending thread
+// writes the frames itself with one non-blocking sendmsg, saving the hand-off to the io
+// thread and its wake-up on the commit path; whatever the socket does not take is queued
+// for the io thread in order.
 #pragma once
 
 #include <atomic>
@@ -71,6 +75,7 @@ struct TransportStats {
   std::uint64_t frames_rejected = 0;      ///< malformed frames (the connection was closed)
   std::uint64_t snapshot_bytes_sent = 0;  ///< snapshot data queued, resends included
   std::uint64_t snapshot_resumes = 0;     ///< transfers resumed mid-way after a reconnect
+  std::uint64_t direct_writes = 0;        ///< writes made by the sending thread (idle connection)
 };
 
 class AsioTransport final : public Transport {
