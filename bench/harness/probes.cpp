@@ -20,7 +20,7 @@
 namespace rlrbench {
 
 std::vector<std::int64_t> probe_fdatasync(const std::string& dir, std::size_t bytes, int iterations,
-                                          std::chrono::milliseconds budget, bool keep_cpus_awake) {
+                                          std::chrono::milliseconds budget, bool keep_cpus_awake, int writers) {
   std::vector<std::int64_t> out;
   std::atomic<bool> spin{keep_cpus_awake};
   std::vector<std::thread> spinners;
@@ -42,20 +42,30 @@ std::vector<std::int64_t> probe_fdatasync(const std::string& dir, std::size_t by
       for (auto& t : threads) t.join();
     }
   } join{spin, spinners};
-  const std::string path = fmt::format("{}/fdatasync-probe", dir);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return out;
-  const std::vector<char> buf(bytes, 'x');
   const auto deadline = Clock::now() + budget;
-  out.reserve(static_cast<std::size_t>(iterations));
-  for (int i = 0; i < iterations && Clock::now() < deadline; ++i) {
-    const std::int64_t t0 = now_ns();
-    if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
-    if (::fdatasync(fd) != 0) break;
-    out.push_back(now_ns() - t0);
+  const auto one_writer = [&](int w, std::vector<std::int64_t>& samples) {
+    const std::string path = fmt::format("{}/fdatasync-probe-{}", dir, w);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    const std::vector<char> buf(bytes, 'x');
+    samples.reserve(static_cast<std::size_t>(iterations));
+    for (int i = 0; i < iterations && Clock::now() < deadline; ++i) {
+      const std::int64_t t0 = now_ns();
+      if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
+      if (::fdatasync(fd) != 0) break;
+      samples.push_back(now_ns() - t0);
+    }
+    ::close(fd);
+    ::unlink(path.c_str());
+  };
+  std::vector<std::vector<std::int64_t>> per(static_cast<std::size_t>(std::max(1, writers)));
+  std::vector<std::thread> threads;
+  for (std::size_t w = 1; w < per.size(); ++w) {
+    threads.emplace_back([&, w] { one_writer(static_cast<int>(w), per[w]); });
   }
-  ::close(fd);
-  ::unlink(path.c_str());
+  one_writer(0, per[0]);
+  for (auto& t : threads) t.join();
+  for (auto& p : per) out.insert(out.end(), p.begin(), p.end());
   return out;
 }
 

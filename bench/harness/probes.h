@@ -13,6 +13,8 @@ namespace rlrbench {
 /// `budget` has passed). Returns one sample (ns) per append; empty when the file cannot be
 /// written (the file is removed afterwards).
 ///
+/// `writers` > 1: that many threads append and fdatasync their own files at the same
+/// time (as the replicas of an in-process cluster do on one disk); every sample is kept.
 /// `keep_cpus_awake`: one SCHED_IDLE thread per CPU spins meanwhile. On this VM a vCPU that
 /// halts while the only thread waits for the disk notices the completion ~4 ms late, while a
 /// busy one (as in a cluster under load, where several threads fsync at once) sees it in
@@ -21,7 +23,7 @@ namespace rlrbench {
 [[nodiscard]] std::vector<std::int64_t> probe_fdatasync(const std::string& dir, std::size_t bytes,
                                                         int iterations,
                                                         std::chrono::milliseconds budget,
-                                                        bool keep_cpus_awake);
+                                                        bool keep_cpus_awake, int writers = 1);
 
 /// Ping-pongs `bytes` over a TCP connection on 127.0.0.1 (TCP_NODELAY, blocking sockets, an
 /// echo thread on the other end). Returns one round trip (ns) per sample.
