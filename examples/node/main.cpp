@@ -174,7 +174,7 @@ int run(int argc, char** argv) {
   cli.add_option("--election-ticks", o.election_ticks, "election timeout in ticks (randomized in [e, 2e))");
   cli.add_option("--heartbeat-ticks", o.heartbeat_ticks, "heartbeat interval in ticks");
   cli.add_option("--disconnect-campaign-ticks", o.disconnect_campaign_ticks,
-                 "on losing the leader's connection, pre-vote after this many ticks x (1 + rank); 0: off");
+                 "on losing the leader's connection, pre-vote after this many ticks x (1 + 2 rank); 0: off");
   cli.add_option("--proposal-timeout-ms", o.proposal_timeout_ms, "how long a proposal may wait to commit");
   int sync_flag = 0;  // +1 per --sync, -1 per --no-sync
   cli.add_flag("--sync,!--no-sync", sync_flag, "fsync every persistence step (default on)");

@@ -111,7 +111,7 @@ struct NodeOptions {
   std::uint32_t heartbeat_ticks = 3;
   /// Fast failover: when a follower's TCP connection to its leader drops (a crashed
   /// process's sockets close at once), it starts a pre-vote after this many ticks times
-  /// (1 + its rank by id among the other voters) instead of a whole election timeout.
+  /// (1 + 2 x its rank by id among the other voters) instead of a whole election timeout.
   /// A pre-vote still needs a majority that no longer hears from the leader, so a
   /// connection that drops while the leader lives changes nothing. 0: off.
   std::uint32_t disconnect_campaign_ticks = 1;

@@ -339,7 +339,9 @@ void Raft::peer_disconnected(NodeId peer) {
   for (NodeId v : config_.members()) {
     if (v != peer && v < options_.id && config_.is_voter(v)) ++rank;
   }
-  const std::uint32_t wait = options_.disconnect_campaign_ticks * (rank + 1);
+  // Two steps apart: ticks of different nodes are not in phase, so one tick apart could
+  // still be the same instant.
+  const std::uint32_t wait = options_.disconnect_campaign_ticks * (2 * rank + 1);
   // Move the clock, not the deadline: anything that restarts the timer (a vote granted
   // to another survivor, a leader's append) then restores a whole election timeout.
   if (wait < randomized_election_ticks_) {

@@ -64,7 +64,7 @@ struct RaftOptions {
   std::uint64_t max_promote_lag = 1024;
   bool pre_vote = true;      ///< thesis §9.6
   /// When the transport reports the connection to this follower's leader lost, a
-  /// pre-vote starts after this many ticks times (1 + the follower's rank by id among
+  /// pre-vote starts after this many ticks times (1 + 2 x the follower's rank by id among
   /// the other voters) instead of a full election timeout (see peer_disconnected): the
   /// survivors of a crash campaign one after the other, not at once, so their votes do
   /// not split. 0, or pre_vote off, waits for the election timeout as usual.
