@@ -511,6 +511,21 @@ class ClientImpl final : public Client {
       if (it == ops_.end() || it->second.state != OpState::Waiting) continue;
       dispatch(id);  // sends now while the connection is ready, else waits again
     }
+    // Operations backing off because no leader was reachable go now too: after a
+    // failover their exponential backoff (up to backoff_max) would otherwise outlast the
+    // election by far. Those that backed off for other reasons (Busy, Timeout) wait on.
+    std::vector<std::uint64_t> woken;
+    for (const auto& [id, op] : ops_) {
+      if (op.state != OpState::Backoff) continue;
+      const ErrorCode why = op.last_error.code();
+      if (why == ErrorCode::NotLeader || why == ErrorCode::Unavailable || why == ErrorCode::ShuttingDown) {
+        woken.push_back(id);
+      }
+    }
+    for (std::uint64_t id : woken) {
+      auto it = ops_.find(id);
+      if (it != ops_.end() && it->second.state == OpState::Backoff) dispatch(id);
+    }
   }
 
   void on_conn_closed(Connection& c, const Status& why) {
