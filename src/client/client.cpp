@@ -678,6 +678,7 @@ class ClientImpl final : public Client {
     const auto cands = candidates();
     probes_pending_ = cands.size();
     probe_answered_ = false;
+    probe_round_capped_ = false;
     probe_refusal_ = Status::ok();
     for (const auto& addr : cands) {
       Connection::Handlers h;
@@ -721,7 +722,22 @@ class ClientImpl final : public Client {
       if (is_refusal(r.status())) probe_refusal_ = r.status();
     }
     if (probes_pending_ > 0) --probes_pending_;
-    if (probes_pending_ == 0) round_finished();
+    if (probes_pending_ == 0) {
+      round_finished();
+      return;
+    }
+    if (!probe_round_capped_) {
+      // Some node answered without naming a leader (an election may be under way). A
+      // node that accepted the probe but does not answer (still starting, overloaded)
+      // must not hold the next round back for a whole request_timeout: this round ends
+      // one backoff delay from now at the latest.
+      probe_round_capped_ = true;
+      round_timer_.expires_after(backoff_delay(discovery_round_ + 1, o_.backoff_min, o_.backoff_max, rng_));
+      round_timer_.async_wait([this, epoch](boost::system::error_code ec) {
+        if (ec || epoch != probe_epoch_) return;
+        round_finished();
+      });
+    }
   }
 
   void close_probes() {
@@ -901,6 +917,7 @@ class ClientImpl final : public Client {
   std::vector<std::shared_ptr<Connection>> probes_;
   std::size_t probes_pending_ = 0;
   bool probe_answered_ = false;
+  bool probe_round_capped_ = false;  ///< this round ends one backoff delay after its first answer
   Status probe_refusal_;
   Status last_probe_error_;
   asio::steady_timer round_timer_;

@@ -1,7 +1,12 @@
 // rlr::Client against real nodes on loopback TCP, in one process (NodeBuilder, memory
 // storage): discovery, pipelined proposals with sessions, subscriptions that resume,
 // failover, and the errors a caller can get.
+#include <utility>  // before Asio: Boost 1.74 under C++20 needs it
+
 #include <catch2/catch.hpp>
+
+#include <boost/asio.hpp>
+#include <functional>
 
 #include <atomic>
 #include <condition_variable>
@@ -220,4 +225,39 @@ TEST_CASE("client: the errors a caller can get", "[client]") {
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
     CHECK(f.get() == rlr::ErrorCode::InvalidArgument);
   }
+}
+
+TEST_CASE("client: a node that accepts but never answers does not hold up leader discovery", "[client]") {
+  // A listener that accepts connections and stays silent, listed first.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor silent(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  std::vector<boost::asio::ip::tcp::socket> held;
+  std::function<void()> accept = [&] {
+    silent.async_accept([&](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
+      if (ec) return;
+      held.push_back(std::move(s));
+      accept();
+    });
+  };
+  accept();
+  std::thread t([&] { io.run(); });
+  struct Join {
+    boost::asio::io_context& io;
+    std::thread& t;
+    ~Join() {
+      io.stop();
+      t.join();
+    }
+  } join{io, t};
+
+  Nodes nodes(1);  // just started: no leader until its election timeout (150-300 ms)
+  auto o = nodes.options();
+  o.bootstrap.insert(o.bootstrap.begin(), "127.0.0.1:" + std::to_string(silent.local_endpoint().port()));
+  o.request_timeout = 20s;  // a round waiting for the silent node would outlast total_timeout
+  o.total_timeout = 8s;
+  auto c = rlr::Client::connect(o);
+  REQUIRE(c);
+  auto r = c.value()->propose(rlr::Bytes::copy_of("x"));
+  INFO(r.status().to_string());
+  CHECK(r);
 }
