@@ -130,10 +130,10 @@ class FrameQueue {
     direct = done;
     std::size_t queued = 0;
     for (; i < frames.size(); ++i) {
-      // The first frame may be the rest of a partly written one: it must go whatever the
-      // limit, or the peer would read a torn frame.
-      const bool must = i == done && done > 0;
-      if (!must && bytes_ + frames[i].size() > max_bytes_ && !frames_.empty()) continue;
+      // The rest of a partly written frame always gets in (a direct write happens only
+      // with the queue empty, and an empty queue takes any frame), so the peer never
+      // reads a torn frame.
+      if (bytes_ + frames[i].size() > max_bytes_ && !frames_.empty()) continue;
       bytes_ += frames[i].size();
       frames_.push_back(std::move(frames[i]));
       ++queued;
