@@ -266,19 +266,26 @@ void Raft::campaign(bool pre_vote, bool transfer) {
   } else {
     become_candidate();
   }
+  campaign_transfer_ = transfer;
+  request_votes(false);
+  poll();
+}
+
+void Raft::request_votes(bool unanswered_only) {
+  const bool pre_vote = role_ == Role::PreCandidate;
   const Term vote_term = pre_vote ? term_.next() : term_;
   for (NodeId peer : config_.members()) {
     if (peer == options_.id || !config_.is_voter(peer)) continue;
+    if (unanswered_only && votes_.count(peer) != 0) continue;
     Message m;
     m.type = pre_vote ? MessageType::PreVote : MessageType::Vote;
     m.to = peer;
     m.term = vote_term;
     m.log_index = log_.last_index();
     m.log_term = log_.last_term();
-    m.transfer = transfer;
+    m.transfer = campaign_transfer_;
     send(std::move(m));
   }
-  poll();
 }
 
 void Raft::poll() {
@@ -325,6 +332,16 @@ void Raft::tick() {
       // could never elect a leader.
       become_follower(term_, kNoNode);
     }
+    return;
+  }
+  // A request can be lost, or dropped by a voter that still heard from the old leader
+  // (§4.2.3) and learns of its loss a moment later. Asking the voters that have not
+  // answered again, every heartbeat interval, keeps one lost request from costing a whole
+  // election timeout. A repeated request is a duplicate: a voter answers it as before.
+  if ((role_ == Role::PreCandidate || role_ == Role::Candidate) &&
+      ++heartbeat_elapsed_ >= options_.heartbeat_ticks) {
+    heartbeat_elapsed_ = 0;
+    request_votes(true);
   }
 }
 

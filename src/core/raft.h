@@ -247,6 +247,9 @@ class Raft {
   void become_candidate();
   void become_leader();
   void campaign(bool pre_vote, bool transfer);
+  /// Sends (pre-)vote requests for the current campaign; with `unanswered_only`, only to
+  /// the voters that have not answered yet.
+  void request_votes(bool unanswered_only);
   void poll();
   void reset_timers();
   [[nodiscard]] bool promotable() const noexcept;
@@ -319,6 +322,7 @@ class Raft {
   std::uint32_t randomized_election_ticks_ = 0;
   bool self_vote_durable_ = false;
   std::map<NodeId, bool> votes_;
+  bool campaign_transfer_ = false;  ///< the current campaign was started by TimeoutNow
   std::optional<SnapshotMeta> pending_snapshot_;  ///< received, not yet handed out
 
   // leader state
