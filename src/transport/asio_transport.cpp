@@ -214,6 +214,8 @@ class AsioTransport::Impl {
     }
     set_peer(id, address, /*learned=*/true);
   }
+  /// io thread: peer `id` connected to us; our own connection to it stops backing off.
+  void dialled_by(NodeId id);
   /// Peers we dialled back only because they dialled us (not from the configuration).
   std::set<NodeId> learned;  // guarded by peers_mu
 
@@ -528,11 +530,29 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     const std::uint32_t cap = std::min(base, impl_.opts.backoff_max_ms);
     const std::uint32_t wait = cap / 2 + static_cast<std::uint32_t>(impl_.rng() % (cap / 2 + 1));
     ++attempts_;
+    retry_waiting_ = true;
     retry_.expires_after(std::chrono::milliseconds(wait));
     retry_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->connect();
+      // dial_now() may have dialled already (a handler that was due cannot be cancelled).
+      if (ec || !self->retry_waiting_) return;
+      self->retry_waiting_ = false;
+      self->connect();
     });
   }
+
+ public:
+  /// io thread: the peer has just dialled us, so it listens again. A backoff wait (up to
+  /// backoff_max_ms after a long outage) ends now: a restarted node must hear votes and
+  /// acknowledgements at once, not after our next scheduled attempt.
+  void dial_now() {
+    if (closed_ || impl_.stopped || !retry_waiting_) return;
+    retry_waiting_ = false;
+    attempts_ = 0;
+    retry_.cancel();
+    connect();
+  }
+
+ private:
 
   Impl& impl_;
   NodeId id_;
@@ -546,6 +566,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   std::vector<wire::Frame> writing_frames_;
   std::vector<asio::const_buffer> buffers_;
   std::uint32_t attempts_ = 0;
+  bool retry_waiting_ = false;  ///< a backoff timer will call connect()
   bool connected_ = false;
   bool writing_ = false;
   bool closed_ = false;
@@ -732,7 +753,10 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     }
     kind_ = hello.kind == wire::PeerKind::Node ? Kind::Node : Kind::Client;
     peer_ = hello.node_id;
-    if (kind_ == Kind::Node) impl_.learn_peer(peer_, hello.address);
+    if (kind_ == Kind::Node) {
+      impl_.learn_peer(peer_, hello.address);
+      impl_.dialled_by(peer_);
+    }
     timer_.cancel();
     reader_ = wire::FrameReader(impl_.tag, impl_.opts.max_frame_bytes);
     send(wire::encode_hello_ack(ack, impl_.tag));
@@ -816,6 +840,17 @@ bool AsioTransport::Impl::Conn::impl_accept_unknown() const {
   // cluster: it cannot know the leader (or the next leader) that will contact it.
   std::lock_guard lock(impl_.peers_mu);
   return impl_.peers.size() == impl_.learned.size();
+}
+
+void AsioTransport::Impl::dialled_by(NodeId id) {
+  std::shared_ptr<Peer> peer;
+  {
+    std::lock_guard lock(peers_mu);
+    auto it = peers.find(id);
+    if (it == peers.end()) return;
+    peer = it->second;
+  }
+  peer->dial_now();  // io thread, outside peers_mu: connect() may take it
 }
 
 void AsioTransport::Impl::accept() {
