@@ -143,6 +143,14 @@ struct NodeOptions {
   /// stop() from another thread, completes it; a callback must never destroy the Node).
   /// Off: callbacks run on a dedicated completion thread.
   bool complete_on_raft_thread = false;
+  /// Write the log on a storage thread of its own, so the raft thread keeps stepping
+  /// messages and proposals during an fsync; steps that queue meanwhile are merged into
+  /// the next write (one fsync). Acknowledgements still leave only once durable. Off
+  /// (the default): the raft thread writes each step itself and waits for it. On a
+  /// 2-vCPU machine, where RLR is CPU-bound, it gave no throughput and cost ~20% commit
+  /// latency (two more thread hand-offs per commit); it pays where cores are spare and
+  /// fsyncs are slow (bench/README.md).
+  bool persist_thread = false;
 };
 
 /// A stream of committed entries in log order, from a chosen index, without gaps.
@@ -234,6 +242,7 @@ class NodeBuilder {
   NodeBuilder& compact_after_entries(std::uint64_t v) { o_.compact_after_entries = v; return *this; }
   NodeBuilder& proposal_timeout_ms(std::uint32_t v) { o_.proposal_timeout_ms = v; return *this; }
   NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
+  NodeBuilder& persist_thread(bool v) { o_.persist_thread = v; return *this; }
   NodeBuilder& options(NodeOptions v) { o_ = std::move(v); return *this; }
   [[nodiscard]] const NodeOptions& options() const { return o_; }
   /// Validates the options, opens storage and starts the node (TCP transport).

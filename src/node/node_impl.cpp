@@ -159,6 +159,26 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
                                          std::move(transport), std::move(raft).value());
   if (Status s = node->restore_sessions(); !s) return s;
   if (Status s = node->transport_->start(*node); !s) return s;
+  if (node->options_.persist_thread) {
+    NodeImpl* n = node.get();
+    node->writer_ = std::make_unique<LogWriter>(
+        *n->storage_, *n->transport_,
+        [n](std::vector<core::PersistMark>&& marks) {
+          n->post([n, marks = std::move(marks)] {
+            if (n->failed_) return;
+            for (const core::PersistMark& m : marks) n->raft_.ack_persisted(m);
+          });
+        },
+        [n](const Status& why) {
+          std::fprintf(stderr, "rlr node %lu: storage failed, node stops participating: %s\n",
+                       static_cast<unsigned long>(n->options_.id.value()), why.to_string().c_str());
+          n->post([n, why] {
+            if (n->failed_) return;
+            n->failed_ = true;
+            n->fail_everything(why);
+          });
+        });
+  }
   node->thread_ = std::thread([n = node.get()] { n->run(); });
   return node;
 }
@@ -206,6 +226,8 @@ void NodeImpl::stop() {
     }
     in_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    // What the raft thread handed over is written (a clean stop loses nothing queued).
+    if (writer_) writer_->stop();
     transport_->stop();
     {
       std::lock_guard lock(applied_mu_);
@@ -720,7 +742,34 @@ void NodeImpl::handle_ready(core::Ready& rd) {
   const bool commit_only = !rd.snapshot && rd.entries.empty() && rd.hard_state &&
                            rd.hard_state->term == persisted_hard_state_.term &&
                            rd.hard_state->vote == persisted_hard_state_.vote;
-  if (rd.must_persist() && !commit_only) {
+  const bool must_write = rd.must_persist() && !commit_only;
+  if (writer_ && !rd.snapshot && (must_write || !writer_->idle())) {
+    // The storage thread writes it, then sends the acknowledgements and posts
+    // ack_persisted back; a step with nothing to write still queues behind the others,
+    // since its mark and messages claim everything before it is durable.
+    WriteStep step;
+    if (must_write) {
+      if (rd.hard_state) persisted_hard_state_ = *rd.hard_state;
+      step.hard_state = rd.hard_state;
+      if (!step.hard_state && raft_.commit_index() > persisted_hard_state_.commit) {
+        persisted_hard_state_.commit = raft_.commit_index();
+        step.hard_state = persisted_hard_state_;
+      }
+      step.entries = std::move(rd.entries);
+    }
+    step.after_persist = std::move(rd.messages_after_persist);
+    step.mark = rd.persist_mark;
+    writer_->submit(std::move(step));
+  } else {
+    handle_ready_persistence(rd, must_write);
+  }
+  after_ready(rd);
+}
+
+void NodeImpl::handle_ready_persistence(core::Ready& rd, bool must_write) {
+  // A snapshot to install (rare) is written here, after everything queued before it.
+  if (writer_) writer_->drain();
+  if (must_write) {
     if (rd.hard_state) persisted_hard_state_ = *rd.hard_state;
     storage::PersistRequest req;
     req.snapshot = rd.snapshot ? &*rd.snapshot : nullptr;
@@ -750,6 +799,10 @@ void NodeImpl::handle_ready(core::Ready& rd) {
   }
   if (!rd.messages_after_persist.empty()) transport_->send(rd.messages_after_persist);
   raft_.ack_persisted(rd.persist_mark);
+}
+
+void NodeImpl::after_ready(core::Ready& rd) {
+  if (failed_) return;
   if (!rd.committed.empty()) on_committed(rd.committed);
   for (const auto& rs : rd.read_states) {
     auto it = reads_.find(rs.request_id);
@@ -955,6 +1008,7 @@ void NodeImpl::maybe_compact() {
   }
   if (!point || point->first <= raft_.log().snapshot().index) return;
   if (Status s = raft_.compact(point->first, point->second); !s) return;
+  if (writer_) writer_->drain();  // compact() must not run while a write does
   if (Status s = storage_->compact(raft_.log().snapshot()); !s) {
     std::fprintf(stderr, "rlr node %lu: compaction failed: %s\n",
                  static_cast<unsigned long>(options_.id.value()), s.to_string().c_str());

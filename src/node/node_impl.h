@@ -5,7 +5,9 @@
 //    proposals, admin tasks), ticks the core when a tick is due, and handles every
 //    Ready: leader messages leave first, then one storage write for the whole Ready
 //    (group commit: every proposal that queued during the previous fsync rides in this
-//    one), then the acknowledgements, then ack_persisted.
+//    one), then the acknowledgements, then ack_persisted. With NodeOptions::persist_thread
+//    (the default) the write, the acknowledgements and the ack_persisted call (posted
+//    back as a task) happen on the storage thread instead, in order (see log_writer.h).
 //  - the completion thread runs user callbacks, so a slow callback never stalls Raft.
 //    Each turn hands it one batch of Completions (a callback and its outcome, no heap
 //    allocation per entry). With NodeOptions::complete_on_raft_thread the raft thread
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "core/raft.h"
+#include "node/log_writer.h"
 #include "node/sessions.h"
 #include "rlr/node.h"
 #include "storage/storage.h"
@@ -171,6 +174,11 @@ class NodeImpl final : public Node, private transport::Inbox {
     completions_.push_back(Completion{std::move(done), std::move(r), {}});
   }
   void handle_ready(core::Ready& rd);
+  /// Writes a Ready on the raft thread (no storage thread, a snapshot, or an idle writer
+  /// and nothing to write), then sends its acknowledgements and acks the core.
+  void handle_ready_persistence(core::Ready& rd, bool must_write);
+  /// What follows persistence: apply, reads, membership and transfer bookkeeping.
+  void after_ready(core::Ready& rd);
   void on_committed(std::vector<Entry>& committed);
   void expire_pending(std::chrono::steady_clock::time_point now);
   void fail_everything(const Status& why);
@@ -277,6 +285,7 @@ class NodeImpl final : public Node, private transport::Inbox {
 
   CommittedCache cache_;
   Executor executor_;
+  std::unique_ptr<LogWriter> writer_;  // after storage_ and transport_: it uses both
   std::thread thread_;
   std::once_flag stop_once_;
   std::vector<std::shared_ptr<void>> attachments_;  // destroyed first

@@ -53,7 +53,9 @@ TEST_CASE("node: a proposal on a follower fails with NotLeader naming the leader
 }
 
 TEST_CASE("node: after the leader stops, a new leader is elected and the log continues", "[node]") {
-  LocalCluster c(3);
+  const bool persist_thread = GENERATE(false, true);
+  INFO("persist_thread " << persist_thread);
+  LocalCluster c(3, [&](NodeOptions& o) { o.persist_thread = persist_thread; });
   const NodeId first = c.wait_leader();
   REQUIRE(first != kNoNode);
   REQUIRE(propose_many(c.node(first), 500, 128, "before") == 500);

@@ -31,7 +31,14 @@ void expect_identical(Node& a, Node& b, LogIndex upto) {
 }  // namespace
 
 TEST_CASE("tcp: 3 nodes replicate 100,000 entries, survive the leader's stop and a full restart", "[tcp]") {
+  const bool persist_thread = GENERATE(false, true);
+  INFO("persist_thread " << persist_thread);
   TcpCluster c(3);
+  c.set_persist_thread(persist_thread);
+  for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) {
+    c.stop(id);
+    REQUIRE(c.start(id).is_ok());
+  }
   NodeId leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 100000, 4096, "a") == 100000);
@@ -65,8 +72,11 @@ TEST_CASE("tcp: 3 nodes replicate 100,000 entries, survive the leader's stop and
 }
 
 TEST_CASE("tcp: a learner added late catches up through a snapshot and the log, then replaces a member", "[tcp]") {
+  const bool persist_thread = GENERATE(false, true);
+  INFO("persist_thread " << persist_thread);
   TcpCluster c(3);
   c.set_compact_after(500);  // nodes started from now on compact
+  c.set_persist_thread(persist_thread);
   NodeId leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
   // Restart everyone with compaction on, then write enough to compact.

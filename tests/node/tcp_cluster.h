@@ -71,6 +71,7 @@ class TcpCluster {
     o.election_ticks = 15;
     o.heartbeat_ticks = 3;
     o.compact_after_entries = compact_after_;
+    o.persist_thread = persist_thread_;
     if (founder) {
       for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, "127.0.0.1", ports_[f]});
     }
@@ -88,6 +89,8 @@ class TcpCluster {
     nodes_.erase(id);
   }
   void set_compact_after(std::uint64_t n) { compact_after_ = n; }
+  /// NodeOptions::persist_thread for nodes started from now on.
+  void set_persist_thread(bool on) { persist_thread_ = on; }
   Node& node(NodeId id) { return *nodes_.at(id); }
   std::uint16_t port(NodeId id) { return ports_.at(id); }
   const std::map<NodeId, std::unique_ptr<Node>>& nodes() const { return nodes_; }
@@ -100,6 +103,7 @@ class TcpCluster {
   TempDir dir_;
   std::string token_;
   std::uint64_t compact_after_ = 0;
+  bool persist_thread_ = false;
   std::vector<NodeId> founders_;
   std::map<NodeId, std::uint16_t> ports_;
   std::map<NodeId, std::unique_ptr<Node>> nodes_;

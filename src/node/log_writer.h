@@ -1,0 +1,94 @@
+// The node's storage thread (private): writes the core's persistence steps while the raft
+// thread goes on stepping messages and proposals.
+//
+// The core allows this (core/raft.h, Ready contract): a Ready's `messages` leave at once,
+// its entries and hard state are written, and only then do its `messages_after_persist`
+// leave and ack_persisted(persist_mark) reach the core, one Ready after another in the
+// order taken. The deterministic simulation drives the core exactly so, with random fsync
+// delays. Without a thread of its own the raft thread sat idle for every fsync (0.2-0.7 ms
+// here) and a catching-up follower could not decode the next appends while it wrote.
+//
+// Group commit: every step queued while a write runs goes into the next write, merged
+// into one Storage::persist (one batch, one fsync): later entries replace the suffix they
+// overlap, the latest hard state wins.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "core/raft.h"
+#include "storage/storage.h"
+#include "transport/transport.h"
+
+namespace rlr::node {
+
+/// One Ready's persistence step.
+struct WriteStep {
+  std::vector<Entry> entries;                   ///< replace the stored suffix from entries[0]
+  std::optional<core::HardState> hard_state;
+  std::vector<core::Message> after_persist;     ///< sent once the step is durable
+  core::PersistMark mark;                       ///< acknowledged once the step is durable
+};
+
+/// Appends `next` to the merged entries `into`: an entry of `next` replaces every entry
+/// of `into` at or after its index (§5.3: a later step truncates a conflicting suffix).
+/// REQUIRES: next's entries are contiguous and start at most one past into's end.
+void merge_entries(std::vector<Entry>& into, std::vector<Entry>&& next);
+
+class LogWriter {
+ public:
+  /// Called on the writer thread, in order, once steps are durable: their marks.
+  using Durable = std::function<void(std::vector<core::PersistMark>&& marks)>;
+  /// Called once, on the writer thread, when a write fails; later steps are dropped.
+  using Failed = std::function<void(const Status& why)>;
+
+  LogWriter(storage::Storage& storage, transport::Transport& transport, Durable durable,
+            Failed failed);
+  ~LogWriter();
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  /// Queues a step (also one with nothing to write: its messages and mark still wait for
+  /// every step before it).
+  void submit(WriteStep step);
+  /// True when no step is queued or being written (raft thread only: no other thread
+  /// submits, so the answer cannot turn false behind its back).
+  [[nodiscard]] bool idle() const;
+  /// Waits until every submitted step is written (or dropped after a failure), so the
+  /// caller may write to storage itself.
+  void drain();
+  /// Writes what is queued, then ends the thread. Idempotent.
+  void stop();
+
+  /// Steps written in one Storage::persist, summed, and the number of writes (for tests
+  /// and tuning).
+  [[nodiscard]] std::uint64_t steps_written() const;
+  [[nodiscard]] std::uint64_t writes() const;
+
+ private:
+  void run();
+
+  storage::Storage& storage_;
+  transport::Transport& transport_;
+  Durable durable_;
+  Failed failed_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable idle_cv_;
+  std::vector<WriteStep> queue_;  // guarded by mu_
+  bool busy_ = false;             // a batch is being written (guarded by mu_)
+  bool waiting_ = false;          // the thread sleeps on work_cv_ (guarded by mu_)
+  bool stop_ = false;             // guarded by mu_
+  bool broken_ = false;           // a write failed (writer thread only)
+  std::uint64_t steps_written_ = 0;  // guarded by mu_
+  std::uint64_t writes_ = 0;         // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace rlr::node
