@@ -54,7 +54,8 @@ rlr::NodeBuilder InProcCluster::builder(std::uint64_t id, std::uint16_t port) co
       .tick_ms(spec_.tick_ms)
       .election_ticks(spec_.election_ticks)
       .heartbeat_ticks(spec_.heartbeat_ticks)
-      .complete_on_raft_thread(spec_.complete_on_raft_thread);
+      .complete_on_raft_thread(spec_.complete_on_raft_thread)
+      .persist_thread(spec_.persist_thread);
   return b;
 }
 
@@ -142,7 +143,7 @@ rlr::Status ProcCluster::spawn(Proc& p) {
       "--tick-ms", std::to_string(spec_.tick_ms),
       "--election-ticks", std::to_string(spec_.election_ticks),
       "--heartbeat-ticks", std::to_string(spec_.heartbeat_ticks),
-      "--log-level", "warn",
+      "--log-level", spec_.node_log_level,
       "--app", "none",
       "--role", p.join ? "join" : "voter",
   };

@@ -25,8 +25,11 @@ struct ClusterSpec {
   std::uint32_t heartbeat_ticks = 3;
   std::string cluster_id = "rlr-bench";
   std::string node_binary;  ///< rlr-node, for the multi-process cluster
+  std::string node_log_level = "warn";  ///< rlr-node --log-level (logs: <dir>/n<id>.log)
   /// In process only: NodeOptions::complete_on_raft_thread (callbacks on the raft thread).
   bool complete_on_raft_thread = false;
+  /// In process only: NodeOptions::persist_thread (log writes on a storage thread).
+  bool persist_thread = false;
 };
 
 /// A free TCP port on 127.0.0.1 (bound, read back, released).

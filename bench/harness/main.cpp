@@ -53,6 +53,7 @@ struct Options {
   std::string data_dir;
   bool keep_data = false;
   std::string node_binary;
+  std::string node_log_level = "warn";
   int kills = 20;
   double settle = 1.0;
   std::uint64_t entries = 1'000'000;
@@ -62,6 +63,7 @@ struct Options {
   int backoff_ms = 5;
   bool null_target = false;
   bool complete_on_raft_thread = false;
+  bool persist_thread = false;
 };
 
 /// Fills what the user left unset with the scenario's defaults.
@@ -298,7 +300,9 @@ ClusterSpec cluster_spec(const Options& o, const std::string& dir) {
   s.election_ticks = o.election_ticks;
   s.heartbeat_ticks = o.heartbeat_ticks;
   s.node_binary = o.node_binary;
+  s.node_log_level = o.node_log_level;
   s.complete_on_raft_thread = o.complete_on_raft_thread;
+  s.persist_thread = o.persist_thread;
   return s;
 }
 
@@ -404,9 +408,10 @@ std::string params_label(const Options& o, std::size_t payload, int clients) {
     return fmt::format("{} NULL TARGET (no cluster) payload={}B clients={} outstanding={}", o.scenario, payload,
                        clients, o.outstanding);
   }
-  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}", o.scenario, o.nodes,
+  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}", o.scenario, o.nodes,
                      o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients, o.outstanding,
-                     o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "");
+                     o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "",
+                     o.persist_thread ? " persist-thread" : "");
 }
 
 Json params_json(const Options& o, std::size_t payload, int clients) {
@@ -422,6 +427,7 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   p.set("seconds", Json::number(o.seconds));
   p.set("warmup_seconds", Json::number(o.warmup));
   p.set("complete_on_raft_thread", Json::boolean(o.complete_on_raft_thread));
+  p.set("persist_thread", Json::boolean(o.persist_thread));
   return p;
 }
 
@@ -911,6 +917,8 @@ int run(int argc, char** argv) {
   cli.add_option("--data-dir", o.data_dir, "scratch directory (default /tmp/rlr-bench-PID; removed afterwards)");
   cli.add_flag("--keep-data", o.keep_data, "keep the scratch directory (node logs, data)");
   cli.add_option("--node-binary", o.node_binary, "rlr-node for --mode procs (default: next to rlr-bench)");
+  cli.add_option("--node-log-level", o.node_log_level, "--mode procs: rlr-node's --log-level (with --keep-data the logs stay)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   cli.add_option("--kills", o.kills, "failover: how many times to kill -9 the leader")->check(CLI::Range(1, 100000));
   cli.add_option("--settle", o.settle, "failover: seconds to wait after restarting a killed node")
       ->check(CLI::NonNegativeNumber);
@@ -920,6 +928,8 @@ int run(int argc, char** argv) {
   cli.add_option("--heartbeat-ticks", o.heartbeat_ticks, "heartbeat interval in ticks");
   cli.add_flag("--complete-on-raft-thread", o.complete_on_raft_thread,
                "inproc: NodeOptions::complete_on_raft_thread (proposal callbacks run on the raft thread)");
+  cli.add_flag("--persist-thread", o.persist_thread,
+               "inproc: NodeOptions::persist_thread (log writes on a storage thread of each node)");
   cli.add_flag("--null-target", o.null_target,
                "inleader/durable: no cluster; a thread acknowledges every proposal at once (calibrates "
                "the cost of the client threads and the OS alone)");
