@@ -269,7 +269,17 @@ void NodeImpl::deliver(core::Message m) {
 }
 
 void NodeImpl::peer_lost(NodeId peer) {
-  post([this, peer] { raft_.peer_disconnected(peer); });
+  // In order with the messages: a vote request that arrived after the loss must find the
+  // leader already forgotten (as a task it ran after the whole batch of messages, so the
+  // request was dropped under the old leader's lease and the election split).
+  bool wake = false;
+  {
+    std::lock_guard lock(in_mu_);
+    if (stopping_) return;
+    in_lost_.emplace_back(in_msgs_.size(), peer);
+    wake = std::exchange(raft_waiting_, false);
+  }
+  if (wake) in_cv_.notify_one();
 }
 
 void NodeImpl::post(std::function<void()> task) const { (void)post_checked(std::move(task)); }
@@ -565,6 +575,7 @@ void NodeImpl::run() {
   const auto tick = std::chrono::milliseconds(options_.tick_ms);
   auto next_tick = Clock::now() + tick;
   std::vector<core::Message> msgs;
+  std::vector<std::pair<std::size_t, NodeId>> lost;
   std::vector<Proposal> props;
   std::vector<std::function<void()>> tasks;
   raft_thread_id_.store(std::this_thread::get_id());
@@ -573,7 +584,8 @@ void NodeImpl::run() {
       std::unique_lock lock(in_mu_);
       // raft_waiting_ tells producers to notify: only the first one after we went to
       // sleep does (one futex wake per sleep, none while this thread is busy).
-      while (!stopping_ && in_msgs_.empty() && in_props_.empty() && in_tasks_.empty()) {
+      while (!stopping_ && in_msgs_.empty() && in_props_.empty() && in_tasks_.empty() &&
+             in_lost_.empty()) {
         raft_waiting_ = true;
         const bool timed_out = in_cv_.wait_until(lock, next_tick) == std::cv_status::timeout;
         raft_waiting_ = false;
@@ -581,19 +593,27 @@ void NodeImpl::run() {
       }
       if (stopping_) break;
       msgs.swap(in_msgs_);
+      lost.swap(in_lost_);
       props.swap(in_props_);
       tasks.swap(in_tasks_);
       queued_proposals_ = 0;
     }
     if (!failed_) {
-      for (auto& m : msgs) {
+      std::size_t next_lost = 0;
+      for (std::size_t k = 0; k < msgs.size(); ++k) {
+        for (; next_lost < lost.size() && lost[next_lost].first <= k; ++next_lost) {
+          raft_.peer_disconnected(lost[next_lost].second);
+        }
+        const core::Message& m = msgs[k];
         if (Status s = raft_.step(m); !s) {
           std::fprintf(stderr, "rlr node %lu: dropped message: %s\n",
                        static_cast<unsigned long>(options_.id.value()), s.to_string().c_str());
         }
       }
+      for (; next_lost < lost.size(); ++next_lost) raft_.peer_disconnected(lost[next_lost].second);
     }
     msgs.clear();
+    lost.clear();
     if (!props.empty()) {
       propose_queued(props);
       props.clear();

@@ -228,6 +228,8 @@ class NodeImpl final : public Node, private transport::Inbox {
   mutable std::mutex in_mu_;
   mutable std::condition_variable in_cv_;
   std::vector<core::Message> in_msgs_;
+  /// Lost peer connections, each with the number of in_msgs_ that came before it.
+  std::vector<std::pair<std::size_t, NodeId>> in_lost_;
   std::vector<Proposal> in_props_;
   mutable std::vector<std::function<void()>> in_tasks_;
   std::size_t queued_proposals_ = 0;  // guarded by in_mu_
