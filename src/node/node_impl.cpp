@@ -158,6 +158,13 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
   auto node = std::make_unique<NodeImpl>(Key{}, std::move(options), std::move(storage),
                                          std::move(transport), std::move(raft).value());
   if (Status s = node->restore_sessions(); !s) return s;
+  // The points recorded before the restart are gone with the process; the table as of the
+  // applied index is one, so a node that restarts often still compacts its log (it only
+  // ever took points at multiples of compact_after_entries, and lost them every restart).
+  if (node->options_.compact_after_entries > 0 &&
+      LogIndex{node->applied_.load()} > node->raft_.log().snapshot().index) {
+    node->snapshot_points_.emplace_back(LogIndex{node->applied_.load()}, node->sessions_.encode());
+  }
   if (Status s = node->transport_->start(*node); !s) return s;
   if (node->options_.persist_thread) {
     NodeImpl* n = node.get();
@@ -733,15 +740,22 @@ Status NodeImpl::restore_sessions() {
   // does not hand them out again, so replay their sessions here.
   LogIndex i = snap.value().index.next();
   const LogIndex last = LogIndex{applied_.load()};
+  auto replay = [&](const Entry& e) {
+    if (e.kind != EntryKind::Session) return;
+    if (auto c = decode_session_command(e.payload)) {
+      (void)sessions_.apply(e.index, e.term, c->client_id, c->sequence);
+    }
+  };
+  const core::RaftLog& log = raft_.log();
+  if (i >= log.first_index() && last <= log.last_index()) {
+    // The core loaded these entries already: no second pass over the disk at start-up.
+    for (; i <= last; i = i.next()) replay(log.at(i));
+    return Status::ok();
+  }
   while (i <= last) {
     auto batch = storage_->read(i, last, 4096, 8U << 20);
     if (!batch) return batch.status();
-    for (const Entry& e : batch.value()) {
-      if (e.kind != EntryKind::Session) continue;
-      if (auto c = decode_session_command(e.payload)) {
-        (void)sessions_.apply(e.index, e.term, c->client_id, c->sequence);
-      }
-    }
+    for (const Entry& e : batch.value()) replay(e);
     i = batch.value().back().index.next();
   }
   return Status::ok();
