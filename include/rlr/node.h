@@ -211,6 +211,9 @@ class Node {
       std::shared_ptr<RoleAwareStateMachine> sm, ApplyOptions options) = 0;
 
   /// Stops the node: pending proposals fail with ShuttingDown, storage is closed cleanly.
+  /// Idempotent. It may be called from a callback of this node (the completion thread
+  /// then ends once the callback returns); destroying the Node from its own callback is
+  /// not allowed (the destructor joins the thread the callback runs on).
   virtual void stop() = 0;
 };
 

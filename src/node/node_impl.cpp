@@ -51,10 +51,10 @@ void Executor::post_batch(std::vector<Completion>& batch) {
 void Executor::shutdown() {
   {
     std::lock_guard lock(mu_);
-    if (stop_) return;
     stop_ = true;
   }
   cv_.notify_one();
+  if (on_thread()) return;  // a completion called stop(): ~Executor joins later
   if (thread_.joinable()) thread_.join();
 }
 

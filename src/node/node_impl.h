@@ -63,8 +63,11 @@ class Executor {
   void post(std::function<void()> f);
   /// Takes every completion of `batch` (left empty, capacity kept when possible).
   void post_batch(std::vector<Completion>& batch);
-  /// Runs what is queued, then stops.
+  /// Runs what is queued, then stops. From a completion itself it only asks the thread to
+  /// end (it cannot join itself); the destructor, on another thread, completes it.
   void shutdown();
+  /// True on the executor's own thread (inside a completion).
+  [[nodiscard]] bool on_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
  private:
   void run();

@@ -213,3 +213,25 @@ TEST_CASE("node: a node that restarts still compacts its log", "[node][compactio
   auto tail = read_all(c.node(leader), info.first_index, info.commit);
   check_gap_free(tail, info.first_index);
 }
+
+TEST_CASE("node: stop() from a proposal callback stops the node", "[node][stop]") {
+  // The callback runs on the node's completion thread; stop() used to join that thread
+  // from itself (std::system_error).
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  Node& n = c.node(leader);
+  std::promise<ErrorCode> stopped;
+  n.propose(Bytes::copy_of("last"), [&](Result<ProposeResult> r) {
+    CHECK(r.is_ok());
+    n.stop();
+    stopped.set_value(r.status().code());
+  });
+  auto f = stopped.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  CHECK(f.get() == ErrorCode::Ok);
+  auto after = n.propose_sync(Bytes::copy_of("too late"), 1s);
+  REQUIRE_FALSE(after.is_ok());
+  CHECK(after.status().code() == ErrorCode::ShuttingDown);
+  // ~LocalCluster stops (again) and destroys every node from this thread.
+}
