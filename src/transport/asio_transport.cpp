@@ -642,8 +642,12 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
   }
 
   void read() {
-    sock_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
+    // Straight into the frame reader's buffer: a large frame arrives in the buffer that
+    // becomes its payload's owner, with no copy through a separate read buffer.
+    const std::span<std::uint8_t> room = reader_.prepare(kReadBytes);
+    sock_.async_read_some(asio::buffer(room.data(), room.size()), [self = shared_from_this()](
                                                    boost::system::error_code ec, std::size_t n) {
+      self->reader_.commit(ec ? 0 : n);
       if (self->closed_) return;
       if (ec) {
         self->closed_flag_ = true;
@@ -651,7 +655,6 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
         self->close(ec == asio::error::eof ? "" : "read: " + ec.message());
         return;
       }
-      self->reader_.feed(std::span<const std::uint8_t>(self->rbuf_.data(), n));
       for (;;) {
         auto item = self->reader_.next();
         if (!item) {
@@ -800,7 +803,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
   asio::steady_timer timer_;
   wire::FrameReader reader_;
   FrameQueue queue_;
-  std::array<std::uint8_t, 65536> rbuf_{};
+  static constexpr std::size_t kReadBytes = 64U << 10;  ///< least room offered to a read
   std::vector<wire::Frame> frames_;
   std::vector<asio::const_buffer> buffers_;
   Kind kind_ = Kind::Unknown;

@@ -1086,8 +1086,7 @@ Result<ClientReply> decode_client_reply(const Bytes& payload_in) {
 
 // ---- FrameReader ------------------------------------------------------------------------
 
-void FrameReader::feed(std::span<const std::uint8_t> data) {
-  if (!failed_.is_ok() || data.empty()) return;
+void FrameReader::make_room(std::size_t more) {
   // Compaction: drop consumed bytes once they are at least half the buffer, so that each
   // byte is moved at most once more on average (amortized O(1) per byte).
   if (consumed_ == buf_.size()) {
@@ -1100,7 +1099,7 @@ void FrameReader::feed(std::span<const std::uint8_t> data) {
   // Growth: doubling, but never beyond the end of the frame being received, so that a
   // large frame ends up in a buffer of exactly its size (handed over without a copy by
   // next()). Memory follows the bytes actually received, never a claimed length.
-  const std::size_t want = buf_.size() + data.size();
+  const std::size_t want = buf_.size() + more;
   if (want > buf_.capacity()) {
     std::size_t capacity = std::max(want, 2 * buf_.capacity());
     if (pending_) {
@@ -1109,7 +1108,49 @@ void FrameReader::feed(std::span<const std::uint8_t> data) {
     }
     buf_.reserve(capacity);
   }
+}
+
+void FrameReader::feed(std::span<const std::uint8_t> data) {
+  if (!failed_.is_ok() || data.empty()) return;
+  make_room(data.size());
   buf_.insert(buf_.end(), data.begin(), data.end());
+}
+
+std::span<std::uint8_t> FrameReader::prepare(std::size_t min_bytes) {
+  min_bytes = std::max<std::size_t>(min_bytes, 1);
+  if (!failed_.is_ok()) {
+    // Reads still need somewhere to go until the owner sees the error from next().
+    buf_.resize(min_bytes);
+    prepared_at_ = 0;
+    return {buf_.data(), min_bytes};
+  }
+  std::size_t more = min_bytes;
+  if (pending_) {
+    // A header already checked against max_frame_bytes: room up to the frame's end, as
+    // far as the buffer already holds or the length is believed at once.
+    const std::size_t frame_end = consumed_ + pending_->length;
+    if (frame_end > buf_.size()) {
+      const std::size_t rest = frame_end - buf_.size();
+      if (pending_->length <= kEagerReserveBytesMax || rest <= buf_.capacity() - buf_.size()) {
+        more = std::max(more, rest);
+      }
+    }
+  }
+  make_room(more);
+  // Use what the buffer has anyway (a read may bring more than one frame).
+  more = std::max(more, buf_.capacity() - buf_.size());
+  prepared_at_ = buf_.size();
+  buf_.resize(prepared_at_ + more);  // NoInit: no zeroing
+  return {buf_.data() + prepared_at_, more};
+}
+
+void FrameReader::commit(std::size_t n) {
+  if (!failed_.is_ok()) {
+    buf_ = {};
+    return;
+  }
+  assert(prepared_at_ + n <= buf_.size());
+  buf_.resize(prepared_at_ + n);
 }
 
 Result<std::optional<FrameReader::Item>> FrameReader::next() {
@@ -1150,7 +1191,7 @@ Result<std::optional<FrameReader::Item>> FrameReader::next() {
                          consumed_ <= kHeaderBytes && consumed_ % kPayloadAlign == 0 &&
                          buf_.capacity() - buf_.size() <= buf_.size() / 8;
   if (hand_over) {
-    auto owner = std::make_shared<const std::vector<std::uint8_t>>(std::move(buf_));
+    auto owner = std::make_shared<const decltype(buf_)>(std::move(buf_));
     item.payload = Bytes(owner, owner->data() + consumed_, length);
     buf_ = {};
     consumed_ = 0;

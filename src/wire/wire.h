@@ -14,10 +14,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -184,6 +187,14 @@ class FrameReader {
   void expect_tag(std::uint64_t tag) { expected_tag_ = tag; }
   /// Appends received bytes.
   void feed(std::span<const std::uint8_t> data);
+  /// Room for the next socket read, at the end of the buffer, so received bytes land
+  /// where frames are taken from (no copy through a separate read buffer): at least
+  /// `min_bytes`, more when the frame being received has a believable length (up to its
+  /// end, so one read can take all of it). Not zeroed. Follow with commit(n), n <= the
+  /// size of the span, before any other call.
+  [[nodiscard]] std::span<std::uint8_t> prepare(std::size_t min_bytes);
+  /// Keeps the first `n` bytes written into the span prepare() returned.
+  void commit(std::size_t n);
   struct Item {
     FrameHeader header;
     Bytes payload;  ///< owns its buffer; decoders may keep views into it
@@ -195,7 +206,28 @@ class FrameReader {
  private:
   std::uint64_t expected_tag_;
   std::size_t max_frame_bytes_;
-  std::vector<std::uint8_t> buf_;
+  /// Leaves new elements uninitialised (prepare() hands out room the socket overwrites).
+  template <class T>
+  struct NoInit : std::allocator<T> {
+    template <class U>
+    struct rebind {
+      using other = NoInit<U>;
+    };
+    NoInit() = default;
+    template <class U>
+    explicit NoInit(const NoInit<U>& /*other*/) noexcept {}
+    template <class U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+  void make_room(std::size_t more);
+  std::vector<std::uint8_t, NoInit<std::uint8_t>> buf_;
+  std::size_t prepared_at_ = 0;  ///< buf_'s size before prepare() (while a read is pending)
   std::size_t consumed_ = 0;
   std::optional<FrameHeader> pending_;
   Status failed_;
