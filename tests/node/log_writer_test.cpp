@@ -118,6 +118,23 @@ struct Acks {
   }
 };
 
+/// A writer on a GatedStorage, its callbacks recorded in `acks`.
+struct Rig {
+  GatedStorage storage;
+  Recorder transport{storage};
+  Acks acks;
+  node::LogWriter writer{storage, transport,
+                         [this](std::vector<core::PersistMark>&& marks) {
+                           std::lock_guard lock(acks.mu);
+                           for (auto& m : marks) acks.marks.push_back(m.index.value());
+                           acks.cv.notify_all();
+                         },
+                         [this](const Status& s) {
+                           std::lock_guard lock(acks.mu);
+                           acks.failures.push_back(s);
+                         }};
+};
+
 node::WriteStep step(std::vector<Entry> es, std::uint64_t mark, std::uint64_t ack_index) {
   node::WriteStep s;
   s.mark.index = LogIndex{mark};
@@ -152,20 +169,11 @@ TEST_CASE("merge_entries: a later step replaces the suffix it overlaps", "[log-w
 
 TEST_CASE("LogWriter: steps queued during a write go out in one write, acknowledged in order",
           "[log-writer]") {
-  GatedStorage storage;
-  Recorder transport(storage);
-  Acks acks;
-  node::LogWriter writer(
-      storage, transport,
-      [&](std::vector<core::PersistMark>&& marks) {
-        std::lock_guard lock(acks.mu);
-        for (auto& m : marks) acks.marks.push_back(m.index.value());
-        acks.cv.notify_all();
-      },
-      [&](const Status& s) {
-        std::lock_guard lock(acks.mu);
-        acks.failures.push_back(s);
-      });
+  Rig rig;
+  GatedStorage& storage = rig.storage;
+  Recorder& transport = rig.transport;
+  Acks& acks = rig.acks;
+  node::LogWriter& writer = rig.writer;
 
   storage.close_gate();
   writer.submit(step(entries(1, 3, 1), 3, 3));
@@ -213,20 +221,11 @@ TEST_CASE("LogWriter: steps queued during a write go out in one write, acknowled
 }
 
 TEST_CASE("LogWriter: after a failed write nothing more is acknowledged", "[log-writer]") {
-  GatedStorage storage;
-  Recorder transport(storage);
-  Acks acks;
-  node::LogWriter writer(
-      storage, transport,
-      [&](std::vector<core::PersistMark>&& marks) {
-        std::lock_guard lock(acks.mu);
-        for (auto& m : marks) acks.marks.push_back(m.index.value());
-        acks.cv.notify_all();
-      },
-      [&](const Status& s) {
-        std::lock_guard lock(acks.mu);
-        acks.failures.push_back(s);
-      });
+  Rig rig;
+  GatedStorage& storage = rig.storage;
+  Recorder& transport = rig.transport;
+  Acks& acks = rig.acks;
+  node::LogWriter& writer = rig.writer;
   writer.submit(step(entries(1, 2, 1), 2, 2));
   REQUIRE(acks.wait_marks(1));
   writer.drain();

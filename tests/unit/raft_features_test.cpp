@@ -226,6 +226,18 @@ TEST_CASE("an idle follower learns a new commit index on the next tick, not by a
 
 // ---- lost connections (Raft::peer_disconnected) -------------------------------------------
 
+namespace {
+/// Ticks every node until one is leader (at most `max` rounds); returns the rounds.
+std::uint32_t tick_until_leader(Cluster& c, std::uint32_t max) {
+  std::uint32_t ticks = 0;
+  while (c.leader() == 0 && ticks < max) {
+    c.tick_all();
+    ++ticks;
+  }
+  return ticks;
+}
+}  // namespace
+
 TEST_CASE("a follower told its leader's connection dropped campaigns without waiting for the timeout",
           "[features][disconnect]") {
   bool notify = true;
@@ -300,11 +312,7 @@ TEST_CASE("a pre-vote dropped by a voter that had not yet noticed the crash is a
   if (!retry) {
     c.drop_if = [](const Message& m) { return m.type == MessageType::PreVote && m.to == N(3); };
   }
-  std::uint32_t ticks = 0;
-  while (c.leader() == 0 && ticks < 3 * kElectionTicks) {
-    c.tick_all();
-    ++ticks;
-  }
+  const std::uint32_t ticks = tick_until_leader(c, 3 * kElectionTicks);
   INFO("ticks until a leader: " << ticks << "\n" << c.node(2).describe() << "\n"
                                 << c.node(3).describe());
   if (retry) {
@@ -335,11 +343,7 @@ TEST_CASE("survivors that notice a crash a tick apart elect one leader without a
   REQUIRE(c.node(2).role() == Role::PreCandidate);
   c.stabilize();  // node 3 drops it: it still trusts node 1
   c.node(3).peer_disconnected(N(1));
-  std::uint32_t ticks = 0;
-  while (c.leader() == 0 && ticks < 3 * kElectionTicks) {
-    c.tick_all();
-    ++ticks;
-  }
+  const std::uint32_t ticks = tick_until_leader(c, 3 * kElectionTicks);
   INFO("ticks until a leader: " << ticks << "\n" << c.node(2).describe() << "\n"
                                 << c.node(3).describe());
   CHECK(c.leader() != 0);
