@@ -176,15 +176,7 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
             for (const core::PersistMark& m : marks) n->raft_.ack_persisted(m);
           });
         },
-        [n](const Status& why) {
-          std::fprintf(stderr, "rlr node %lu: storage failed, node stops participating: %s\n",
-                       static_cast<unsigned long>(n->options_.id.value()), why.to_string().c_str());
-          n->post([n, why] {
-            if (n->failed_) return;
-            n->failed_ = true;
-            n->fail_everything(why);
-          });
-        });
+        [n](const Status& why) { n->post([n, why] { n->storage_failed(why); }); });
   }
   node->thread_ = std::thread([n = node.get()] { n->run(); });
   return node;
@@ -783,12 +775,7 @@ void NodeImpl::handle_ready(core::Ready& rd) {
     // since its mark and messages claim everything before it is durable.
     WriteStep step;
     if (must_write) {
-      if (rd.hard_state) persisted_hard_state_ = *rd.hard_state;
-      step.hard_state = rd.hard_state;
-      if (!step.hard_state && raft_.commit_index() > persisted_hard_state_.commit) {
-        persisted_hard_state_.commit = raft_.commit_index();
-        step.hard_state = persisted_hard_state_;
-      }
+      step.hard_state = hard_state_to_write(rd);
       step.entries = std::move(rd.entries);
     }
     step.after_persist = std::move(rd.messages_after_persist);
@@ -800,26 +787,38 @@ void NodeImpl::handle_ready(core::Ready& rd) {
   after_ready(rd);
 }
 
+std::optional<core::HardState> NodeImpl::hard_state_to_write(const core::Ready& rd) {
+  if (rd.hard_state) {
+    persisted_hard_state_ = *rd.hard_state;
+    return rd.hard_state;
+  }
+  if (raft_.commit_index() > persisted_hard_state_.commit) {
+    // Carry the latest commit index along with these entries.
+    persisted_hard_state_.commit = raft_.commit_index();
+    return persisted_hard_state_;
+  }
+  return std::nullopt;
+}
+
+void NodeImpl::storage_failed(const Status& why) {
+  if (failed_) return;
+  // Memory is now ahead of disk: this node can no longer take part safely.
+  std::fprintf(stderr, "rlr node %lu: storage failed, node stops participating: %s\n",
+               static_cast<unsigned long>(options_.id.value()), why.to_string().c_str());
+  failed_ = true;
+  fail_everything(why);
+}
+
 void NodeImpl::handle_ready_persistence(core::Ready& rd, bool must_write) {
   // A snapshot to install (rare) is written here, after everything queued before it.
   if (writer_) writer_->drain();
   if (must_write) {
-    if (rd.hard_state) persisted_hard_state_ = *rd.hard_state;
     storage::PersistRequest req;
     req.snapshot = rd.snapshot ? &*rd.snapshot : nullptr;
     req.entries = rd.entries;
-    req.hard_state = rd.hard_state;
-    if (!req.hard_state && raft_.commit_index() > persisted_hard_state_.commit) {
-      // Carry the latest commit index along with these entries.
-      persisted_hard_state_.commit = raft_.commit_index();
-      req.hard_state = persisted_hard_state_;
-    }
+    req.hard_state = hard_state_to_write(rd);
     if (Status s = storage_->persist(req); !s) {
-      // Memory is now ahead of disk: this node can no longer take part safely.
-      std::fprintf(stderr, "rlr node %lu: storage failed, node stops participating: %s\n",
-                   static_cast<unsigned long>(options_.id.value()), s.to_string().c_str());
-      failed_ = true;
-      fail_everything(s);
+      storage_failed(s);
       return;
     }
   }

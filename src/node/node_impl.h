@@ -182,6 +182,11 @@ class NodeImpl final : public Node, private transport::Inbox {
   void handle_ready_persistence(core::Ready& rd, bool must_write);
   /// What follows persistence: apply, reads, membership and transfer bookkeeping.
   void after_ready(core::Ready& rd);
+  /// The hard state a write of `rd` carries (its own, or the latest commit index riding
+  /// along); records it as persisted_hard_state_.
+  [[nodiscard]] std::optional<core::HardState> hard_state_to_write(const core::Ready& rd);
+  /// A write failed: report it once, stop taking part, fail everything pending.
+  void storage_failed(const Status& why);
   void on_committed(std::vector<Entry>& committed);
   void expire_pending(std::chrono::steady_clock::time_point now);
   void fail_everything(const Status& why);

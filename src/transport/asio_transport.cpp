@@ -306,6 +306,17 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     pump_snapshot();
   }
 
+  /// io thread: the peer has just dialled us, so it listens again. A backoff wait (up to
+  /// backoff_max_ms after a long outage) ends now: a restarted node must hear votes and
+  /// acknowledgements at once, not after our next scheduled attempt.
+  void dial_now() {
+    if (closed_ || impl_.stopped || !retry_waiting_) return;
+    retry_waiting_ = false;
+    attempts_ = 0;
+    retry_.cancel();
+    connect();
+  }
+
   void set_address(std::string a) {
     // io thread: a new address takes effect at the next (re)connect.
     if (a == address_) return;
@@ -539,20 +550,6 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       self->connect();
     });
   }
-
- public:
-  /// io thread: the peer has just dialled us, so it listens again. A backoff wait (up to
-  /// backoff_max_ms after a long outage) ends now: a restarted node must hear votes and
-  /// acknowledgements at once, not after our next scheduled attempt.
-  void dial_now() {
-    if (closed_ || impl_.stopped || !retry_waiting_) return;
-    retry_waiting_ = false;
-    attempts_ = 0;
-    retry_.cancel();
-    connect();
-  }
-
- private:
 
   Impl& impl_;
   NodeId id_;
