@@ -22,7 +22,10 @@ constexpr const char* kIdentityKey = "identity";
 constexpr const char* kHardStateKey = "hard_state";
 constexpr const char* kAppliedKey = "applied";
 constexpr const char* kSnapshotKey = "snapshot";
-constexpr std::size_t kEntryHeader = 4 + 8 + 1;  // crc, term, kind
+constexpr std::size_t kRecordHeader = 4 + 4;      // crc, entry count
+constexpr std::size_t kEntryHeader = 8 + 1 + 4;   // term, kind, payload size
+/// At most this many entries in one record (the count field has 32 bits).
+constexpr std::size_t kMaxRecordEntries = 1U << 16;
 /// persist() keeps a batch buffer up to this size for good; a larger one only until
 /// kBatchShrinkSteps steps in a row have needed less than a quarter of it.
 constexpr std::size_t kBatchKeepBytes = 1U << 20;
@@ -85,29 +88,82 @@ void put_u32_at(char* p, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (24 - 8 * i)) & 0xFF);
 }
 
-/// Adds entry `e` to `b` without a temporary buffer: the key and the value header are
-/// built on the stack and the payload is copied once, straight into the batch.
-rocksdb::Status put_entry(rocksdb::WriteBatch& b, rocksdb::ColumnFamilyHandle* cf,
-                          const Entry& e) {
-  char key[8];
-  put_u64_at(key, e.index.value());
-  char header[kEntryHeader];
-  put_u64_at(header + 4, e.term.value());
-  header[12] = static_cast<char>(e.kind);
-  std::uint32_t crc = util::crc32c(0, key, sizeof key);
-  crc = util::crc32c(crc, header + 4, kEntryHeader - 4);
-  crc = util::crc32c(crc, e.payload.data(), e.payload.size());
-  put_u32_at(header, crc);
-  const rocksdb::Slice key_slice(key, sizeof key);
-  const rocksdb::Slice value_parts[2] = {
-      rocksdb::Slice(header, kEntryHeader),
-      rocksdb::Slice(reinterpret_cast<const char*>(e.payload.data()), e.payload.size())};
-  return b.Put(cf, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(value_parts, 2));
+/// How persist() splits one step's entries into records: entries [begin, end) of the
+/// step form one record. Filled by plan_records(), reused from step to step.
+struct RecordSpan {
+  std::size_t begin;
+  std::size_t end;
+};
+
+/// Splits `entries` into records of at most `record_bytes` (headers included; a larger
+/// entry gets a record of its own) and kMaxRecordEntries entries. Returns the bytes the
+/// records take in a WriteBatch: per record a tag, a column family id, two length varints
+/// (at most 1 + 5 + 1 + 5 bytes together), the key and the record header; per entry its
+/// header and payload.
+/// Errors: InvalidArgument for a payload of 4 GiB or more (its size field has 32 bits).
+Result<std::size_t> plan_records(std::span<const Entry> entries, std::size_t record_bytes,
+                                 std::vector<RecordSpan>& out) {
+  out.clear();
+  std::size_t total = 0;
+  std::size_t i = 0;
+  while (i < entries.size()) {
+    std::size_t j = i;
+    std::size_t bytes = kRecordHeader;
+    do {
+      if (entries[j].payload.size() > std::numeric_limits<std::uint32_t>::max()) {
+        return Status{ErrorCode::InvalidArgument,
+                      fmt::format("entry {} is larger than 4 GiB", entries[j].index.value())};
+      }
+      bytes += kEntryHeader + entries[j].payload.size();
+      ++j;
+    } while (j < entries.size() && j - i < kMaxRecordEntries &&
+             bytes + kEntryHeader + entries[j].payload.size() <= record_bytes);
+    out.push_back(RecordSpan{i, j});
+    total += 12 + 8 + bytes;
+    i = j;
+  }
+  return total;
 }
 
-/// Bytes an entry takes in a WriteBatch: tag, column family id, two length varints (at
-/// most 1 + 5 + 1 + 5 bytes together), key and value.
-std::size_t batch_bytes(const Entry& e) { return 12 + 8 + kEntryHeader + e.payload.size(); }
+/// Adds `entries` to `b` as the records `plan` describes, without a temporary value: the
+/// record and entry headers are written to `headers` (sized once up front, so the slices
+/// into it stay valid) and each payload is copied once, straight into the batch.
+rocksdb::Status put_records(rocksdb::WriteBatch& b, rocksdb::ColumnFamilyHandle* cf,
+                            std::span<const Entry> entries, std::span<const RecordSpan> plan,
+                            std::string& headers, std::vector<rocksdb::Slice>& parts) {
+  headers.resize(plan.size() * kRecordHeader + entries.size() * kEntryHeader);
+  char* out = headers.data();
+  for (const RecordSpan& r : plan) {
+    char key[8];
+    put_u64_at(key, entries[r.begin].index.value());
+    char* header = out;
+    out += kRecordHeader;
+    put_u32_at(header + 4, static_cast<std::uint32_t>(r.end - r.begin));
+    std::uint32_t crc = util::crc32c(0, key, sizeof key);
+    crc = util::crc32c(crc, header + 4, kRecordHeader - 4);
+    parts.clear();
+    parts.emplace_back(header, kRecordHeader);
+    for (std::size_t k = r.begin; k < r.end; ++k) {
+      const Entry& e = entries[k];
+      put_u64_at(out, e.term.value());
+      out[8] = static_cast<char>(e.kind);
+      put_u32_at(out + 9, static_cast<std::uint32_t>(e.payload.size()));
+      crc = util::crc32c(crc, out, kEntryHeader);
+      parts.emplace_back(out, kEntryHeader);
+      out += kEntryHeader;
+      if (!e.payload.empty()) {
+        crc = util::crc32c(crc, e.payload.data(), e.payload.size());
+        parts.emplace_back(reinterpret_cast<const char*>(e.payload.data()), e.payload.size());
+      }
+    }
+    put_u32_at(header, crc);
+    const rocksdb::Slice key_slice(key, sizeof key);
+    auto s = b.Put(cf, rocksdb::SliceParts(&key_slice, 1),
+                   rocksdb::SliceParts(parts.data(), static_cast<int>(parts.size())));
+    if (!s.ok()) return s;
+  }
+  return rocksdb::Status::OK();
+}
 
 /// Payloads read back from the log, packed into shared blocks: one allocation per block
 /// instead of two per entry (the bytes and their owner), which dominated start-up (the
@@ -137,28 +193,61 @@ class PayloadPacker {
   std::size_t size_ = 2048;  ///< of block_
 };
 
-Result<Entry> decode_entry(LogIndex expect, const rocksdb::Slice& key, const rocksdb::Slice& value,
-                           PayloadPacker& packer) {
+/// A log record whose key, checksum and layout have been checked: it holds entries
+/// [first, last]; `body` is their headers and payloads, in order.
+struct Record {
+  LogIndex first;
+  LogIndex last;
+  std::string_view body;
+};
+
+/// Checks the record stored under `key`. `want` is the entry the caller is looking for,
+/// named in the error: Corruption "log entry N: ...".
+Result<Record> open_record(LogIndex want, const rocksdb::Slice& key, const rocksdb::Slice& value) {
   auto corrupt = [&](std::string_view what) {
-    return Status{ErrorCode::Corruption, fmt::format("log entry {}: {}", expect.value(), what)};
+    return Status{ErrorCode::Corruption, fmt::format("log entry {}: {}", want.value(), what)};
   };
-  if (key.size() != 8) return corrupt("malformed key");
-  if (get_u64(key.data()) != expect.value()) {
-    return corrupt(fmt::format("missing (next stored key is {})", get_u64(key.data())));
-  }
-  if (value.size() < kEntryHeader) return corrupt("truncated value");
+  if (key.size() != 8) return corrupt("malformed record key");
+  const std::uint64_t first = get_u64(key.data());
+  if (value.size() < kRecordHeader) return corrupt(fmt::format("record {} truncated", first));
   std::uint32_t crc = util::crc32c(0, key.data(), key.size());
   crc = util::crc32c(crc, value.data() + 4, value.size() - 4);
-  if (crc != get_u32(value.data())) return corrupt("checksum mismatch");
-  const auto kind = static_cast<std::uint8_t>(value.data()[12]);
-  if (kind > static_cast<std::uint8_t>(kLastEntryKind)) return corrupt("unknown entry kind");
-  Entry e;
-  e.index = expect;
-  e.term = Term{get_u64(value.data() + 4)};
-  e.kind = static_cast<EntryKind>(kind);
-  const std::size_t n = value.size() - kEntryHeader;
-  if (n > 0) e.payload = packer.copy(value.data() + kEntryHeader, n);
-  return e;
+  if (crc != get_u32(value.data())) {
+    return corrupt(fmt::format("checksum mismatch in record {}", first));
+  }
+  const std::uint32_t count = get_u32(value.data() + 4);
+  if (count == 0 || first == 0 || first > std::numeric_limits<std::uint64_t>::max() - count) {
+    return corrupt(fmt::format("record {} has a bad entry count", first));
+  }
+  // The checksum matched, so this is what was written; the walk guards against a writer
+  // bug ever turning into an out-of-bounds read.
+  const std::string_view body(value.data() + kRecordHeader, value.size() - kRecordHeader);
+  std::size_t at = 0;
+  for (std::uint32_t k = 0; k < count; ++k) {
+    if (body.size() - at < kEntryHeader) return corrupt(fmt::format("record {} truncated", first));
+    if (static_cast<std::uint8_t>(body[at + 8]) > static_cast<std::uint8_t>(kLastEntryKind)) {
+      return corrupt(fmt::format("unknown entry kind in record {}", first));
+    }
+    const std::size_t n = get_u32(body.data() + at + 9);
+    at += kEntryHeader;
+    if (body.size() - at < n) return corrupt(fmt::format("record {} truncated", first));
+    at += n;
+  }
+  if (at != body.size()) return corrupt(fmt::format("record {} has trailing bytes", first));
+  return Record{LogIndex{first}, LogIndex{first + count - 1}, body};
+}
+
+/// The record `value` stored under `key` cut down to its first `keep` entries (a record
+/// already checked by open_record, with more than `keep` entries).
+std::string truncate_record(std::string_view key, std::string_view value, std::uint64_t keep) {
+  std::size_t at = kRecordHeader;
+  for (std::uint64_t k = 0; k < keep; ++k) at += kEntryHeader + get_u32(value.data() + at + 9);
+  std::string out(value.substr(0, at));
+  put_u32_at(out.data() + 4, static_cast<std::uint32_t>(keep));
+  std::uint32_t crc = util::crc32c(0, key.data(), key.size());
+  crc = util::crc32c(crc, out.data() + 4, out.size() - 4);
+  put_u32_at(out.data(), crc);
+  return out;
 }
 
 std::string encode_hard_state(const HardState& hs) {
@@ -252,6 +341,10 @@ struct RocksDbStorage::Handles {
   /// at a time: see Storage). `batch_reserved` is the capacity it was created with.
   rocksdb::WriteBatch batch;
   std::size_t batch_reserved = 0;
+  std::vector<RecordSpan> plan;      ///< persist()'s split of a step into records
+  std::string headers;               ///< record and entry headers of a step's records
+  std::vector<rocksdb::Slice> parts; ///< one record's value, piece by piece
+  std::string record;                ///< a record being cut down by a truncation
   int batch_small_steps = 0;  ///< steps in a row that needed < 1/4 of batch_reserved
   rocksdb::ColumnFamilyHandle* log() const { return cfs[1]; }
   rocksdb::ColumnFamilyHandle* meta() const { return cfs[2]; }
@@ -395,8 +488,11 @@ Status RocksDbStorage::load_state() {
   it->SeekToLast();
   std::uint64_t last = snap.value().index.value();
   if (it->Valid()) {
-    if (it->key().size() != 8) return {ErrorCode::Corruption, "log has a malformed key"};
-    last = std::max(last, get_u64(it->key().data()));
+    // The last record tells where the log ends, so it is checked in full here.
+    const LogIndex key{it->key().size() == 8 ? get_u64(it->key().data()) : 0};
+    auto rec = open_record(key, it->key(), it->value());
+    if (!rec) return rec.status();
+    last = std::max(last, rec.value().last.value());
   }
   if (!it->status().ok()) return from_rocks(it->status(), "scanning log");
   last_index_ = last;
@@ -449,20 +545,42 @@ Result<std::vector<Entry>> RocksDbStorage::read_once(LogIndex from, LogIndex to,
   std::size_t bytes = 0;
   LogIndex expect = from;
   bool limited = false;
-  for (it->Seek(lower); it->Valid() && expect <= to; it->Next(), expect = expect.next()) {
-    auto e = decode_entry(expect, it->key(), it->value(), packer);
-    if (!e) {
+  // The record holding `from` is the last one whose key is at or before it; records
+  // after it must follow one another without a gap.
+  for (it->SeekForPrev(lower); it->Valid() && expect <= to && !limited; it->Next()) {
+    auto rec = open_record(expect, it->key(), it->value());
+    if (rec && (expect < rec.value().first || expect > rec.value().last)) {
+      rec = Status{ErrorCode::Corruption,
+                   fmt::format("log entry {}: missing (the record at {} holds {}..{})",
+                               expect.value(), rec.value().first.value(),
+                               rec.value().first.value(), rec.value().last.value())};
+    }
+    if (!rec) {
       if (expect < first_index() || expect > last_index()) break;  // log changed: reported below
-      return e.status();
+      return rec.status();
     }
-    if (!out.empty() && (out.size() >= max_entries || bytes + e.value().payload.size() > max_bytes)) {
-      limited = true;
-      break;
+    const char* p = rec.value().body.data();
+    for (LogIndex i = rec.value().first; i <= rec.value().last && expect <= to; i = i.next()) {
+      const std::size_t n = get_u32(p + 9);
+      if (i == expect) {
+        if (!out.empty() && (out.size() >= max_entries || bytes + n > max_bytes)) {
+          limited = true;
+          break;
+        }
+        Entry& e = out.emplace_back();
+        e.index = i;
+        e.term = Term{get_u64(p)};
+        e.kind = static_cast<EntryKind>(static_cast<std::uint8_t>(p[8]));
+        if (n > 0) e.payload = packer.copy(p + kEntryHeader, n);
+        bytes += n;
+        expect = expect.next();
+      }
+      p += kEntryHeader + n;
     }
-    bytes += e.value().payload.size();
-    out.push_back(std::move(e).value());
   }
-  if (!it->status().ok()) return from_rocks(it->status(), "reading log");
+  if (!it->status().ok()) {
+    return from_rocks(it->status(), fmt::format("reading log entry {}", expect.value()));
+  }
   if (!limited && expect <= to) {
     // The range should have been there in full, unless the log changed under us.
     if (expect < first_index()) {
@@ -477,6 +595,26 @@ Result<std::vector<Entry>> RocksDbStorage::read_once(LogIndex from, LogIndex to,
     return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", expect.value())};
   }
   return out;
+}
+
+Result<LogIndex> RocksDbStorage::record_holding(LogIndex i, std::string* value) const {
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(ro, h_->log()));
+  it->SeekForPrev(index_key(i));
+  if (!it->status().ok()) return from_rocks(it->status(), fmt::format("reading log entry {}", i.value()));
+  if (!it->Valid()) {
+    return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", i.value())};
+  }
+  auto rec = open_record(i, it->key(), it->value());
+  if (!rec) return rec.status();
+  if (i > rec.value().last) {
+    return Status{ErrorCode::Corruption,
+                  fmt::format("log entry {}: missing (the record at {} ends at {})", i.value(),
+                              rec.value().first.value(), rec.value().last.value())};
+  }
+  if (value != nullptr) value->assign(it->value().data(), it->value().size());
+  return rec.value().first;
 }
 
 Result<Term> RocksDbStorage::stored_term(LogIndex i) const {
@@ -528,8 +666,9 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
   }
   // Size the batch once for the whole step: growing it entry by entry copies the buffer
   // again and again (and faults in fresh pages every time).
-  std::size_t need = 256;
-  for (const Entry& e : req.entries) need += batch_bytes(e);
+  auto planned = plan_records(req.entries, options_.log_record_bytes, h_->plan);
+  if (!planned) return planned.status();
+  std::size_t need = 512 + planned.value();
   if (install) need += req.snapshot->data.size();
   if (need > h_->batch_reserved) {
     h_->batch_reserved = std::max(need, 2 * h_->batch_reserved);
@@ -538,21 +677,36 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
   rocksdb::WriteBatch& b = h_->batch;
   b.Clear();
   if (install) {
+    // Records wholly covered by the snapshot go; a record that straddles it stays, its
+    // covered entries unread from now on.
     const SnapshotMeta& s = *req.snapshot;
-    const LogIndex drop_to = keep_suffix ? s.index : std::max(last, s.index);
-    if (snap_index.next() <= drop_to) {
-      b.DeleteRange(h_->log(), index_key(snap_index.next()), index_key(drop_to.next()));
+    LogIndex cut = (keep_suffix ? s.index : std::max(last, s.index)).next();
+    if (cut <= last) {
+      auto holder = record_holding(cut, nullptr);
+      if (!holder) return holder.status();
+      cut = holder.value();
     }
+    b.DeleteRange(h_->log(), index_key(LogIndex{0}), index_key(cut));
     b.Put(h_->meta(), kSnapshotKey, encode_snapshot(s));
     if (!keep_suffix) last = s.index;
     snap_index = s.index;
   }
   if (!req.entries.empty()) {
     const LogIndex first = req.entries.front().index;
-    if (first <= last) b.DeleteRange(h_->log(), index_key(first), index_key(last.next()));
-    for (const Entry& e : req.entries) {
-      if (auto p = put_entry(b, h_->log(), e); !p.ok()) return from_rocks(p, "batching entries");
+    if (first <= last) {
+      // The entries replace the log from `first` on: the record holding `first` keeps
+      // only the entries before it, and the records after it go.
+      std::string& old = h_->record;
+      auto holder = record_holding(first, &old);
+      if (!holder) return holder.status();
+      if (holder.value() < first) {
+        const std::string key = index_key(holder.value());
+        b.Put(h_->log(), key, truncate_record(key, old, first.value() - holder.value().value()));
+      }
+      b.DeleteRange(h_->log(), index_key(first), index_key(last.next()));
     }
+    auto p = put_records(b, h_->log(), req.entries, h_->plan, h_->headers, h_->parts);
+    if (!p.ok()) return from_rocks(p, "batching entries");
     last = req.entries.back().index;
   }
   if (req.hard_state) b.Put(h_->meta(), kHardStateKey, encode_hard_state(*req.hard_state));
@@ -611,9 +765,16 @@ Status RocksDbStorage::compact(const SnapshotMeta& s) {
             fmt::format("snapshot {}/t{} does not match the stored term {}", s.index.value(),
                         s.term.value(), t.value().value())};
   }
+  // Records wholly at or below s.index go; one that straddles it stays whole.
+  LogIndex cut = s.index.next();
+  if (cut <= last_index()) {
+    auto holder = record_holding(cut, nullptr);
+    if (!holder) return holder.status();
+    cut = holder.value();
+  }
   rocksdb::WriteBatch b;
-  const std::string begin = index_key(snap_index.next());
-  const std::string end = index_key(s.index.next());
+  const std::string begin = index_key(LogIndex{0});
+  const std::string end = index_key(cut);
   b.DeleteRange(h_->log(), begin, end);
   b.Put(h_->meta(), kSnapshotKey, encode_snapshot(s));
   ++log_version_;

@@ -1,14 +1,23 @@
 // RocksDB-backed Storage: the production store.
 //
-// Layout: column family "log" maps an 8-byte big-endian index to
-// [crc32c:4][term:8][kind:1][payload]; column family "meta" holds the format version,
-// the identity (cluster id, node id), the hard state, the applied checkpoint and the
-// snapshot metadata, each prefixed by its crc32c. An entry's checksum covers its key, so
-// a damaged key is caught as surely as a damaged value. Every persistence step is one
-// WriteBatch, synced by default.
+// Layout (format 2): column family "log" holds records of consecutive entries, each
+// under the 8-byte big-endian index of its first entry:
+//   [crc32c:4][count:4] then per entry [term:8][kind:1][payload size:4][payload].
+// A persistence step's entries go into records of about `log_record_bytes`, so RocksDB
+// pays its per-key cost (WAL record, memtable insert, key comparisons) once per record,
+// not once per entry: that cost bounded a catching-up follower. A record's checksum
+// covers its key, so a damaged key is caught as surely as a damaged value; damage
+// anywhere in a record makes every entry it holds unreadable (reported, never served).
+// Records never overlap. A truncation inside a record rewrites it with the entries
+// before the cut; a compaction inside a record leaves it whole (the entries it holds
+// below the snapshot are never read again and go with the record later).
+// Column family "meta" holds the format version, the identity (cluster id, node id), the
+// hard state, the applied checkpoint and the snapshot metadata, each prefixed by its
+// crc32c. Every persistence step is one WriteBatch, synced by default.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +38,10 @@ struct RocksDbOptions {
   core::Configuration initial_config;   ///< the snapshot config of a new store
   bool create_if_missing = true;
   bool sync = true;                     ///< fsync every persist(); off only for benchmarks
+  /// A step's entries are packed into log records of at most this many bytes (an entry
+  /// larger than that gets a record of its own). Larger records cost less per entry to
+  /// write; a read of one entry checks its whole record.
+  std::size_t log_record_bytes = 64U << 10;
   std::shared_ptr<rocksdb::Env> env;    ///< for fault injection in tests; null: default
 };
 
@@ -37,7 +50,8 @@ class RocksDbStorage final : public Storage {
   /// Opens (or creates) the store at options.path.
   /// Errors: NotFound (no store and create_if_missing is off); WrongCluster (the store
   /// belongs to another cluster or node: it is opened read-only to check and left
-  /// untouched); Corruption (unknown format version, damaged metadata); IoError (locked
+  /// untouched); Corruption (unknown format version, damaged metadata, a damaged last log
+  /// record, which tells where the log ends); IoError (locked
   /// by another process, unreadable or read-only directory, disk full).
   [[nodiscard]] static Result<std::unique_ptr<RocksDbStorage>> open(const RocksDbOptions& options);
   ~RocksDbStorage() override;
@@ -61,7 +75,8 @@ class RocksDbStorage final : public Storage {
   /// Flushes memtables to SST files (tests and tools).
   [[nodiscard]] Status flush();
 
-  static constexpr std::uint32_t kFormatVersion = 1;
+  /// 1: one RocksDB key per entry (not readable by this build); 2: records of entries.
+  static constexpr std::uint32_t kFormatVersion = 2;
 
   struct Handles;
   /// Only open() can make the key; use open().
@@ -74,6 +89,9 @@ class RocksDbStorage final : public Storage {
  private:
   [[nodiscard]] Status load_state();
   [[nodiscard]] Result<Term> stored_term(LogIndex i) const;
+  /// The index of the first entry of the record holding entry i (i in the stored log),
+  /// and the record itself in `value` when that is not null. Errors: Corruption.
+  [[nodiscard]] Result<LogIndex> record_holding(LogIndex i, std::string* value) const;
   [[nodiscard]] Result<std::vector<Entry>> read_once(LogIndex from, LogIndex to,
                                                      std::size_t max_entries,
                                                      std::size_t max_bytes) const;
