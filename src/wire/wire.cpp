@@ -108,6 +108,8 @@ constexpr std::size_t kBuilderInitialBytes = 1024;
 constexpr std::size_t kEagerReserveBytesMax = 4U << 20;
 /// FrameReader hands its buffer over (instead of copying) to payloads at least this big.
 constexpr std::size_t kHandOverBytesMin = 64U << 10;
+/// An emptied receive buffer larger than this is released rather than kept.
+constexpr std::size_t kKeepBufferBytes = 2 * kHandOverBytesMin;
 /// Payload offsets are 8-byte aligned so 64-bit fields are read at aligned addresses.
 constexpr std::size_t kPayloadAlign = 8;
 
@@ -1125,20 +1127,25 @@ std::span<std::uint8_t> FrameReader::prepare(std::size_t min_bytes) {
     return {buf_.data(), min_bytes};
   }
   std::size_t more = min_bytes;
+  std::size_t rest = 0;  // bytes the pending frame still lacks
   if (pending_) {
     // A header already checked against max_frame_bytes: room up to the frame's end, as
     // far as the buffer already holds or the length is believed at once.
     const std::size_t frame_end = consumed_ + pending_->length;
     if (frame_end > buf_.size()) {
-      const std::size_t rest = frame_end - buf_.size();
+      rest = frame_end - buf_.size();
       if (pending_->length <= kEagerReserveBytesMax || rest <= buf_.capacity() - buf_.size()) {
         more = std::max(more, rest);
       }
     }
   }
   make_room(more);
-  // Use what the buffer has anyway (a read may bring more than one frame).
+  // Use what the buffer has anyway (a read may bring more than one frame)...
   more = std::max(more, buf_.capacity() - buf_.size());
+  // ...except for the rest of a large frame: it then ends the buffer, and next() can hand
+  // the buffer over or, after a copy, start the next frame in a fresh one (an extra read
+  // is far cheaper than copying a large frame).
+  if (rest > 0 && rest < more && pending_->length >= kHandOverBytesMin) more = rest;
   prepared_at_ = buf_.size();
   buf_.resize(prepared_at_ + more);  // NoInit: no zeroing
   return {buf_.data() + prepared_at_, more};
@@ -1183,23 +1190,35 @@ Result<std::optional<FrameReader::Item>> FrameReader::next() {
   if (Status s = check_payload(*pending_, bytes); !s) return fail(std::move(s));
 
   Item item{*pending_, Bytes{}};
-  // A large frame that ends the buffer, in a buffer not much bigger than itself (the
-  // growth policy in feed() makes it exact), is handed over: the buffer becomes the
-  // payload's owner. Anything else is copied out, so that a small payload kept alive
-  // by the log never pins a large receive buffer.
-  const bool hand_over = length >= kHandOverBytesMin && consumed_ + length == buf_.size() &&
-                         consumed_ <= kHeaderBytes && consumed_ % kPayloadAlign == 0 &&
-                         buf_.capacity() - buf_.size() <= buf_.size() / 8;
+  // A large frame that is at least half of its buffer is handed over: the buffer becomes
+  // the payload's owner (bytes after the frame, if any, move to a new buffer). The growth
+  // policy makes a large frame's buffer exactly its size, and prepare() ends reads at its
+  // end. Anything else is copied out, so that a small payload kept alive by the log
+  // never pins a large receive buffer.
+  const std::size_t end = consumed_ + length;
+  const bool hand_over = length >= kHandOverBytesMin && consumed_ % kPayloadAlign == 0 &&
+                         buf_.capacity() <= 2 * length;
   if (hand_over) {
+    decltype(buf_) rest;
+    if (end < buf_.size()) {
+      rest.reserve(std::max(buf_.size() - end, kHeaderBytes));
+      rest.assign(buf_.begin() + static_cast<std::ptrdiff_t>(end), buf_.end());
+    }
     auto owner = std::make_shared<const decltype(buf_)>(std::move(buf_));
     item.payload = Bytes(owner, owner->data() + consumed_, length);
-    buf_ = {};
+    buf_ = std::move(rest);
     consumed_ = 0;
   } else {
     item.payload = Bytes::copy_of(bytes);
-    consumed_ += length;
+    consumed_ = end;
     if (consumed_ == buf_.size()) {
-      buf_.clear();
+      // An empty buffer grown for large frames is let go: the next large frame gets a
+      // buffer of its own size, which can be handed over.
+      if (buf_.capacity() > kKeepBufferBytes) {
+        buf_ = {};
+      } else {
+        buf_.clear();
+      }
       consumed_ = 0;
     }
   }

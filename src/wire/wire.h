@@ -190,8 +190,10 @@ class FrameReader {
   /// Room for the next socket read, at the end of the buffer, so received bytes land
   /// where frames are taken from (no copy through a separate read buffer): at least
   /// `min_bytes`, more when the frame being received has a believable length (up to its
-  /// end, so one read can take all of it). Not zeroed. Follow with commit(n), n <= the
-  /// size of the span, before any other call.
+  /// end, so one read can take all of it). While a large frame (64 KiB or more) is being
+  /// received, no more than the bytes it still lacks, which may be fewer than
+  /// `min_bytes`: its buffer then ends with it and next() can hand the buffer over as the
+  /// frame's payload instead of copying it. Not zeroed. Follow with commit(n), n <= the size of the span, before any other call.
   [[nodiscard]] std::span<std::uint8_t> prepare(std::size_t min_bytes);
   /// Keeps the first `n` bytes written into the span prepare() returned.
   void commit(std::size_t n);

@@ -8,6 +8,8 @@
 #include <new>
 #include <vector>
 
+#include <cstring>
+
 #include <catch2/catch.hpp>
 #include <rapidcheck.h>
 #include <rapidcheck/catch.h>
@@ -402,6 +404,55 @@ TEST_CASE("a large frame arriving in pieces is handed over without a copy", "[wi
   auto got = decode_raft(items[0].payload);
   REQUIRE(got.is_ok());
   CHECK(got.value().entries.at(0).payload.size() == (1U << 20));
+}
+
+TEST_CASE("large frames back to back through prepare/commit are each handed over",
+          "[wire][reader]") {
+  // A follower catching up receives one large Append after another: a socket read with
+  // room to spare would take the next frame's first bytes along, and the frame could not
+  // become its buffer's payload. prepare() stops the read at the frame's end instead.
+  core::Message m = heartbeat(0);
+  m.type = core::MessageType::Append;
+  m.entries.push_back(Entry{LogIndex{1}, Term{1}, EntryKind::Normal,
+                            Bytes(std::vector<std::uint8_t>(600000, 0x5A))});
+  const Frame big = encode_raft(m, kTag);
+  const Frame small = encode_raft(heartbeat(7), kTag);
+  // With a small frame first, the first large frame starts inside a buffer: it may be
+  // copied, but that must not go on for the frames after it.
+  const bool small_first = GENERATE(false, true);
+  INFO("a small frame first: " << small_first);
+  std::vector<std::uint8_t> stream;
+  if (small_first) stream.insert(stream.end(), small.begin(), small.end());
+  for (int i = 0; i < 3; ++i) stream.insert(stream.end(), big.begin(), big.end());
+  stream.insert(stream.end(), small.begin(), small.end());
+
+  FrameReader r(kTag, kMaxFrame);
+  AllocationProbe probe;
+  std::vector<FrameReader::Item> items;
+  std::size_t at = 0;
+  while (at < stream.size()) {
+    // The socket has everything queued: each read fills all the room it is given.
+    const std::span<std::uint8_t> room = r.prepare(65536);
+    const std::size_t n = std::min(room.size(), stream.size() - at);
+    std::memcpy(room.data(), stream.data() + at, n);
+    r.commit(n);
+    at += n;
+    for (auto& it : drain(r)) items.push_back(std::move(it));
+  }
+  REQUIRE(items.size() == (small_first ? 5U : 4U));
+  // One buffer per large frame, handed over: no copy, except perhaps of the first one
+  // after a small frame (its buffer, then the copy).
+  CHECK(probe.big_allocations() <= (small_first ? 4U : 3U));
+  if (!small_first) CHECK(probe.largest() <= big.size());
+  const std::size_t first_big = small_first ? 1 : 0;
+  for (std::size_t i = first_big; i < first_big + 3; ++i) {
+    auto got = decode_raft(items[i].payload);
+    REQUIRE(got.is_ok());
+    CHECK(got.value().entries.at(0).payload == m.entries[0].payload);
+  }
+  auto last = decode_raft(items.back().payload);
+  REQUIRE(last.is_ok());
+  CHECK(last.value().type == core::MessageType::Heartbeat);
 }
 
 }  // namespace
