@@ -1108,14 +1108,30 @@ void FrameReader::make_room(std::size_t more) {
       const std::size_t frame_end = consumed_ + pending_->length;
       if (want <= frame_end) capacity = std::min(capacity, frame_end);
     }
-    buf_.reserve(capacity);
+    grow(capacity);
   }
+}
+
+void FrameReader::grow(std::size_t capacity) {
+  // Not buf_.reserve(): with an allocator of its own, the vector moves the bytes one by
+  // one through construct(); resize() of NoInit elements writes nothing, then one memcpy.
+  Buffer bigger;
+  bigger.reserve(capacity);
+  append(bigger, buf_.data(), buf_.size());
+  buf_.swap(bigger);
+}
+
+void FrameReader::append(Buffer& to, const std::uint8_t* data, std::size_t n) {
+  if (n == 0) return;
+  const std::size_t at = to.size();
+  to.resize(at + n);
+  std::memcpy(to.data() + at, data, n);
 }
 
 void FrameReader::feed(std::span<const std::uint8_t> data) {
   if (!failed_.is_ok() || data.empty()) return;
   make_room(data.size());
-  buf_.insert(buf_.end(), data.begin(), data.end());
+  append(buf_, data.data(), data.size());
 }
 
 std::span<std::uint8_t> FrameReader::prepare(std::size_t min_bytes) {
@@ -1180,8 +1196,7 @@ Result<std::optional<FrameReader::Item>> FrameReader::next() {
     // larger claim is only believed as its bytes arrive (see feed()).
     const std::size_t frame_end = consumed_ + pending_->length;
     if (pending_->length <= kEagerReserveBytesMax && frame_end > buf_.capacity()) {
-      buf_.reserve(consumed_ <= kHeaderBytes ? frame_end
-                                             : std::max(frame_end, 2 * buf_.capacity()));
+      grow(consumed_ <= kHeaderBytes ? frame_end : std::max(frame_end, 2 * buf_.capacity()));
     }
   }
   const std::size_t length = pending_->length;
@@ -1199,12 +1214,12 @@ Result<std::optional<FrameReader::Item>> FrameReader::next() {
   const bool hand_over = length >= kHandOverBytesMin && consumed_ % kPayloadAlign == 0 &&
                          buf_.capacity() <= 2 * length;
   if (hand_over) {
-    decltype(buf_) rest;
+    Buffer rest;
     if (end < buf_.size()) {
       rest.reserve(std::max(buf_.size() - end, kHeaderBytes));
-      rest.assign(buf_.begin() + static_cast<std::ptrdiff_t>(end), buf_.end());
+      append(rest, buf_.data() + end, buf_.size() - end);
     }
-    auto owner = std::make_shared<const decltype(buf_)>(std::move(buf_));
+    auto owner = std::make_shared<const Buffer>(std::move(buf_));
     item.payload = Bytes(owner, owner->data() + consumed_, length);
     buf_ = std::move(rest);
     consumed_ = 0;

@@ -227,8 +227,13 @@ class FrameReader {
       ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
     }
   };
+  using Buffer = std::vector<std::uint8_t, NoInit<std::uint8_t>>;
   void make_room(std::size_t more);
-  std::vector<std::uint8_t, NoInit<std::uint8_t>> buf_;
+  /// Moves buf_ into a buffer of `capacity` (> its size).
+  void grow(std::size_t capacity);
+  /// Appends `n` bytes at `data` to `to`.
+  static void append(Buffer& to, const std::uint8_t* data, std::size_t n);
+  Buffer buf_;
   std::size_t prepared_at_ = 0;  ///< buf_'s size before prepare() (while a read is pending)
   std::size_t consumed_ = 0;
   std::optional<FrameHeader> pending_;
