@@ -14,6 +14,9 @@ namespace {
 // Bound on the committed entries handed out by one Ready, so that a node replaying a
 // long log after a restart yields to its other duties between batches.
 constexpr std::size_t kMaxCommittedPerReady = 8192;
+/// A spare entry vector is let go after this many uses in a row that needed less than a
+/// quarter of it.
+constexpr int kSpareSmallUses = 64;
 
 bool is_immediate(MessageType t) {
   // The leader's replication traffic leaves before its own persistence (thesis §10.2.1);
@@ -1315,8 +1318,9 @@ Ready Raft::ready() {
     pending_snapshot_.reset();
   }
   if (unstable_ <= log_.last_index()) {
-    rd.entries = log_.slice(std::max(unstable_, log_.first_index()), log_.last_index(),
-                            SIZE_MAX, SIZE_MAX);
+    rd.entries = spare_entries_.take();
+    log_.slice_into(std::max(unstable_, log_.first_index()), log_.last_index(), SIZE_MAX,
+                    SIZE_MAX, rd.entries);
     unstable_ = log_.last_index().next();
   }
   if (rd.snapshot || !rd.entries.empty()) {
@@ -1329,7 +1333,8 @@ Ready Raft::ready() {
   rd.persist_mark.hard_state_term = rd.hard_state ? rd.hard_state->term : Term{};
   const LogIndex apply_to = std::min(commit_, persisted_);
   if (applied_ < apply_to) {
-    rd.committed = log_.slice(applied_.next(), apply_to, kMaxCommittedPerReady, SIZE_MAX);
+    rd.committed = spare_committed_.take();
+    log_.slice_into(applied_.next(), apply_to, kMaxCommittedPerReady, SIZE_MAX, rd.committed);
     applied_ = rd.committed.back().index;
   }
   rd.messages = std::move(msgs_);
@@ -1339,6 +1344,22 @@ Ready Raft::ready() {
   rd.read_states = std::move(read_states_);
   read_states_.clear();
   return rd;
+}
+
+void Raft::recycle(Ready&& rd) {
+  spare_entries_.give(std::move(rd.entries));
+  spare_committed_.give(std::move(rd.committed));
+}
+
+void Raft::SpareEntries::give(std::vector<Entry>&& v) {
+  const std::size_t used = v.size();
+  v.clear();  // the payload references go now
+  small_uses_ = used * 4 < v.capacity() ? small_uses_ + 1 : 0;
+  if (small_uses_ >= kSpareSmallUses) {
+    small_uses_ = 0;
+    return;  // recent steps needed far less: the memory goes back
+  }
+  if (v.capacity() > v_.capacity()) v_ = std::move(v);
 }
 
 std::string Raft::describe() const {

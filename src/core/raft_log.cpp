@@ -66,7 +66,14 @@ void RaftLog::push(Entry e) {
 std::vector<Entry> RaftLog::slice(LogIndex from, LogIndex to, std::size_t max_entries,
                                   std::size_t max_bytes) const {
   std::vector<Entry> out;
-  if (from > to) return out;
+  slice_into(from, to, max_entries, max_bytes, out);
+  return out;
+}
+
+void RaftLog::slice_into(LogIndex from, LogIndex to, std::size_t max_entries,
+                         std::size_t max_bytes, std::vector<Entry>& out) const {
+  out.clear();
+  if (from > to) return;
   assert(from >= first_index() && to <= last_index());
   const auto begin =
       entries_.begin() + static_cast<std::ptrdiff_t>(from.value() - first_index().value());
@@ -81,7 +88,6 @@ std::vector<Entry> RaftLog::slice(LogIndex from, LogIndex to, std::size_t max_en
   }
   out.reserve(n);
   out.insert(out.end(), begin, begin + static_cast<std::ptrdiff_t>(n));
-  return out;
 }
 
 LogIndex RaftLog::first_index_of_term_at(LogIndex i) const {

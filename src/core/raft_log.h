@@ -52,6 +52,9 @@ class RaftLog {
   /// is non-empty. REQUIRES: first_index() <= from.
   [[nodiscard]] std::vector<Entry> slice(LogIndex from, LogIndex to, std::size_t max_entries,
                                          std::size_t max_bytes) const;
+  /// As slice(), into `out` (cleared first; its capacity is reused).
+  void slice_into(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
+                  std::vector<Entry>& out) const;
 
   /// The first index of term `t` at or before `i`, walking back while terms equal t;
   /// used to build the conflict hint of a rejected append.

@@ -631,6 +631,7 @@ void NodeImpl::run() {
     while (!failed_ && raft_.has_ready()) {
       core::Ready rd = raft_.ready();
       handle_ready(rd);
+      raft_.recycle(std::move(rd));
     }
     flush_completions();
   }

@@ -1345,4 +1345,40 @@ TEST_CASE("a response from a non-member or a message of a stale term changes not
   CHECK(state_of(n1) == before1);
 }
 
+TEST_CASE("recycle: ready() refills a returned entry vector, and lets a large one go",
+          "[features][recycle]") {
+  Raft r = make_node(paper_options(2), kThree);
+  (void)drain(r);
+  std::uint64_t last = 0;
+  // One step of `n` entries from leader 1 in term 1; returns the Ready with them.
+  auto step = [&](std::size_t n) {
+    std::vector<Entry> es;
+    for (std::size_t k = 0; k < n; ++k) es.push_back(entry(last + 1 + k, 1, "x"));
+    step_ok(r, append_msg(1, 2, 1, last, last == 0 ? 0 : 1, std::move(es), 0));
+    last += n;
+    Ready rd = r.ready();
+    REQUIRE(rd.entries.size() == n);
+    r.ack_persisted(rd.persist_mark);
+    return rd;
+  };
+  Ready big = step(1000);
+  const Entry* memory = big.entries.data();
+  r.recycle(std::move(big));
+  {
+    Ready rd = step(600);
+    INFO("the next step's entries land in the returned vector");
+    CHECK(rd.entries.data() == memory);
+    CHECK(rd.entries.capacity() >= 1000);
+    r.recycle(std::move(rd));
+  }
+  // Steps far smaller than the vector: after a while it goes back to the allocator.
+  std::size_t capacity = 0;
+  for (int k = 0; k < 100; ++k) {
+    Ready rd = step(1);
+    capacity = rd.entries.capacity();
+    r.recycle(std::move(rd));
+  }
+  CHECK(capacity < 1000);
+}
+
 }  // namespace rlr::test
