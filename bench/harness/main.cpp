@@ -25,6 +25,7 @@
 #include "load.h"
 #include "probes.h"
 #include "stats.h"
+#include "rlr/allocator.h"
 
 namespace rlrbench {
 namespace {
@@ -64,6 +65,7 @@ struct Options {
   bool null_target = false;
   bool complete_on_raft_thread = false;
   bool persist_thread = false;
+  bool default_allocator = false;
 };
 
 /// Fills what the user left unset with the scenario's defaults.
@@ -408,10 +410,10 @@ std::string params_label(const Options& o, std::size_t payload, int clients) {
     return fmt::format("{} NULL TARGET (no cluster) payload={}B clients={} outstanding={}", o.scenario, payload,
                        clients, o.outstanding);
   }
-  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}", o.scenario, o.nodes,
+  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}", o.scenario, o.nodes,
                      o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients, o.outstanding,
                      o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "",
-                     o.persist_thread ? " persist-thread" : "");
+                     o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "");
 }
 
 Json params_json(const Options& o, std::size_t payload, int clients) {
@@ -428,6 +430,7 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   p.set("warmup_seconds", Json::number(o.warmup));
   p.set("complete_on_raft_thread", Json::boolean(o.complete_on_raft_thread));
   p.set("persist_thread", Json::boolean(o.persist_thread));
+  p.set("default_allocator", Json::boolean(o.default_allocator));
   return p;
 }
 
@@ -754,8 +757,9 @@ void scenario_catchup(const Options& o, Report& rep) {
   const std::size_t payload = o.payloads.front();
   const int clients = o.clients.front();
   RunResult r;
-  r.label = fmt::format("catchup nodes={}+learner {} {}{} payload={}B entries={}", o.nodes, o.mode, o.storage,
-                        o.sync.value_or(false) ? "+sync" : "", payload, o.entries);
+  r.label = fmt::format("catchup nodes={}+learner {} {}{} payload={}B entries={}{}{}", o.nodes, o.mode, o.storage,
+                        o.sync.value_or(false) ? "+sync" : "", payload, o.entries,
+                        o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "");
   r.params = params_json(o, payload, clients);
   r.params.set("entries", Json::integer(static_cast<std::int64_t>(o.entries)));
   note("rlr-bench: {} ...", r.label);
@@ -930,6 +934,9 @@ int run(int argc, char** argv) {
                "inproc: NodeOptions::complete_on_raft_thread (proposal callbacks run on the raft thread)");
   cli.add_flag("--persist-thread", o.persist_thread,
                "inproc: NodeOptions::persist_thread (log writes on a storage thread of each node)");
+  cli.add_flag("--default-allocator", o.default_allocator,
+               "leave glibc malloc at its defaults (by default rlr-bench applies rlr::tune_allocator(), "
+               "as rlr-node does)");
   cli.add_flag("--null-target", o.null_target,
                "inleader/durable: no cluster; a thread acknowledges every proposal at once (calibrates "
                "the cost of the client threads and the OS alone)");
@@ -957,6 +964,10 @@ int run(int argc, char** argv) {
   }
   // A client whose connection breaks (failover) must not kill us with SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
+  // In-process nodes run in this process: tune its allocator as rlr-node tunes its own.
+  if (!o.default_allocator) {
+    if (rlr::Status t = rlr::tune_allocator(); !t) note("rlr-bench: allocator not tuned: {}", t.to_string());
+  }
 
   Report rep;
   const std::string started = utc_now();

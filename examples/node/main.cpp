@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "config.h"
+#include "rlr/allocator.h"
 #include "rlr/node.h"
 
 #ifdef RLR_HAVE_APPS
@@ -247,6 +248,12 @@ int run(int argc, char** argv) {
                 n.election_ticks, n.heartbeat_ticks, n.sync ? "on" : "off",
                 n.forward_proposals ? ", forwarding proposals" : "");
     return 0;
+  }
+
+  // This process runs a node above all: allocator settings for a growing log and large
+  // steps, before any thread exists (rlr/allocator.h).
+  if (rlr::Status t = rlr::tune_allocator(); !t) {
+    g_log.at(Level::Warn, "allocator left at its defaults: {}", t.to_string());
   }
 
   // Signals are taken synchronously by this thread: block them before any other thread

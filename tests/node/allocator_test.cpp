@@ -1,0 +1,51 @@
+// rlr::tune_allocator: the settings reach glibc's allocator, and refused values are
+// reported.
+
+#include <cstdlib>
+
+#include <catch2/catch.hpp>
+
+#include "rlr/allocator.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace rlr::test {
+namespace {
+
+#if defined(__GLIBC__)
+/// Whether an allocation of `bytes` gets a mapping of its own (glibc counts them).
+bool mapped_on_its_own(std::size_t bytes) {
+  const std::size_t before = mallinfo2().hblks;
+  void* volatile p = std::malloc(bytes);
+  REQUIRE(p != nullptr);
+  const bool mapped = mallinfo2().hblks > before;
+  std::free(p);
+  return mapped;
+}
+
+TEST_CASE("tune_allocator: the settings reach glibc", "[allocator]") {
+  AllocatorTuning small;
+  small.top_pad = 0;
+  small.mmap_threshold = std::size_t{1} << 20;
+  REQUIRE(tune_allocator(small).is_ok());
+  CHECK(mapped_on_its_own(std::size_t{4} << 20));
+
+  REQUIRE(tune_allocator().is_ok());  // the defaults: 32 MiB, a 64 MiB top pad
+  CHECK_FALSE(mapped_on_its_own(std::size_t{4} << 20));
+}
+
+TEST_CASE("tune_allocator: a value mallopt cannot take is an InvalidArgument naming it",
+          "[allocator]") {
+  AllocatorTuning bad;
+  bad.trim_threshold = std::size_t{1} << 40;
+  const Status s = tune_allocator(bad);
+  CHECK(s.code() == ErrorCode::InvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("trim_threshold"));
+  REQUIRE(tune_allocator().is_ok());
+}
+#endif
+
+}  // namespace
+}  // namespace rlr::test
