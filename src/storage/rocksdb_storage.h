@@ -72,7 +72,8 @@ class RocksDbStorage final : public Storage {
 
   /// Bytes of live SST files in the log column family (to observe compaction).
   [[nodiscard]] std::uint64_t log_sst_bytes() const;
-  /// Flushes memtables to SST files (tests and tools).
+  /// Waits until the space of compacted entries is freed, then flushes memtables to SST
+  /// files (tests and tools). Errors: IoError, also for a failed space reclaim.
   [[nodiscard]] Status flush();
 
   /// 1: one RocksDB key per entry (not readable by this build); 2: records of entries.

@@ -87,7 +87,10 @@ class Storage : public LogStore, public MetaStore, public SnapshotStore {
   /// InvalidArgument (entries not contiguous with the stored log).
   [[nodiscard]] virtual Status persist(const PersistRequest& req) = 0;
   /// Records a snapshot taken locally at s.index (an index this log holds, with the same
-  /// term) and deletes the entries it covers, freeing their space.
+  /// term) and deletes the entries it covers; their space may be freed later, in the
+  /// background (the call stays short: it runs on the node's raft thread).
+  /// Errors: as persist(); IoError also when freeing an earlier compaction's space failed
+  /// (the entries are deleted all the same).
   [[nodiscard]] virtual Status compact(const SnapshotMeta& s) = 0;
   /// Reads back everything the core needs to restart (entries after the snapshot, hard
   /// state, snapshot, applied checkpoint).
