@@ -245,25 +245,42 @@ TEST_CASE("rocksdb: a joiner's empty configuration survives a reopen", "[rocksdb
   CHECK(s->snapshot().value().index == LogIndex{0});
 }
 
+namespace {
+
+constexpr std::uint64_t kEntries = 20000;
+
+/// Appends entries 1..kEntries of 1 KiB (term 1) in steps of 1000 and flushes them to SST
+/// files; returns the log's SST bytes.
+std::uint64_t fill_and_flush(RocksDbStorage& s) {
+  for (std::uint64_t first = 1; first <= kEntries; first += 1000) {
+    RLR_REQUIRE_OK(append(s, make_entries(first, first + 999, 1, 1024)));
+  }
+  RLR_REQUIRE_OK(s.flush());
+  const std::uint64_t bytes = s.log_sst_bytes();
+  INFO("log SST bytes before compaction: " << bytes);
+  REQUIRE(bytes >= kEntries * 1024);
+  return bytes;
+}
+
+/// A snapshot taken locally at `index` (term 1) of the three-node configuration.
+SnapshotMeta local_snapshot(std::uint64_t index) {
+  SnapshotMeta snap;
+  snap.index = LogIndex{index};
+  snap.term = Term{1};
+  snap.config = config_of({1, 2, 3});
+  return snap;
+}
+
+}  // namespace
+
 TEST_CASE("rocksdb: compaction frees the space of the compacted entries", "[rocksdb]") {
   TempDir dir;
   auto o = options_at(dir.sub("db"));
   o.sync = false;
   auto s = open_ok(o);
-  constexpr std::uint64_t kEntries = 20000;
-  for (std::uint64_t first = 1; first <= kEntries; first += 1000) {
-    RLR_REQUIRE_OK(append(*s, make_entries(first, first + 999, 1, 1024)));
-  }
-  RLR_REQUIRE_OK(s->flush());
-  const std::uint64_t before = s->log_sst_bytes();
-  INFO("log SST bytes before compaction: " << before);
-  REQUIRE(before >= kEntries * 1024);
+  const std::uint64_t before = fill_and_flush(*s);
 
-  SnapshotMeta snap;
-  snap.index = LogIndex{19000};
-  snap.term = Term{1};
-  snap.config = config_of({1, 2, 3});
-  RLR_REQUIRE_OK(s->compact(snap));
+  RLR_REQUIRE_OK(s->compact(local_snapshot(19000)));
   RLR_REQUIRE_OK(s->flush());
   const std::uint64_t after = s->log_sst_bytes();
   INFO("log SST bytes after compacting 95% of the log: " << after);
@@ -277,6 +294,8 @@ TEST_CASE("rocksdb: compaction frees the space of the compacted entries", "[rock
   CHECK(s->log_sst_bytes() < before / 5);
   CHECK(read_all(*s) == make_entries(19001, kEntries, 1, 1024));
 }
+
+namespace {
 
 /// Forwards everything to the default file system, except that new SST files wait while
 /// the gate is closed: RocksDB's flushes and compactions stop there.
@@ -320,6 +339,8 @@ class SstGateFs final : public rocksdb::FileSystemWrapper {
   int waiting_ = 0;
 };
 
+}  // namespace
+
 TEST_CASE("rocksdb: compaction does not wait for the space to be freed", "[rocksdb][compaction]") {
   // compact() runs on the node's raft thread; rewriting the compacted range's files took
   // up to 0.75 s there and stalled heartbeats into elections. The space is freed on a
@@ -331,20 +352,10 @@ TEST_CASE("rocksdb: compaction does not wait for the space to be freed", "[rocks
   o.sync = false;
   o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(gate));
   auto s = open_ok(o);
-  constexpr std::uint64_t kEntries = 20000;
-  for (std::uint64_t first = 1; first <= kEntries; first += 1000) {
-    RLR_REQUIRE_OK(append(*s, make_entries(first, first + 999, 1, 1024)));
-  }
-  RLR_REQUIRE_OK(s->flush());
-  const std::uint64_t before = s->log_sst_bytes();
-  REQUIRE(before >= kEntries * 1024);
+  const std::uint64_t before = fill_and_flush(*s);
 
   gate->close_gate();
-  SnapshotMeta snap;
-  snap.index = LogIndex{19000};
-  snap.term = Term{1};
-  snap.config = config_of({1, 2, 3});
-  auto done = std::async(std::launch::async, [&] { return s->compact(snap); });
+  auto done = std::async(std::launch::async, [&] { return s->compact(local_snapshot(19000)); });
   const bool returned = done.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
   CHECK(returned);
   CHECK(gate->wait_for_waiter(std::chrono::seconds(30)));  // the reclaim is under way
