@@ -391,6 +391,9 @@ class SpaceReclaimer {
       const rocksdb::Slice hi(end);
       rocksdb::CompactRangeOptions cro;
       cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      // RocksDB's own compactions go on meanwhile: pausing them could let level-0 files
+      // pile up into a write stall on the raft thread.
+      cro.exclusive_manual_compaction = false;
       const rocksdb::Status c = db_->CompactRange(cro, cf_, nullptr, &hi);
       lock.lock();
       busy_ = false;
