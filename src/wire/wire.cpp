@@ -1196,7 +1196,19 @@ Result<std::optional<FrameReader::Item>> FrameReader::next() {
     // larger claim is only believed as its bytes arrive (see feed()).
     const std::size_t frame_end = consumed_ + pending_->length;
     if (pending_->length <= kEagerReserveBytesMax && frame_end > buf_.capacity()) {
-      grow(consumed_ <= kHeaderBytes ? frame_end : std::max(frame_end, 2 * buf_.capacity()));
+      if (consumed_ > kHeaderBytes && pending_->length >= kHandOverBytesMin) {
+        // A large frame that starts inside the buffer, behind other frames: what has
+        // arrived of it moves to a buffer of its own (header first, so the payload stays
+        // aligned), where it can be handed over once complete instead of copied whole.
+        const std::size_t start = consumed_ - kHeaderBytes;
+        Buffer own;
+        own.reserve(kHeaderBytes + pending_->length);
+        append(own, buf_.data() + start, buf_.size() - start);
+        buf_.swap(own);
+        consumed_ = kHeaderBytes;
+      } else {
+        grow(consumed_ <= kHeaderBytes ? frame_end : std::max(frame_end, 2 * buf_.capacity()));
+      }
     }
   }
   const std::size_t length = pending_->length;
