@@ -796,11 +796,15 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
   if (req.hard_state) b.Put(h_->meta(), kHardStateKey, encode_hard_state(*req.hard_state));
   if (req.applied) b.Put(h_->meta(), kAppliedKey, encode_u64_record(kAppliedKey, req.applied->value()));
   // Entries about to be deleted stop being readable before the write, so a concurrent
-  // reader that misses them knows the log moved (and never reports Corruption).
+  // reader that misses them knows the log moved (and never reports Corruption): the
+  // suffix a truncation or a snapshot drops, and the prefix a snapshot covers.
+  const std::uint64_t old_snapshot_index = snapshot_index_.load();
+  const std::uint64_t old_last_index = last_index_.load();
   bool deletes = install;
+  if (install) snapshot_index_ = req.snapshot->index.value();
   {
     std::uint64_t keep_through = last_index_.load();
-    if (install && !keep_suffix) keep_through = std::min(keep_through, snapshot_index_.load());
+    if (install && !keep_suffix) keep_through = std::min(keep_through, old_snapshot_index);
     if (!req.entries.empty()) {
       keep_through = std::min(keep_through, req.entries.front().index.value() - 1);
     }
@@ -824,7 +828,11 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
     h_->batch_reserved = 0;
     h_->batch_small_steps = 0;
   }
-  if (!w.ok()) return from_rocks(w, "persisting");
+  if (!w.ok()) {
+    snapshot_index_ = old_snapshot_index;  // nothing of the step is there
+    last_index_ = old_last_index;
+    return from_rocks(w, "persisting");
+  }
   if (install) {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = *req.snapshot;
@@ -861,12 +869,18 @@ Status RocksDbStorage::compact(const SnapshotMeta& s) {
   const std::string end = index_key(cut);
   b.DeleteRange(h_->log(), begin, end);
   b.Put(h_->meta(), kSnapshotKey, encode_snapshot(s));
+  // The covered entries stop being readable before the write (see persist()): a reader
+  // that then misses them finds them below first_index() and reports Compacted.
+  snapshot_index_ = s.index.value();
   ++log_version_;
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
   auto w = h_->db->Write(wo, &b);
   ++log_version_;  // before and after: see read()
-  if (!w.ok()) return from_rocks(w, "compacting");
+  if (!w.ok()) {
+    snapshot_index_ = snap_index.value();
+    return from_rocks(w, "compacting");
+  }
   {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = s;
