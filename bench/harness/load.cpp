@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "stats.h"
+#include "util/thread_name.h"
 
 namespace rlrbench {
 
@@ -134,7 +135,10 @@ void Load::start(std::int64_t window_begin_ns, std::int64_t window_end_ns) {
   end_ns_ = window_end_ns;
   for (auto& c : clients_) {
     ClientState* st = c.get();
-    st->thread = std::thread([this, st] { run(*st); });
+    st->thread = std::thread([this, st] {
+      rlr::util::set_thread_name("bench-client");
+      run(*st);
+    });
   }
 }
 

@@ -9,11 +9,17 @@
 
 #include <boost/asio.hpp>
 
+#include "util/thread_name.h"
+
 namespace rlr::client {
 
 class IoThread {
  public:
-  IoThread() : work_(boost::asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+  IoThread()
+      : work_(boost::asio::make_work_guard(io_)), thread_([this] {
+          util::set_thread_name("rlr-client-io");
+          io_.run();
+        }) {}
   ~IoThread() { stop(); }
   IoThread(const IoThread&) = delete;
   IoThread& operator=(const IoThread&) = delete;

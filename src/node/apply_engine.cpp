@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "node/node_impl.h"
+#include "util/thread_name.h"
 
 namespace rlr::node {
 
@@ -204,7 +205,10 @@ Status ApplyRunnerImpl::start() {
   next_ = checkpoint.next();
   applied_ = checkpoint.value();
   next_watermark_ = std::chrono::steady_clock::now();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    util::set_thread_name("rlr-apply");
+    run();
+  });
   return Status::ok();
 }
 

@@ -37,7 +37,7 @@ class ClientService final : public transport::ClientHandler {
 
   std::atomic<NodeImpl*> node_{nullptr};
   std::atomic<bool> stopping_{false};
-  Executor blocking_;  // admin calls and cluster info, which block up to a timeout
+  Executor blocking_{"rlr-admin"};  // admin calls and cluster info, which block up to a timeout
 
   struct Streamer {
     std::thread thread;

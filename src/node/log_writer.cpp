@@ -3,6 +3,8 @@
 #include <cassert>
 #include <utility>
 
+#include "util/thread_name.h"
+
 namespace rlr::node {
 
 void merge_entries(std::vector<Entry>& into, std::vector<Entry>&& next) {
@@ -25,7 +27,10 @@ LogWriter::LogWriter(storage::Storage& storage, transport::Transport& transport,
       transport_(transport),
       durable_(std::move(durable)),
       failed_(std::move(failed)),
-      thread_([this] { run(); }) {}
+      thread_([this] {
+        util::set_thread_name("rlr-log-writer");
+        run();
+      }) {}
 
 LogWriter::~LogWriter() { stop(); }
 

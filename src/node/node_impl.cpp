@@ -1,6 +1,7 @@
 #include "node/node_impl.h"
 
 #include "node/apply_engine.h"
+#include "util/thread_name.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -18,7 +19,11 @@ using Clock = std::chrono::steady_clock;
 // Executor
 // ---------------------------------------------------------------------------------
 
-Executor::Executor() : thread_([this] { run(); }) {}
+Executor::Executor(const char* thread_name)
+    : thread_([this, thread_name] {
+        util::set_thread_name(thread_name);
+        run();
+      }) {}
 
 Executor::~Executor() { shutdown(); }
 
@@ -178,7 +183,10 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
         },
         [n](const Status& why) { n->post([n, why] { n->storage_failed(why); }); });
   }
-  node->thread_ = std::thread([n = node.get()] { n->run(); });
+  node->thread_ = std::thread([n = node.get()] {
+    util::set_thread_name(fmt::format("rlr-raft-{}", n->id().value()));
+    n->run();
+  });
   return node;
 }
 

@@ -53,10 +53,10 @@ struct Completion {
   }
 };
 
-/// Runs completions in order on one thread.
+/// Runs completions in order on one thread, named `thread_name` (15 bytes at most).
 class Executor {
  public:
-  Executor();
+  explicit Executor(const char* thread_name);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -294,7 +294,7 @@ class NodeImpl final : public Node, private transport::Inbox {
   std::condition_variable applied_cv_;
 
   CommittedCache cache_;
-  Executor executor_;
+  Executor executor_{"rlr-callbacks"};
   std::unique_ptr<LogWriter> writer_;  // after storage_ and transport_: it uses both
   std::thread thread_;
   std::once_flag stop_once_;

@@ -15,6 +15,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "util/crc32c.h"
+#include "util/thread_name.h"
 
 namespace rlr::storage {
 namespace {
@@ -346,7 +347,10 @@ std::vector<rocksdb::ColumnFamilyDescriptor> families(const rocksdb::Options& op
 class SpaceReclaimer {
  public:
   SpaceReclaimer(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf)
-      : db_(db), cf_(cf), thread_([this] { run(); }) {}
+      : db_(db), cf_(cf), thread_([this] {
+          util::set_thread_name("rlr-reclaim");
+          run();
+        }) {}
   SpaceReclaimer(const SpaceReclaimer&) = delete;
   SpaceReclaimer& operator=(const SpaceReclaimer&) = delete;
   /// Stops: a CompactRange under way is cancelled (it leaves the data as it was).

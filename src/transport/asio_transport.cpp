@@ -1,6 +1,7 @@
 #include <utility>  // before Asio: Boost 1.74 under C++20 needs it
 
 #include "transport/asio_transport.h"
+#include "util/thread_name.h"
 
 #include <algorithm>
 #include <array>
@@ -975,7 +976,10 @@ Status AsioTransport::start(Inbox& inbox) {
     std::lock_guard lock(i.peers_mu);
     for (auto& [id, p] : i.peers) asio::post(i.io, [p = p] { p->begin(); });
   }
-  i.thread = std::thread([&i] { i.io.run(); });
+  i.thread = std::thread([&i] {
+    util::set_thread_name(fmt::format("rlr-io-{}", i.opts.self.value()));
+    i.io.run();
+  });
   return Status::ok();
 }
 

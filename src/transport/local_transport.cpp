@@ -1,8 +1,14 @@
 #include "transport/local_transport.h"
 
+#include "util/thread_name.h"
+
 namespace rlr::transport {
 
-LocalNetwork::LocalNetwork() : thread_([this] { run(); }) {}
+LocalNetwork::LocalNetwork()
+    : thread_([this] {
+        util::set_thread_name("rlr-local-net");
+        run();
+      }) {}
 
 LocalNetwork::~LocalNetwork() {
   {

@@ -2,7 +2,11 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio.hpp>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <set>
+#include <string>
 
 #include "node_test_util.h"
 #include "tcp_cluster.h"
@@ -127,6 +131,29 @@ TEST_CASE("tcp: leadership transfer over TCP", "[tcp]") {
   REQUIRE(c.node(leader).transfer_leadership(target, 5s).is_ok());
   CHECK(c.wait_leader() == target);
   REQUIRE(propose_many(c.node(target), 100, 32, "t") == 100);
+}
+
+// The names of this process's threads, from /proc (what `top -H` and perf show).
+static std::multiset<std::string> thread_names() {
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "comm");
+    std::string name;
+    if (std::getline(in, name)) names.insert(name);
+  }
+  return names;
+}
+
+TEST_CASE("tcp: a node's threads carry its id in their names", "[tcp]") {
+  TcpCluster c(3);
+  REQUIRE(c.wait_leader() != kNoNode);
+  const auto names = thread_names();
+  for (int id = 1; id <= 3; ++id) {
+    CHECK(names.count(fmt::format("rlr-raft-{}", id)) == 1);
+    CHECK(names.count(fmt::format("rlr-io-{}", id)) == 1);
+  }
+  CHECK(names.count("rlr-callbacks") == 3);
+  CHECK(names.count("rlr-admin") == 3);
 }
 
 TEST_CASE("tcp: malformed input closes the connection and the node keeps serving", "[tcp]") {
