@@ -2,14 +2,14 @@
 // WriteBatch baseline measured in the same run.
 //
 // For every point (batch size x entry size x sync) two stores are opened in their own
-// fresh directories: the librlr store, and a bare RocksDB with the same column families
-// and options that receives, per batch, one Put per entry (8-byte big-endian index;
-// 13-byte header plus payload: the store's first format) and the same sync setting. The
-// two are run in alternating time slices (A B B A ...) so drift in the machine (page
-// cache, compactions, other load) falls on both. The ratio rlr/raw (the median over pairs
-// of adjacent slices) shows what the storage layer costs, or since the store packs a
-// step's entries into records (format 2) gains, over one RocksDB key per entry; the goal
-// is >= 0.9. Throughputs are totals over all slices. The CPU time the
+// fresh directories: the librlr store, and a bare RocksDB with the store's first format's
+// column families and options that receives, per batch, one Put per entry (8-byte
+// big-endian index; 13-byte header plus payload: the store's first format) and the same
+// sync setting. The two are run in alternating time slices (A B B A ...) so drift in the
+// machine (page cache, compactions, other load) falls on both. The ratio rlr/raw (the
+// median over pairs of adjacent slices) shows what the storage layer costs, or since the
+// store packs a step's entries into records (format 2) and writes them to segment files
+// of its own (format 3) gains, over one RocksDB key per entry; the goal is >= 0.9. Throughputs are totals over all slices. The CPU time the
 // writing thread spends per entry is shown too: unlike wall-clock throughput it hardly
 // moves when other processes load the machine.
 //

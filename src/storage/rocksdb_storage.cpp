@@ -14,27 +14,19 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include "storage/segment_log.h"
 #include "util/crc32c.h"
-#include "util/thread_name.h"
 
 namespace rlr::storage {
 namespace {
 
-constexpr const char* kLogFamily = "log";
 constexpr const char* kMetaFamily = "meta";
 constexpr const char* kFormatKey = "format";
 constexpr const char* kIdentityKey = "identity";
 constexpr const char* kHardStateKey = "hard_state";
 constexpr const char* kAppliedKey = "applied";
 constexpr const char* kSnapshotKey = "snapshot";
-constexpr std::size_t kRecordHeader = 4 + 4;      // crc, entry count
-constexpr std::size_t kEntryHeader = 8 + 1 + 4;   // term, kind, payload size
-/// At most this many entries in one record (the count field has 32 bits).
-constexpr std::size_t kMaxRecordEntries = 1U << 16;
-/// persist() keeps a batch buffer up to this size for good; a larger one only until
-/// kBatchShrinkSteps steps in a row have needed less than a quarter of it.
-constexpr std::size_t kBatchKeepBytes = 1U << 20;
-constexpr int kBatchShrinkSteps = 64;
+constexpr const char* kLogStartKey = "log_start";
 
 // ---- byte helpers (explicit, endian-independent) -----------------------------------
 
@@ -58,13 +50,6 @@ std::uint32_t get_u32(const char* p) {
   return v;
 }
 
-std::string index_key(LogIndex i) {
-  std::string k;
-  k.reserve(8);
-  put_u64(k, i.value());
-  return k;
-}
-
 /// Prefixes `body` with its crc32c (seeded with `salt`, e.g. the key).
 std::string seal(std::string_view salt, const std::string& body) {
   std::string out;
@@ -83,176 +68,6 @@ std::optional<std::string_view> unseal(std::string_view salt, std::string_view s
   crc = util::crc32c(crc, sealed.data() + 4, sealed.size() - 4);
   if (crc != get_u32(sealed.data())) return std::nullopt;
   return sealed.substr(4);
-}
-
-void put_u64_at(char* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xFF);
-}
-
-void put_u32_at(char* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (24 - 8 * i)) & 0xFF);
-}
-
-/// How persist() splits one step's entries into records: entries [begin, end) of the
-/// step form one record. Filled by plan_records(), reused from step to step.
-struct RecordSpan {
-  std::size_t begin;
-  std::size_t end;
-};
-
-/// Splits `entries` into records of at most `record_bytes` (headers included; a larger
-/// entry gets a record of its own) and kMaxRecordEntries entries. Returns the bytes the
-/// records take in a WriteBatch: per record a tag, a column family id, two length varints
-/// (at most 1 + 5 + 1 + 5 bytes together), the key and the record header; per entry its
-/// header and payload.
-/// Errors: InvalidArgument for a payload of 4 GiB or more (its size field has 32 bits).
-Result<std::size_t> plan_records(std::span<const Entry> entries, std::size_t record_bytes,
-                                 std::vector<RecordSpan>& out) {
-  out.clear();
-  std::size_t total = 0;
-  std::size_t i = 0;
-  while (i < entries.size()) {
-    std::size_t j = i;
-    std::size_t bytes = kRecordHeader;
-    do {
-      if (entries[j].payload.size() > std::numeric_limits<std::uint32_t>::max()) {
-        return Status{ErrorCode::InvalidArgument,
-                      fmt::format("entry {} is larger than 4 GiB", entries[j].index.value())};
-      }
-      bytes += kEntryHeader + entries[j].payload.size();
-      ++j;
-    } while (j < entries.size() && j - i < kMaxRecordEntries &&
-             bytes + kEntryHeader + entries[j].payload.size() <= record_bytes);
-    out.push_back(RecordSpan{i, j});
-    total += 12 + 8 + bytes;
-    i = j;
-  }
-  return total;
-}
-
-/// Adds `entries` to `b` as the records `plan` describes, without a temporary value: the
-/// record and entry headers are written to `headers` (sized once up front, so the slices
-/// into it stay valid) and each payload is copied once, straight into the batch.
-rocksdb::Status put_records(rocksdb::WriteBatch& b, rocksdb::ColumnFamilyHandle* cf,
-                            std::span<const Entry> entries, std::span<const RecordSpan> plan,
-                            std::string& headers, std::vector<rocksdb::Slice>& parts) {
-  headers.resize(plan.size() * kRecordHeader + entries.size() * kEntryHeader);
-  char* out = headers.data();
-  for (const RecordSpan& r : plan) {
-    char key[8];
-    put_u64_at(key, entries[r.begin].index.value());
-    char* header = out;
-    out += kRecordHeader;
-    put_u32_at(header + 4, static_cast<std::uint32_t>(r.end - r.begin));
-    std::uint32_t crc = util::crc32c(0, key, sizeof key);
-    crc = util::crc32c(crc, header + 4, kRecordHeader - 4);
-    parts.clear();
-    parts.emplace_back(header, kRecordHeader);
-    for (std::size_t k = r.begin; k < r.end; ++k) {
-      const Entry& e = entries[k];
-      put_u64_at(out, e.term.value());
-      out[8] = static_cast<char>(e.kind);
-      put_u32_at(out + 9, static_cast<std::uint32_t>(e.payload.size()));
-      crc = util::crc32c(crc, out, kEntryHeader);
-      parts.emplace_back(out, kEntryHeader);
-      out += kEntryHeader;
-      if (!e.payload.empty()) {
-        crc = util::crc32c(crc, e.payload.data(), e.payload.size());
-        parts.emplace_back(reinterpret_cast<const char*>(e.payload.data()), e.payload.size());
-      }
-    }
-    put_u32_at(header, crc);
-    const rocksdb::Slice key_slice(key, sizeof key);
-    auto s = b.Put(cf, rocksdb::SliceParts(&key_slice, 1),
-                   rocksdb::SliceParts(parts.data(), static_cast<int>(parts.size())));
-    if (!s.ok()) return s;
-  }
-  return rocksdb::Status::OK();
-}
-
-/// Payloads read back from the log, packed into shared blocks: one allocation per block
-/// instead of two per entry (the bytes and their owner), which dominated start-up (the
-/// core loads every retained entry). Blocks grow from 4 KiB to 1 MiB, so a short read
-/// stays small; a payload larger than a quarter block gets a buffer of its own. An entry
-/// keeps its block alive, and the log is dropped in index order, so blocks go with it.
-class PayloadPacker {
- public:
-  Bytes copy(const char* data, std::size_t n) {
-    if (n > kMaxBlock / 4) return Bytes::copy_of(std::string_view(data, n));
-    if (!block_ || used_ + n > size_) {
-      size_ = std::min(kMaxBlock, std::max(size_ * 2, n));
-      // Not zeroed: every byte handed out is copied in first.
-      block_ = std::make_shared_for_overwrite<std::uint8_t[]>(size_);
-      used_ = 0;
-    }
-    std::uint8_t* at = block_.get() + used_;
-    std::memcpy(at, data, n);
-    used_ += n;
-    return Bytes(block_, at, n);
-  }
-
- private:
-  static constexpr std::size_t kMaxBlock = 1U << 20;
-  std::shared_ptr<std::uint8_t[]> block_;
-  std::size_t used_ = 0;
-  std::size_t size_ = 2048;  ///< of block_
-};
-
-/// A log record whose key, checksum and layout have been checked: it holds entries
-/// [first, last]; `body` is their headers and payloads, in order.
-struct Record {
-  LogIndex first;
-  LogIndex last;
-  std::string_view body;
-};
-
-/// Checks the record stored under `key`. `want` is the entry the caller is looking for,
-/// named in the error: Corruption "log entry N: ...".
-Result<Record> open_record(LogIndex want, const rocksdb::Slice& key, const rocksdb::Slice& value) {
-  auto corrupt = [&](std::string_view what) {
-    return Status{ErrorCode::Corruption, fmt::format("log entry {}: {}", want.value(), what)};
-  };
-  if (key.size() != 8) return corrupt("malformed record key");
-  const std::uint64_t first = get_u64(key.data());
-  if (value.size() < kRecordHeader) return corrupt(fmt::format("record {} truncated", first));
-  std::uint32_t crc = util::crc32c(0, key.data(), key.size());
-  crc = util::crc32c(crc, value.data() + 4, value.size() - 4);
-  if (crc != get_u32(value.data())) {
-    return corrupt(fmt::format("checksum mismatch in record {}", first));
-  }
-  const std::uint32_t count = get_u32(value.data() + 4);
-  if (count == 0 || first == 0 || first > std::numeric_limits<std::uint64_t>::max() - count) {
-    return corrupt(fmt::format("record {} has a bad entry count", first));
-  }
-  // The checksum matched, so this is what was written; the walk guards against a writer
-  // bug ever turning into an out-of-bounds read.
-  const std::string_view body(value.data() + kRecordHeader, value.size() - kRecordHeader);
-  std::size_t at = 0;
-  for (std::uint32_t k = 0; k < count; ++k) {
-    if (body.size() - at < kEntryHeader) return corrupt(fmt::format("record {} truncated", first));
-    if (static_cast<std::uint8_t>(body[at + 8]) > static_cast<std::uint8_t>(kLastEntryKind)) {
-      return corrupt(fmt::format("unknown entry kind in record {}", first));
-    }
-    const std::size_t n = get_u32(body.data() + at + 9);
-    at += kEntryHeader;
-    if (body.size() - at < n) return corrupt(fmt::format("record {} truncated", first));
-    at += n;
-  }
-  if (at != body.size()) return corrupt(fmt::format("record {} has trailing bytes", first));
-  return Record{LogIndex{first}, LogIndex{first + count - 1}, body};
-}
-
-/// The record `value` stored under `key` cut down to its first `keep` entries (a record
-/// already checked by open_record, with more than `keep` entries).
-std::string truncate_record(std::string_view key, std::string_view value, std::uint64_t keep) {
-  std::size_t at = kRecordHeader;
-  for (std::uint64_t k = 0; k < keep; ++k) at += kEntryHeader + get_u32(value.data() + at + 9);
-  std::string out(value.substr(0, at));
-  put_u32_at(out.data() + 4, static_cast<std::uint32_t>(keep));
-  std::uint32_t crc = util::crc32c(0, key.data(), key.size());
-  crc = util::crc32c(crc, out.data() + 4, out.size() - 4);
-  put_u32_at(out.data(), crc);
-  return out;
 }
 
 std::string encode_hard_state(const HardState& hs) {
@@ -304,6 +119,13 @@ Result<SnapshotMeta> decode_snapshot(std::string_view sealed) {
   return s;
 }
 
+std::string encode_log_start(const LogStart& ls) {
+  std::string b;
+  put_u64(b, ls.segment);
+  put_u64(b, ls.next.value());
+  return seal(kLogStartKey, b);
+}
+
 std::string encode_identity(const Identity& id) {
   std::string b;
   put_u64(b, id.node_id.value());
@@ -334,109 +156,21 @@ rocksdb::Options base_options(const RocksDbOptions& o) {
 
 std::vector<rocksdb::ColumnFamilyDescriptor> families(const rocksdb::Options& opts) {
   rocksdb::ColumnFamilyOptions cf(opts);
-  return {{rocksdb::kDefaultColumnFamilyName, cf}, {kLogFamily, cf}, {kMetaFamily, cf}};
+  return {{rocksdb::kDefaultColumnFamilyName, cf}, {kMetaFamily, cf}};
 }
 
 }  // namespace
 
-/// Frees the space of compacted log entries on a thread of its own. The range tombstone
-/// compact() writes hides the entries at once; rewriting the files they occupy
-/// (CompactRange) took 0.2-0.75 s for a million entries, on the node's raft thread, which
-/// then neither sent heartbeats nor answered them: every node compacts at the same index,
-/// so all stalled together and followers started elections.
-class SpaceReclaimer {
- public:
-  SpaceReclaimer(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf)
-      : db_(db), cf_(cf), thread_([this] {
-          util::set_thread_name("rlr-reclaim");
-          run();
-        }) {}
-  SpaceReclaimer(const SpaceReclaimer&) = delete;
-  SpaceReclaimer& operator=(const SpaceReclaimer&) = delete;
-  /// Stops: a CompactRange under way is cancelled (it leaves the data as it was).
-  ~SpaceReclaimer() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    db_->DisableManualCompaction();
-    cv_.notify_all();
-    thread_.join();
-  }
-  /// Frees the space of the keys before `end`; one later call covers the earlier ones.
-  void schedule(std::string end) {
-    {
-      std::lock_guard lock(mu_);
-      pending_ = std::move(end);
-    }
-    cv_.notify_all();
-  }
-  /// Waits until nothing is scheduled or running.
-  void wait_idle() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [this] { return (!pending_ && !busy_) || stopping_; });
-  }
-  /// The failure of a finished run, if any, once.
-  [[nodiscard]] Status take_error() {
-    std::lock_guard lock(mu_);
-    return std::exchange(error_, Status::ok());
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [this] { return pending_ || stopping_; });
-      if (stopping_) return;
-      const std::string end = std::move(*pending_);
-      pending_.reset();
-      busy_ = true;
-      lock.unlock();
-      const rocksdb::Slice hi(end);
-      rocksdb::CompactRangeOptions cro;
-      cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-      // RocksDB's own compactions go on meanwhile: pausing them could let level-0 files
-      // pile up into a write stall on the raft thread.
-      cro.exclusive_manual_compaction = false;
-      const rocksdb::Status c = db_->CompactRange(cro, cf_, nullptr, &hi);
-      lock.lock();
-      busy_ = false;
-      if (!c.ok() && !stopping_) {
-        error_ = Status{ErrorCode::IoError, "freeing the space of compacted entries: " + c.ToString()};
-      }
-      cv_.notify_all();
-    }
-  }
-
-  rocksdb::DB* db_;
-  rocksdb::ColumnFamilyHandle* cf_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<std::string> pending_;  ///< guarded by mu_, as are the next three
-  bool busy_ = false;
-  bool stopping_ = false;
-  Status error_;
-  std::thread thread_;  ///< last: starts once the rest is initialised
-};
-
 struct RocksDbStorage::Handles {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // owned by db until destroyed
-  /// persist()'s batch, cleared and reused so its buffer keeps its capacity (one writer
-  /// at a time: see Storage). `batch_reserved` is the capacity it was created with.
-  rocksdb::WriteBatch batch;
-  std::size_t batch_reserved = 0;
-  std::vector<RecordSpan> plan;      ///< persist()'s split of a step into records
-  std::string headers;               ///< record and entry headers of a step's records
-  std::vector<rocksdb::Slice> parts; ///< one record's value, piece by piece
-  std::string record;                ///< a record being cut down by a truncation
-  int batch_small_steps = 0;  ///< steps in a row that needed < 1/4 of batch_reserved
-  /// Started by the first compact().
-  std::unique_ptr<SpaceReclaimer> reclaimer;
-  rocksdb::ColumnFamilyHandle* log() const { return cfs[1]; }
-  rocksdb::ColumnFamilyHandle* meta() const { return cfs[2]; }
+  std::unique_ptr<SegmentLog> log;
+  /// The hard state as last written to the metadata (term and vote changes go there; a
+  /// step that only moves the commit index carries it in its log record).
+  HardState meta_hard_state;
+  rocksdb::ColumnFamilyHandle* meta() const { return cfs[1]; }
   ~Handles() {
-    reclaimer.reset();  // before the database it uses
+    log.reset();
     if (db) {
       for (auto* cf : cfs) (void)db->DestroyColumnFamilyHandle(cf);
       (void)db->Close();
@@ -453,9 +187,23 @@ Result<bool> check_existing(const RocksDbOptions& o) {
   rocksdb::Options opts = base_options(o);
   opts.create_if_missing = false;
   opts.create_missing_column_families = false;
+  // Whatever families the store has (older formats had more), to read its format record.
+  std::vector<std::string> names;
+  if (auto l = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(opts), o.path, &names); !l.ok()) {
+    return Status{ErrorCode::Corruption,
+                  fmt::format("{} is not a librlr store: {}", o.path, l.ToString())};
+  }
+  if (std::find(names.begin(), names.end(), kMetaFamily) == names.end()) {
+    return Status{ErrorCode::Corruption,
+                  fmt::format("{} is not a librlr store: no '{}' column family", o.path, kMetaFamily)};
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const std::string& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions(opts));
+  const std::size_t meta_at = static_cast<std::size_t>(
+      std::find(names.begin(), names.end(), kMetaFamily) - names.begin());
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::OpenForReadOnly(opts, o.path, families(opts), &cfs, &raw);
+  auto s = rocksdb::DB::OpenForReadOnly(opts, o.path, descs, &cfs, &raw);
   if (!s.ok()) {
     if (s.IsInvalidArgument()) {
       return Status{ErrorCode::Corruption,
@@ -467,14 +215,14 @@ Result<bool> check_existing(const RocksDbOptions& o) {
   Status result = Status::ok();
   bool uninitialised = false;
   std::string value;
-  auto g = db->Get(rocksdb::ReadOptions(), cfs[2], kFormatKey, &value);
+  auto g = db->Get(rocksdb::ReadOptions(), cfs[meta_at], kFormatKey, &value);
   if (g.IsNotFound()) {
     auto empty = [&](rocksdb::ColumnFamilyHandle* cf) {
       std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
       it->SeekToFirst();
       return !it->Valid() && it->status().ok();
     };
-    if (empty(cfs[1]) && empty(cfs[2])) {
+    if (std::all_of(cfs.begin(), cfs.end(), empty)) {
       uninitialised = true;
     } else {
       result = {ErrorCode::Corruption, fmt::format("{} has no librlr format record", o.path)};
@@ -492,7 +240,7 @@ Result<bool> check_existing(const RocksDbOptions& o) {
     }
   }
   if (result && !uninitialised) {
-    g = db->Get(rocksdb::ReadOptions(), cfs[2], kIdentityKey, &value);
+    g = db->Get(rocksdb::ReadOptions(), cfs[meta_at], kIdentityKey, &value);
     auto body = g.ok() ? unseal(kIdentityKey, value) : std::nullopt;
     if (!body || body->size() < 8) {
       result = {ErrorCode::Corruption, "identity record missing or damaged"};
@@ -546,6 +294,7 @@ Result<std::unique_ptr<RocksDbStorage>> RocksDbStorage::open(const RocksDbOption
     b.Put(handles->meta(), kSnapshotKey, encode_snapshot(initial));
     b.Put(handles->meta(), kHardStateKey, encode_hard_state(HardState{}));
     b.Put(handles->meta(), kAppliedKey, encode_u64_record(kAppliedKey, 0));
+    b.Put(handles->meta(), kLogStartKey, encode_log_start(LogStart{}));
     rocksdb::WriteOptions wo;
     wo.sync = true;
     if (auto w = handles->db->Write(wo, &b); !w.ok()) return from_rocks(w, "initialising store");
@@ -567,24 +316,49 @@ Status RocksDbStorage::load_state() {
   if (!g.ok()) return from_rocks(g, "reading snapshot metadata");
   auto snap = decode_snapshot(value);
   if (!snap) return snap.status();
+  const LogIndex snap_index = snap.value().index;
   {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = snap.value();
   }
-  snapshot_index_ = snap.value().index.value();
-  std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(rocksdb::ReadOptions(), h_->log()));
-  it->SeekToLast();
-  std::uint64_t last = snap.value().index.value();
-  if (it->Valid()) {
-    // The last record tells where the log ends, so it is checked in full here.
-    const LogIndex key{it->key().size() == 8 ? get_u64(it->key().data()) : 0};
-    auto rec = open_record(key, it->key(), it->value());
-    if (!rec) return rec.status();
-    last = std::max(last, rec.value().last.value());
+  snapshot_index_ = snap_index.value();
+  g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kHardStateKey, &value);
+  if (!g.ok()) return from_rocks(g, "reading hard state");
+  auto hs_body = unseal(kHardStateKey, value);
+  if (!hs_body || hs_body->size() != 24) return Status{ErrorCode::Corruption, "hard state record damaged"};
+  h_->meta_hard_state = HardState{Term{get_u64(hs_body->data())}, NodeId{get_u64(hs_body->data() + 8)},
+                                  LogIndex{get_u64(hs_body->data() + 16)}};
+  g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kLogStartKey, &value);
+  if (!g.ok()) return from_rocks(g, "reading the log's start");
+  auto ls_body = unseal(kLogStartKey, value);
+  if (!ls_body || ls_body->size() != 16) return Status{ErrorCode::Corruption, "log start record damaged"};
+  LogStart start{get_u64(ls_body->data()), LogIndex{get_u64(ls_body->data() + 8)}};
+  if (start.segment == 0 || start.next.is_zero()) {
+    return Status{ErrorCode::Corruption, "log start record out of range"};
   }
-  if (!it->status().ok()) return from_rocks(it->status(), "scanning log");
-  last_index_ = last;
-  if (auto hs = hard_state(); !hs) return hs.status();
+  // With no records the log is empty right after the snapshot.
+  start.next = std::max(start.next, snap_index.next());
+  SegmentLogOptions lo;
+  lo.dir = (std::filesystem::path(options_.path) / "log").string();
+  if (options_.env) lo.fs = options_.env->GetFileSystem();
+  lo.sync = options_.sync;
+  lo.record_bytes = options_.log_record_bytes;
+  lo.segment_bytes = options_.log_segment_bytes;
+  auto log = SegmentLog::open(std::move(lo), start);
+  if (!log) return log.status();
+  h_->log = std::move(log).value();
+  const LogIndex first = h_->log->first();
+  const LogIndex last = h_->log->last();
+  if (first > snap_index.next() || last < snap_index) {
+    return Status{ErrorCode::Corruption,
+                  fmt::format("the log holds entries {}..{}, which do not continue the snapshot at {}",
+                              first.value(), last.value(), snap_index.value())};
+  }
+  last_index_ = last.value();
+  {
+    std::lock_guard lock(hard_state_mu_);
+    hard_state_ = newer_hard_state(h_->meta_hard_state, h_->log->recovered_hard_state());
+  }
   if (auto ap = applied(); !ap) return ap.status();
   return Status::ok();
 }
@@ -595,21 +369,6 @@ LogIndex RocksDbStorage::last_index() const { return LogIndex{last_index_.load()
 Result<std::vector<Entry>> RocksDbStorage::read(LogIndex from, LogIndex to,
                                                 std::size_t max_entries,
                                                 std::size_t max_bytes) const {
-  // A read that raced with a write deleting entries sees a gap that is not corruption:
-  // the log version tells, and the read is tried again on the new log.
-  for (int attempt = 0;; ++attempt) {
-    const std::uint64_t version = log_version_.load();
-    auto r = read_once(from, to, max_entries, max_bytes);
-    if (r || r.status().code() != ErrorCode::Corruption || attempt == 3 ||
-        log_version_.load() == version) {
-      return r;
-    }
-  }
-}
-
-Result<std::vector<Entry>> RocksDbStorage::read_once(LogIndex from, LogIndex to,
-                                                     std::size_t max_entries,
-                                                     std::size_t max_bytes) const {
   if (from < first_index()) {
     return Status{ErrorCode::Compacted, fmt::format("index {} is compacted (first retained {})",
                                                     from.value(), first_index().value())};
@@ -618,91 +377,16 @@ Result<std::vector<Entry>> RocksDbStorage::read_once(LogIndex from, LogIndex to,
     return Status{ErrorCode::InvalidArgument, fmt::format("read to {} beyond last index {}",
                                                           to.value(), last_index().value())};
   }
-  std::vector<Entry> out;
-  if (from > to) return out;
-  out.reserve(static_cast<std::size_t>(
-      std::min<std::uint64_t>(to.value() - from.value() + 1, std::min<std::size_t>(max_entries, 1U << 22))));
-  PayloadPacker packer;
-  const std::string lower = index_key(from);
-  const std::string upper = index_key(to.next());
-  rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper_slice;
-  ro.verify_checksums = true;
-  std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(ro, h_->log()));
-  std::size_t bytes = 0;
-  LogIndex expect = from;
-  bool limited = false;
-  // The record holding `from` is the last one whose key is at or before it; records
-  // after it must follow one another without a gap.
-  for (it->SeekForPrev(lower); it->Valid() && expect <= to && !limited; it->Next()) {
-    auto rec = open_record(expect, it->key(), it->value());
-    if (rec && (expect < rec.value().first || expect > rec.value().last)) {
-      rec = Status{ErrorCode::Corruption,
-                   fmt::format("log entry {}: missing (the record at {} holds {}..{})",
-                               expect.value(), rec.value().first.value(),
-                               rec.value().first.value(), rec.value().last.value())};
-    }
-    if (!rec) {
-      if (expect < first_index() || expect > last_index()) break;  // log changed: reported below
-      return rec.status();
-    }
-    const char* p = rec.value().body.data();
-    for (LogIndex i = rec.value().first; i <= rec.value().last && expect <= to; i = i.next()) {
-      const std::size_t n = get_u32(p + 9);
-      if (i == expect) {
-        if (!out.empty() && (out.size() >= max_entries || bytes + n > max_bytes)) {
-          limited = true;
-          break;
-        }
-        Entry& e = out.emplace_back();
-        e.index = i;
-        e.term = Term{get_u64(p)};
-        e.kind = static_cast<EntryKind>(static_cast<std::uint8_t>(p[8]));
-        if (n > 0) e.payload = packer.copy(p + kEntryHeader, n);
-        bytes += n;
-        expect = expect.next();
-      }
-      p += kEntryHeader + n;
-    }
+  auto r = h_->log->read(from, to, max_entries, max_bytes);
+  if (r || r.status().code() != ErrorCode::NotFound) return r;
+  // The log moved between the checks above and the read: say how.
+  if (from < first_index()) {
+    return Status{ErrorCode::Compacted,
+                  fmt::format("index {} was compacted during the read", from.value())};
   }
-  if (!it->status().ok()) {
-    return from_rocks(it->status(), fmt::format("reading log entry {}", expect.value()));
-  }
-  if (!limited && expect <= to) {
-    // The range should have been there in full, unless the log changed under us.
-    if (expect < first_index()) {
-      return Status{ErrorCode::Compacted,
-                    fmt::format("index {} was compacted during the read", expect.value())};
-    }
-    if (expect > last_index()) {
-      return Status{ErrorCode::InvalidArgument,
-                    fmt::format("index {} was truncated during the read (last is now {})",
-                                expect.value(), last_index().value())};
-    }
-    return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", expect.value())};
-  }
-  return out;
-}
-
-Result<LogIndex> RocksDbStorage::record_holding(LogIndex i, std::string* value) const {
-  rocksdb::ReadOptions ro;
-  ro.verify_checksums = true;
-  std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(ro, h_->log()));
-  it->SeekForPrev(index_key(i));
-  if (!it->status().ok()) return from_rocks(it->status(), fmt::format("reading log entry {}", i.value()));
-  if (!it->Valid()) {
-    return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", i.value())};
-  }
-  auto rec = open_record(i, it->key(), it->value());
-  if (!rec) return rec.status();
-  if (i > rec.value().last) {
-    return Status{ErrorCode::Corruption,
-                  fmt::format("log entry {}: missing (the record at {} ends at {})", i.value(),
-                              rec.value().first.value(), rec.value().last.value())};
-  }
-  if (value != nullptr) value->assign(it->value().data(), it->value().size());
-  return rec.value().first;
+  return Status{ErrorCode::InvalidArgument,
+                fmt::format("entries {}..{} were truncated during the read (last is now {})",
+                            from.value(), to.value(), last_index().value())};
 }
 
 Result<Term> RocksDbStorage::stored_term(LogIndex i) const {
@@ -712,13 +396,8 @@ Result<Term> RocksDbStorage::stored_term(LogIndex i) const {
 }
 
 Result<HardState> RocksDbStorage::hard_state() const {
-  std::string value;
-  auto g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kHardStateKey, &value);
-  if (!g.ok()) return from_rocks(g, "reading hard state");
-  auto body = unseal(kHardStateKey, value);
-  if (!body || body->size() != 24) return Status{ErrorCode::Corruption, "hard state record damaged"};
-  return HardState{Term{get_u64(body->data())}, NodeId{get_u64(body->data() + 8)},
-                   LogIndex{get_u64(body->data() + 16)}};
+  std::lock_guard lock(hard_state_mu_);
+  return hard_state_;
 }
 
 Result<LogIndex> RocksDbStorage::applied() const {
@@ -736,8 +415,8 @@ Result<SnapshotMeta> RocksDbStorage::snapshot() const {
 }
 
 Status RocksDbStorage::persist(const PersistRequest& req) {
-  LogIndex snap_index{snapshot_index_.load()};
-  LogIndex last{last_index_.load()};
+  const LogIndex snap_index{snapshot_index_.load()};
+  const LogIndex last{last_index_.load()};
   // A snapshot older than ours is ignored; a newer one keeps the stored suffix only when
   // the stored entry at its index has its term.
   const bool install = req.snapshot != nullptr && req.snapshot->index > snap_index;
@@ -752,97 +431,88 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
     const LogIndex end = install && !keep_suffix ? req.snapshot->index : std::max(last, base);
     if (Status st = check_entries(req.entries, base, end); !st) return st;
   }
-  // Size the batch once for the whole step: growing it entry by entry copies the buffer
-  // again and again (and faults in fresh pages every time).
-  auto planned = plan_records(req.entries, options_.log_record_bytes, h_->plan);
-  if (!planned) return planned.status();
-  std::size_t need = 512 + planned.value();
-  if (install) need += req.snapshot->data.size();
-  if (need > h_->batch_reserved) {
-    h_->batch_reserved = std::max(need, 2 * h_->batch_reserved);
-    h_->batch = rocksdb::WriteBatch(h_->batch_reserved);
-  }
-  rocksdb::WriteBatch& b = h_->batch;
-  b.Clear();
+  // The metadata part of the step - a snapshot, a checkpoint, or a hard state without
+  // entries - is one RocksDB write, before the entries; entries carry the hard state in
+  // their log record (one write for the common step). A crash between the two writes
+  // leaves the step without its entries, which the core may restart from.
+  const HardState hs = req.hard_state ? *req.hard_state : hard_state().value();
+  rocksdb::WriteBatch b;
+  std::optional<LogStart> reset;
   if (install) {
-    // Records wholly covered by the snapshot go; a record that straddles it stays, its
-    // covered entries unread from now on.
-    const SnapshotMeta& s = *req.snapshot;
-    LogIndex cut = (keep_suffix ? s.index : std::max(last, s.index)).next();
-    if (cut <= last) {
-      auto holder = record_holding(cut, nullptr);
-      if (!holder) return holder.status();
-      cut = holder.value();
+    b.Put(h_->meta(), kSnapshotKey, encode_snapshot(*req.snapshot));
+    if (!keep_suffix) {
+      // The log starts over after the snapshot, in a new segment: the older ones become
+      // garbage in the same write that records the snapshot.
+      reset = LogStart{h_->log->next_segment(), req.snapshot->index.next()};
+      b.Put(h_->meta(), kLogStartKey, encode_log_start(*reset));
     }
-    b.DeleteRange(h_->log(), index_key(LogIndex{0}), index_key(cut));
-    b.Put(h_->meta(), kSnapshotKey, encode_snapshot(s));
-    if (!keep_suffix) last = s.index;
-    snap_index = s.index;
   }
-  if (!req.entries.empty()) {
-    const LogIndex first = req.entries.front().index;
-    if (first <= last) {
-      // The entries replace the log from `first` on: the record holding `first` keeps
-      // only the entries before it, and the records after it go.
-      std::string& old = h_->record;
-      auto holder = record_holding(first, &old);
-      if (!holder) return holder.status();
-      if (holder.value() < first) {
-        const std::string key = index_key(holder.value());
-        b.Put(h_->log(), key, truncate_record(key, old, first.value() - holder.value().value()));
-      }
-      b.DeleteRange(h_->log(), index_key(first), index_key(last.next()));
-    }
-    auto p = put_records(b, h_->log(), req.entries, h_->plan, h_->headers, h_->parts);
-    if (!p.ok()) return from_rocks(p, "batching entries");
-    last = req.entries.back().index;
-  }
-  if (req.hard_state) b.Put(h_->meta(), kHardStateKey, encode_hard_state(*req.hard_state));
   if (req.applied) b.Put(h_->meta(), kAppliedKey, encode_u64_record(kAppliedKey, req.applied->value()));
-  // Entries about to be deleted stop being readable before the write, so a concurrent
-  // reader that misses them knows the log moved (and never reports Corruption): the
-  // suffix a truncation or a snapshot drops, and the prefix a snapshot covers.
+  // The hard state goes to the metadata when there are no entries to carry it, and with
+  // any metadata write (segments may be deleted after it, and with them the records
+  // that held the newest hard state).
+  std::optional<HardState> meta_hs;
+  if ((req.hard_state && req.entries.empty()) || (b.Count() > 0 && hs != h_->meta_hard_state)) {
+    b.Put(h_->meta(), kHardStateKey, encode_hard_state(hs));
+    meta_hs = hs;
+  }
+
+  // Entries about to go stop being readable before the writes, so a concurrent reader
+  // that misses them knows the log moved (it reports Compacted or a truncation, never
+  // Corruption): the prefix a snapshot covers, the suffix a truncation or reset drops.
   const std::uint64_t old_snapshot_index = snapshot_index_.load();
   const std::uint64_t old_last_index = last_index_.load();
-  bool deletes = install;
   if (install) snapshot_index_ = req.snapshot->index.value();
   {
-    std::uint64_t keep_through = last_index_.load();
-    if (install && !keep_suffix) keep_through = std::min(keep_through, old_snapshot_index);
-    if (!req.entries.empty()) {
-      keep_through = std::min(keep_through, req.entries.front().index.value() - 1);
-    }
-    if (keep_through < last_index_.load()) {
-      last_index_ = keep_through;
-      deletes = true;
-    }
-    if (deletes) ++log_version_;
+    std::uint64_t keep_through = old_last_index;
+    if (reset) keep_through = std::min(keep_through, old_snapshot_index);
+    if (!req.entries.empty()) keep_through = std::min(keep_through, req.entries.front().index.value() - 1);
+    if (keep_through < old_last_index) last_index_ = keep_through;
   }
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
-  auto w = h_->db->Write(wo, &b);
-  // Readers that started between the first bump and the write must also see a change.
-  if (deletes) ++log_version_;
-  // Keep the buffer while steps need a good part of it (a catch-up sends one large step
-  // after another, and faulting in fresh pages for each costs more than the copy); give
-  // it back once they have been much smaller for a while.
-  h_->batch_small_steps = need * 4 < h_->batch_reserved ? h_->batch_small_steps + 1 : 0;
-  if (h_->batch_reserved > kBatchKeepBytes && h_->batch_small_steps >= kBatchShrinkSteps) {
-    h_->batch = rocksdb::WriteBatch();
-    h_->batch_reserved = 0;
-    h_->batch_small_steps = 0;
-  }
-  if (!w.ok()) {
-    snapshot_index_ = old_snapshot_index;  // nothing of the step is there
+  auto restore = [&] {
+    snapshot_index_ = old_snapshot_index;  // nothing of the step is visible
     last_index_ = old_last_index;
-    return from_rocks(w, "persisting");
+  };
+  if (b.Count() > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync;
+    if (auto w = h_->db->Write(wo, &b); !w.ok()) {
+      restore();
+      return from_rocks(w, "persisting");
+    }
+    // The metadata holds from here on, whatever happens to the entries.
+    if (meta_hs) {
+      h_->meta_hard_state = *meta_hs;
+      std::lock_guard lock(hard_state_mu_);
+      hard_state_ = *meta_hs;
+    }
+    if (install) {
+      std::lock_guard lock(snapshot_mu_);
+      snapshot_ = *req.snapshot;
+    }
   }
-  if (install) {
-    std::lock_guard lock(snapshot_mu_);
-    snapshot_ = *req.snapshot;
+  LogIndex new_last = last;
+  if (reset) {
+    // The metadata names the new start: the old segments are garbage from here on (a
+    // failure to delete them leaves them to the next open).
+    new_last = req.snapshot->index;
+    last_index_ = new_last.value();
+    if (Status r = h_->log->reset(*reset); !r) return r;
   }
-  snapshot_index_ = snap_index.value();
-  last_index_ = last.value();
+  if (!req.entries.empty()) {
+    if (Status w = h_->log->append(req.entries, hs); !w) {
+      // The log's entries are as they were (after a reset: none).
+      last_index_ = reset ? req.snapshot->index.value() : old_last_index;
+      return w;
+    }
+    new_last = req.entries.back().index;
+  }
+  if (req.hard_state) {
+    std::lock_guard lock(hard_state_mu_);
+    hard_state_ = *req.hard_state;
+  }
+  last_index_ = new_last.value();
+  if (install && keep_suffix) return h_->log->drop_through(req.snapshot->index);
   return Status::ok();
 }
 
@@ -861,56 +531,32 @@ Status RocksDbStorage::compact(const SnapshotMeta& s) {
             fmt::format("snapshot {}/t{} does not match the stored term {}", s.index.value(),
                         s.term.value(), t.value().value())};
   }
-  // Records wholly at or below s.index go; one that straddles it stays whole.
-  LogIndex cut = s.index.next();
-  if (cut <= last_index()) {
-    auto holder = record_holding(cut, nullptr);
-    if (!holder) return holder.status();
-    cut = holder.value();
-  }
   rocksdb::WriteBatch b;
-  const std::string begin = index_key(LogIndex{0});
-  const std::string end = index_key(cut);
-  b.DeleteRange(h_->log(), begin, end);
   b.Put(h_->meta(), kSnapshotKey, encode_snapshot(s));
+  // Segments are deleted below: the records among them may hold the newest hard state.
+  const HardState hs = hard_state().value();
+  const bool write_hs = hs != h_->meta_hard_state;
+  if (write_hs) b.Put(h_->meta(), kHardStateKey, encode_hard_state(hs));
   // The covered entries stop being readable before the write (see persist()): a reader
   // that then misses them finds them below first_index() and reports Compacted.
   snapshot_index_ = s.index.value();
-  ++log_version_;
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  auto w = h_->db->Write(wo, &b);
-  ++log_version_;  // before and after: see read()
-  if (!w.ok()) {
+  if (auto w = h_->db->Write(wo, &b); !w.ok()) {
     snapshot_index_ = snap_index.value();
     return from_rocks(w, "compacting");
   }
+  if (write_hs) h_->meta_hard_state = hs;
   {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = s;
   }
-  snapshot_index_ = s.index.value();
-  // The range tombstone hides the entries at once; rewriting their files to free the
-  // space happens on the reclaimer's thread.
-  if (!h_->reclaimer) h_->reclaimer = std::make_unique<SpaceReclaimer>(h_->db.get(), h_->log());
-  h_->reclaimer->schedule(end);
-  return h_->reclaimer->take_error();
+  // Whole segments below the snapshot go now; the rest of the space with later ones.
+  return h_->log->drop_through(s.index);
 }
 
-std::uint64_t RocksDbStorage::log_sst_bytes() const {
-  std::uint64_t v = 0;
-  (void)h_->db->GetIntProperty(h_->log(), "rocksdb.live-sst-files-size", &v);
-  return v;
-}
+std::uint64_t RocksDbStorage::log_bytes() const { return h_->log->bytes(); }
 
-Status RocksDbStorage::flush() {
-  if (h_->reclaimer) {
-    h_->reclaimer->wait_idle();
-    if (Status e = h_->reclaimer->take_error(); !e) return e;
-  }
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  return from_rocks(h_->db->Flush(fo, {h_->log(), h_->meta()}), "flushing");
-}
+std::vector<std::uint64_t> RocksDbStorage::log_segments() const { return h_->log->segments(); }
 
 }  // namespace rlr::storage

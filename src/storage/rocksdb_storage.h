@@ -1,19 +1,18 @@
-// RocksDB-backed Storage: the production store.
+// The production store: metadata in RocksDB, the log in append-only segment files.
 //
-// Layout (format 2): column family "log" holds records of consecutive entries, each
-// under the 8-byte big-endian index of its first entry:
-//   [crc32c:4][count:4] then per entry [term:8][kind:1][payload size:4][payload].
-// A persistence step's entries go into records of about `log_record_bytes`, so RocksDB
-// pays its per-key cost (WAL record, memtable insert, key comparisons) once per record,
-// not once per entry: that cost bounded a catching-up follower. A record's checksum
-// covers its key, so a damaged key is caught as surely as a damaged value; damage
-// anywhere in a record makes every entry it holds unreadable (reported, never served).
-// Records never overlap. A truncation inside a record rewrites it with the entries
-// before the cut; a compaction inside a record leaves it whole (the entries it holds
-// below the snapshot are never read again and go with the record later).
-// Column family "meta" holds the format version, the identity (cluster id, node id), the
-// hard state, the applied checkpoint and the snapshot metadata, each prefixed by its
-// crc32c. Every persistence step is one WriteBatch, synced by default.
+// Layout (format 3) of the data directory:
+//   RocksDB, column family "meta": the format version, the identity (cluster id, node
+//     id), the hard state, the applied checkpoint, the snapshot metadata and where the
+//     log starts (segment number and index, moved by a snapshot that replaces the log),
+//     each prefixed by its crc32c.
+//   log/: the entries, in segment files of records (storage/segment_log.h).
+// A persistence step writes its metadata first (one synced RocksDB write, only when a
+// term, vote, snapshot or checkpoint changes), then its entries (one write and one
+// fdatasync; the record carries the commit index). After a crash a step whose persist()
+// had not returned is there whole, or without its entries, or with the first records of
+// its entries: every one a state the core may restart from, since none of it was
+// acknowledged. (Format 2 kept the log in RocksDB too; its write path - WAL, memtable,
+// flush, compaction for every entry - was the limit of a durable cluster.)
 #pragma once
 
 #include <atomic>
@@ -21,8 +20,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "storage/storage.h"
+#include "storage/segment_log.h"
 
 namespace rocksdb {
 class DB;
@@ -39,9 +40,12 @@ struct RocksDbOptions {
   bool create_if_missing = true;
   bool sync = true;                     ///< fsync every persist(); off only for benchmarks
   /// A step's entries are packed into log records of at most this many bytes (an entry
-  /// larger than that gets a record of its own). Larger records cost less per entry to
-  /// write; a read of one entry checks its whole record.
-  std::size_t log_record_bytes = 64U << 10;
+  /// larger than that gets a record of its own). A read of one entry reads and checks its
+  /// whole record.
+  std::size_t log_record_bytes = 1U << 20;
+  /// A log segment file this large is closed and the next one started; compaction frees
+  /// space a whole segment at a time.
+  std::uint64_t log_segment_bytes = 64U << 20;
   std::shared_ptr<rocksdb::Env> env;    ///< for fault injection in tests; null: default
 };
 
@@ -50,9 +54,9 @@ class RocksDbStorage final : public Storage {
   /// Opens (or creates) the store at options.path.
   /// Errors: NotFound (no store and create_if_missing is off); WrongCluster (the store
   /// belongs to another cluster or node: it is opened read-only to check and left
-  /// untouched); Corruption (unknown format version, damaged metadata, a damaged last log
-  /// record, which tells where the log ends); IoError (locked
-  /// by another process, unreadable or read-only directory, disk full).
+  /// untouched); Corruption (unknown format version, damaged metadata, a damaged log
+  /// record other than a torn last write, a log that does not continue the snapshot);
+  /// IoError (locked by another process, unreadable or read-only directory, disk full).
   [[nodiscard]] static Result<std::unique_ptr<RocksDbStorage>> open(const RocksDbOptions& options);
   ~RocksDbStorage() override;
   RocksDbStorage(const RocksDbStorage&) = delete;
@@ -70,14 +74,14 @@ class RocksDbStorage final : public Storage {
   [[nodiscard]] Status persist(const PersistRequest& req) override;
   [[nodiscard]] Status compact(const SnapshotMeta& s) override;
 
-  /// Bytes of live SST files in the log column family (to observe compaction).
-  [[nodiscard]] std::uint64_t log_sst_bytes() const;
-  /// Waits until the space of compacted entries is freed, then flushes memtables to SST
-  /// files (tests and tools). Errors: IoError, also for a failed space reclaim.
-  [[nodiscard]] Status flush();
+  /// Bytes in the log's segment files (to observe compaction).
+  [[nodiscard]] std::uint64_t log_bytes() const;
+  /// The log's segment file numbers, oldest first (tests).
+  [[nodiscard]] std::vector<std::uint64_t> log_segments() const;
 
-  /// 1: one RocksDB key per entry (not readable by this build); 2: records of entries.
-  static constexpr std::uint32_t kFormatVersion = 2;
+  /// 1: one RocksDB key per entry; 2: records of entries in RocksDB (neither readable by
+  /// this build); 3: the log in segment files.
+  static constexpr std::uint32_t kFormatVersion = 3;
 
   struct Handles;
   /// Only open() can make the key; use open().
@@ -90,19 +94,13 @@ class RocksDbStorage final : public Storage {
  private:
   [[nodiscard]] Status load_state();
   [[nodiscard]] Result<Term> stored_term(LogIndex i) const;
-  /// The index of the first entry of the record holding entry i (i in the stored log),
-  /// and the record itself in `value` when that is not null. Errors: Corruption.
-  [[nodiscard]] Result<LogIndex> record_holding(LogIndex i, std::string* value) const;
-  [[nodiscard]] Result<std::vector<Entry>> read_once(LogIndex from, LogIndex to,
-                                                     std::size_t max_entries,
-                                                     std::size_t max_bytes) const;
 
   RocksDbOptions options_;
   std::unique_ptr<Handles> h_;
   std::atomic<std::uint64_t> snapshot_index_{0};
   std::atomic<std::uint64_t> last_index_{0};
-  /// Bumped (before the write) whenever a write deletes entries.
-  std::atomic<std::uint64_t> log_version_{0};
+  mutable std::mutex hard_state_mu_;
+  HardState hard_state_;  // guarded by hard_state_mu_: the metadata's, with the log's commit
   mutable std::mutex snapshot_mu_;
   SnapshotMeta snapshot_;  // guarded by snapshot_mu_
 };

@@ -4,8 +4,11 @@
 // survives restarts (term, vote, commit, applied checkpoint, cluster identity), the
 // SnapshotStore the RLR snapshot metadata (membership, last included index/term and the
 // RLR's own opaque data such as client sessions; never business state). A persistence
-// step from the core touches all three at once, so Storage::persist writes them in one
-// atomic batch: after a crash either all of a step is there or none of it.
+// step from the core touches all three at once. After a crash during Storage::persist
+// the step is there whole, or not at all, or as a state the core could have passed
+// through on the way: its metadata without its entries, or its entries without a later
+// part of them (RocksDbStorage, which writes metadata and log separately). None of it
+// was acknowledged, so each is a state the node may restart from.
 //
 // Invariant kept by every implementation: the log holds exactly the entries
 // (snapshot().index, last_index()], contiguous, each with the term it was written with.
@@ -41,6 +44,9 @@ struct PersistRequest {
   const SnapshotMeta* snapshot = nullptr;
   /// Entries to append; any stored entry at or after entries.front().index is replaced.
   std::span<const Entry> entries;
+  /// A successor of the last hard state persisted, as the core makes them: the term
+  /// never goes down, a vote once cast stays for its term, commit never goes down
+  /// (RocksDbStorage restores the newest of several copies by that order).
   std::optional<HardState> hard_state;
   /// The applied checkpoint, when the caller wants it recorded in the same write.
   std::optional<LogIndex> applied;
@@ -82,7 +88,8 @@ class SnapshotStore {
 /// and compact() must not run concurrently with each other.
 class Storage : public LogStore, public MetaStore, public SnapshotStore {
  public:
-  /// Writes one step atomically; durable on return when the storage syncs.
+  /// Writes one step (see the file comment for a crash during the call); durable on
+  /// return when the storage syncs.
   /// Errors: IoError (disk full, I/O failure; nothing of the step is visible),
   /// InvalidArgument (entries not contiguous with the stored log).
   [[nodiscard]] virtual Status persist(const PersistRequest& req) = 0;

@@ -124,8 +124,11 @@ struct Stores {
 
   /// `record_bytes`: RocksDbStorage's log record size, small ones so that records split
   /// steps and truncations, compactions and snapshots cut through records.
-  explicit Stores(std::size_t record_bytes) {
+  /// `segment_bytes`: its log segment size, small ones so that segments roll often and
+  /// compactions delete them.
+  Stores(std::size_t record_bytes, std::uint64_t segment_bytes) {
     rocks_options.log_record_bytes = record_bytes;
+    rocks_options.log_segment_bytes = segment_bytes;
     rocks_options.path = dir.sub("db");
     rocks_options.identity = Identity{"model", NodeId{1}};
     rocks_options.initial_config = config_of({1, 2, 3});
@@ -223,11 +226,19 @@ SnapshotMeta gen_snapshot(std::uint64_t index, std::uint64_t term) {
   return s;
 }
 
-std::optional<HardState> gen_hard_state() {
+/// Sometimes a successor of `hs`, as the core makes them (storage.h: PersistRequest):
+/// the term never goes down, a vote once cast stays for its term, commit never goes down.
+std::optional<HardState> gen_hard_state(const HardState& hs) {
   if (*rc::gen::inRange(0, 2) == 0) return std::nullopt;
-  return HardState{Term{*rc::gen::inRange<std::uint64_t>(0, 9)},
-                   NodeId{*rc::gen::inRange<std::uint64_t>(0, 4)},
-                   LogIndex{*rc::gen::inRange<std::uint64_t>(0, 60)}};
+  HardState next = hs;
+  if (*rc::gen::inRange(0, 3) == 0) {
+    next.term = Term{hs.term.value() + *rc::gen::inRange<std::uint64_t>(1, 3)};
+    next.vote = NodeId{*rc::gen::inRange<std::uint64_t>(0, 4)};
+  } else if (hs.vote == kNoNode) {
+    next.vote = NodeId{*rc::gen::inRange<std::uint64_t>(0, 4)};
+  }
+  next.commit = LogIndex{hs.commit.value() + *rc::gen::inRange<std::uint64_t>(0, 8)};
+  return next;
 }
 
 std::optional<LogIndex> gen_applied() {
@@ -261,14 +272,14 @@ void random_step(Stores& st, bool malformed) {
       const auto es = gen_entries(first, *rc::gen::inRange<std::size_t>(1, 7));
       PersistRequest req;
       req.entries = es;
-      req.hard_state = gen_hard_state();
+      req.hard_state = gen_hard_state(m.hard_state());
       req.applied = gen_applied();
       apply_persist(st, req, "append");
       break;
     }
     case 2: {  // hard state and/or applied only
       PersistRequest req;
-      req.hard_state = gen_hard_state();
+      req.hard_state = gen_hard_state(m.hard_state());
       req.applied = gen_applied();
       apply_persist(st, req, "metadata");
       break;
@@ -302,7 +313,7 @@ void random_step(Stores& st, bool malformed) {
       PersistRequest req;
       req.snapshot = &s;
       req.entries = es;
-      req.hard_state = gen_hard_state();
+      req.hard_state = gen_hard_state(m.hard_state());
       req.applied = gen_applied();
       apply_persist(st, req, "install snapshot");
       break;
@@ -318,7 +329,7 @@ void random_step(Stores& st, bool malformed) {
       if (es.size() > 2 && *rc::gen::inRange(0, 2) == 0) es[1].index = es[1].index.plus(1);
       PersistRequest req;
       req.entries = es;
-      req.hard_state = gen_hard_state();
+      req.hard_state = gen_hard_state(m.hard_state());
       apply_persist(st, req, "append anywhere");
       break;
     }
@@ -352,8 +363,10 @@ void random_step(Stores& st, bool malformed) {
 
 void run_sequence(bool malformed) {
   const auto record_bytes = *rc::gen::element<std::size_t>(1, 60, 120, 64U << 10);
-  RC_LOG() << "log records of at most " << record_bytes << " bytes\n";
-  Stores st(record_bytes);
+  const auto segment_bytes = *rc::gen::element<std::uint64_t>(1, 200, 64U << 20);
+  RC_LOG() << "log records of at most " << record_bytes << " bytes, segments of "
+           << segment_bytes << "\n";
+  Stores st(record_bytes, segment_bytes);
   require_agreement(st);
   const auto steps = *rc::gen::inRange(1, 40);
   for (int i = 0; i < steps; ++i) random_step(st, malformed);

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <set>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -57,13 +58,15 @@ bool contains_ci(std::string haystack, std::string needle) {
   return lower(std::move(haystack)).find(lower(std::move(needle))) != std::string::npos;
 }
 
-/// Name -> contents of every file in `dir` except RocksDB's informational LOG files
-/// (a read-only open may rotate those; they hold no data).
+/// Relative path -> contents of every file under `dir` (the log's segments included)
+/// except RocksDB's informational LOG files (a read-only open may rotate those; they
+/// hold no data).
 std::map<std::string, std::string> data_files(const std::string& dir) {
   std::map<std::string, std::string> out;
-  for (const auto& f : fs::directory_iterator(dir)) {
-    const std::string name = f.path().filename().string();
-    if (name.rfind("LOG", 0) == 0) continue;
+  for (const auto& f : fs::recursive_directory_iterator(dir)) {
+    if (!f.is_regular_file()) continue;
+    const std::string name = fs::relative(f.path(), dir).string();
+    if (f.path().filename().string().rfind("LOG", 0) == 0) continue;
     std::ifstream in(f.path(), std::ios::binary);
     out[name] = std::string(std::istreambuf_iterator<char>(in), {});
   }
@@ -249,15 +252,14 @@ namespace {
 
 constexpr std::uint64_t kEntries = 20000;
 
-/// Appends entries 1..kEntries of 1 KiB (term 1) in steps of 1000 and flushes them to SST
-/// files; returns the log's SST bytes.
-std::uint64_t fill_and_flush(RocksDbStorage& s) {
+/// Appends entries 1..kEntries of 1 KiB (term 1) in steps of 1000; returns the bytes
+/// of the log's segment files.
+std::uint64_t fill(RocksDbStorage& s) {
   for (std::uint64_t first = 1; first <= kEntries; first += 1000) {
     RLR_REQUIRE_OK(append(s, make_entries(first, first + 999, 1, 1024)));
   }
-  RLR_REQUIRE_OK(s.flush());
-  const std::uint64_t bytes = s.log_sst_bytes();
-  INFO("log SST bytes before compaction: " << bytes);
+  const std::uint64_t bytes = s.log_bytes();
+  INFO("log bytes before compaction: " << bytes);
   REQUIRE(bytes >= kEntries * 1024);
   return bytes;
 }
@@ -271,110 +273,104 @@ SnapshotMeta local_snapshot(std::uint64_t index) {
   return snap;
 }
 
+/// The log's segment files on disk, by name.
+std::set<std::string> segment_files(const std::string& db) {
+  std::set<std::string> out;
+  for (const auto& f : fs::directory_iterator(fs::path(db) / "log")) out.insert(f.path().filename().string());
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("rocksdb: compaction frees the space of the compacted entries", "[rocksdb]") {
   TempDir dir;
   auto o = options_at(dir.sub("db"));
   o.sync = false;
+  o.log_segment_bytes = 512U << 10;  // a step (~1 MB) a segment: 20 of them
   auto s = open_ok(o);
-  const std::uint64_t before = fill_and_flush(*s);
+  const std::uint64_t before = fill(*s);
+  CHECK(s->log_segments().size() >= 15);
 
   RLR_REQUIRE_OK(s->compact(local_snapshot(19000)));
-  RLR_REQUIRE_OK(s->flush());
-  const std::uint64_t after = s->log_sst_bytes();
-  INFO("log SST bytes after compacting 95% of the log: " << after);
+  const std::uint64_t after = s->log_bytes();
+  INFO("log bytes after compacting 95% of the log: " << after);
   CHECK(after < before / 5);
+  CHECK(segment_files(o.path).size() == s->log_segments().size());
   CHECK(read_all(*s) == make_entries(19001, kEntries, 1, 1024));
 
   s.reset();
   s = open_ok(o);
   CHECK(s->first_index() == LogIndex{19001});
   CHECK(s->last_index() == LogIndex{kEntries});
-  CHECK(s->log_sst_bytes() < before / 5);
+  CHECK(s->log_bytes() < before / 5);
   CHECK(read_all(*s) == make_entries(19001, kEntries, 1, 1024));
 }
 
-namespace {
-
-/// Forwards everything to the default file system, except that new SST files wait while
-/// the gate is closed: RocksDB's flushes and compactions stop there.
-class SstGateFs final : public rocksdb::FileSystemWrapper {
- public:
-  SstGateFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
-  const char* Name() const override { return "SstGateFs"; }
-  void close_gate() {
-    std::lock_guard lock(mu_);
-    open_ = false;
-  }
-  void open_gate() {
-    {
-      std::lock_guard lock(mu_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  /// Waits (up to `limit`) until some SST file waits at the closed gate.
-  bool wait_for_waiter(std::chrono::seconds limit) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, limit, [this] { return waiting_ > 0; });
-  }
-  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
-                                    std::unique_ptr<rocksdb::FSWritableFile>* r,
-                                    rocksdb::IODebugContext* dbg) override {
-    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".sst") == 0) {
-      std::unique_lock lock(mu_);
-      ++waiting_;
-      cv_.notify_all();
-      cv_.wait(lock, [this] { return open_; });
-      --waiting_;
-    }
-    return target()->NewWritableFile(f, o, r, dbg);
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = true;
-  int waiting_ = 0;
-};
-
-}  // namespace
-
-TEST_CASE("rocksdb: compaction does not wait for the space to be freed", "[rocksdb][compaction]") {
-  // compact() runs on the node's raft thread; rewriting the compacted range's files took
-  // up to 0.75 s there and stalled heartbeats into elections. The space is freed on a
-  // thread of the store's own: with SST creation held up, compact() still returns, the
-  // log reads right, and flush() is what waits for the space.
+TEST_CASE("rocksdb: compaction keeps every segment a retained entry or a later one needs",
+          "[rocksdb]") {
+  // A segment goes only when every record in it lies at or below the snapshot, and only
+  // the oldest ones: the segment being written and any holding a retained entry stay.
   TempDir dir;
-  auto gate = std::make_shared<SstGateFs>();
   auto o = options_at(dir.sub("db"));
   o.sync = false;
-  o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(gate));
+  o.log_segment_bytes = 512U << 10;
   auto s = open_ok(o);
-  const std::uint64_t before = fill_and_flush(*s);
-
-  gate->close_gate();
-  auto done = std::async(std::launch::async, [&] { return s->compact(local_snapshot(19000)); });
-  const bool returned = done.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
-  CHECK(returned);
-  CHECK(gate->wait_for_waiter(std::chrono::seconds(30)));  // the reclaim is under way
-  if (returned) {
-    const Status cs = done.get();
-    INFO("compact: " << cs.to_string());
-    CHECK(cs.is_ok());
+  fill(*s);
+  const auto segments = s->log_segments();
+  // Compacting through the first entry of the last segment keeps it (and nothing older
+  // needs it); through the log's end keeps the segment being written.
+  const std::uint64_t through = GENERATE(std::uint64_t{1}, std::uint64_t{10500}, kEntries);
+  INFO("compacted through " << through);
+  RLR_REQUIRE_OK(s->compact(local_snapshot(through)));
+  CHECK(!s->log_segments().empty());
+  CHECK(s->log_segments().back() == segments.back());
+  if (through < kEntries) {
+    CHECK(read_all(*s) == make_entries(through + 1, kEntries, 1, 1024));
   }
-  CHECK(s->first_index() == LogIndex{19001});
-  CHECK(read_all(*s) == make_entries(19001, kEntries, 1, 1024));
-  // Nothing above may stop the test while the gate is closed (the store's destructor
-  // would wait at it): CHECK, not REQUIRE.
-  CHECK(append(*s, make_entries(kEntries + 1, kEntries + 10, 1, 1024)).is_ok());
+  s.reset();
+  s = open_ok(o);
+  CHECK(s->first_index() == LogIndex{through + 1});
+  CHECK(s->last_index() == LogIndex{kEntries});
+  if (through < kEntries) CHECK(read_all(*s) == make_entries(through + 1, kEntries, 1, 1024));
+  // The log goes on after the reopen.
+  RLR_REQUIRE_OK(append(*s, make_entries(kEntries + 1, kEntries + 5, 2, 10)));
+  CHECK(s->last_index() == LogIndex{kEntries + 5});
+}
 
-  gate->open_gate();
-  if (!returned) done.wait();
-  RLR_REQUIRE_OK(s->flush());
-  CHECK(s->log_sst_bytes() < before / 5);
-  CHECK(read_all(*s) == make_entries(19001, kEntries + 10, 1, 1024));
+TEST_CASE("rocksdb: a snapshot that replaces the log leaves no old segment behind, "
+          "even after a crash before their deletion",
+          "[rocksdb]") {
+  TempDir dir;
+  auto o = options_at(dir.sub("db"));
+  o.sync = false;
+  o.log_segment_bytes = 512U << 10;
+  auto s = open_ok(o);
+  fill(*s);
+  // Keep copies of the old segments, to put back as if the process had died between
+  // the snapshot's write and their deletion.
+  const fs::path saved = dir.sub("saved");
+  fs::create_directories(saved);
+  const auto old_files = segment_files(o.path);
+  for (const auto& f : old_files) fs::copy_file(fs::path(o.path) / "log" / f, saved / f);
+
+  SnapshotMeta leader_snap = local_snapshot(50000);
+  leader_snap.term = Term{3};
+  PersistRequest req;
+  req.snapshot = &leader_snap;
+  const auto after = make_entries(50001, 50010, 3, 100);
+  req.entries = after;
+  RLR_REQUIRE_OK(s->persist(req));
+  CHECK(s->first_index() == LogIndex{50001});
+  CHECK(read_all(*s) == after);
+  for (const auto& f : segment_files(o.path)) CHECK(old_files.count(f) == 0);
+  s.reset();
+
+  for (const auto& f : old_files) fs::copy_file(saved / f, fs::path(o.path) / "log" / f);
+  s = open_ok(o);
+  CHECK(s->first_index() == LogIndex{50001});
+  CHECK(s->last_index() == LogIndex{50010});
+  CHECK(read_all(*s) == after);
+  for (const auto& f : segment_files(o.path)) CHECK(old_files.count(f) == 0);
 }
 
 TEST_CASE("rocksdb: a store of another cluster or node is refused and left untouched",
@@ -414,7 +410,7 @@ TEST_CASE("rocksdb: a crash while creating the store leaves a directory that ope
           "[rocksdb][regression]") {
   // RocksDbStorage::open creates the RocksDB directory first and writes the format,
   // identity and initial snapshot records afterwards. A crash between the two leaves a
-  // RocksDB directory (CURRENT and the three column families) without those records.
+  // RocksDB directory (CURRENT and the two column families) without those records.
   // Recreate exactly that state and open again: the node should be able to start.
   TempDir dir;
   const auto o = options_at(dir.sub("db"));
@@ -424,7 +420,6 @@ TEST_CASE("rocksdb: a crash while creating the store leaves a directory that ope
     opts.create_missing_column_families = true;
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs{
         {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-        {"log", rocksdb::ColumnFamilyOptions()},
         {"meta", rocksdb::ColumnFamilyOptions()}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
