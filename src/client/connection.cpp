@@ -97,7 +97,7 @@ void Connection::on_connected() {
   h.cluster_id = settings_.cluster_id;
   h.token = settings_.token;
   hello_ = wire::encode_hello(h);
-  asio::async_write(sock_, asio::buffer(hello_),
+  asio::async_write(sock_, asio::buffer(hello_.data(), hello_.size()),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       if (self->closed_) return;
                       if (ec) {
@@ -210,7 +210,7 @@ Status Connection::send(const wire::ClientRequest& request) {
 void Connection::flush() {
   if (!ready_ || writing_ || closed_ || queue_.empty()) return;
   writing_ = true;
-  asio::async_write(sock_, asio::buffer(queue_.front()),
+  asio::async_write(sock_, asio::buffer(queue_.front().data(), queue_.front().size()),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       self->writing_ = false;
                       if (self->closed_) return;

@@ -121,7 +121,7 @@ class FrameQueue {
         }
         if (left > 0) {
           // The socket took part of frame i: queue its rest first, so the stream stays whole.
-          frames[i].erase(frames[i].begin(), frames[i].begin() + static_cast<std::ptrdiff_t>(left));
+          frames[i].drop_front(left);
         }
       }
       // sent <= 0 (would block, or an error the io thread's write will meet and report):
@@ -381,7 +381,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     h.address = impl_.advertise;
     hello_frame_ = wire::encode_hello(h);
     reader_ = wire::FrameReader(impl_.tag, impl_.opts.max_frame_bytes);
-    asio::async_write(*sock_, asio::buffer(hello_frame_),
+    asio::async_write(*sock_, asio::buffer(hello_frame_.data(), hello_frame_.size()),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                         if (ec) {
                           self->fail("hello: " + ec.message());
@@ -745,7 +745,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
       ++impl_.refused;
       // Tell the other side why, then close once the reply is written.
       auto frame = std::make_shared<wire::Frame>(wire::encode_hello_ack(ack, impl_.tag));
-      asio::async_write(sock_, asio::buffer(*frame),
+      asio::async_write(sock_, asio::buffer(frame->data(), frame->size()),
                         [self = shared_from_this(), frame, refusal](boost::system::error_code, std::size_t) {
                           self->closed_flag_ = true;
                           self->close("handshake refused: " + refusal);

@@ -103,6 +103,9 @@ constexpr std::size_t kClusterMembersMax = 4096;
 /// The thread-local builder keeps at most this much memory between encodes.
 constexpr std::size_t kBuilderKeepBytes = 4U << 20;
 constexpr std::size_t kBuilderInitialBytes = 1024;
+/// A frame at least this large keeps the buffer it was built in (no copy); a smaller one
+/// is copied out and the builder's buffer reused (cheaper than an allocation).
+constexpr std::size_t kHandOverBytes = 64U << 10;
 /// FrameReader reserves room for a whole frame as soon as its header is read only up to
 /// this size: a peer cannot make it hold more than this without sending the bytes.
 constexpr std::size_t kEagerReserveBytesMax = 4U << 20;
@@ -166,12 +169,19 @@ bool known_frame_type(std::uint16_t t) noexcept {
 }
 
 // ---- encoding -------------------------------------------------------------------------
-/// One builder per thread, reused: a steady stream of encodes allocates nothing.
+/// One builder per thread, reused: a steady stream of small encodes allocates nothing.
+/// A large frame is built in a buffer of its own, which the frame then keeps (see
+/// finish_frame).
 class BuilderCache {
  public:
   /// A cleared builder with room for about `bytes_hint` bytes.
   flatbuffers::FlatBufferBuilder& acquire(std::size_t bytes_hint) {
-    if (bytes_hint > capacity_) {
+    if (bytes_hint >= kHandOverBytes) {
+      // Sized for this frame (and its header, pushed in front at the end); lazily
+      // allocated by the builder on first use.
+      builder_ = flatbuffers::FlatBufferBuilder(bytes_hint + kHeaderBytes + 64);
+      capacity_ = 0;  // the buffer leaves with the frame: make a new one next time
+    } else if (bytes_hint > capacity_) {
       capacity_ = std::max(bytes_hint, 2 * capacity_);
       builder_ = flatbuffers::FlatBufferBuilder(capacity_);
     } else {
@@ -179,8 +189,13 @@ class BuilderCache {
     }
     return builder_;
   }
-  /// Called once the finished buffer has been copied out.
+  /// Called once the finished buffer has been copied out or handed over.
   void release() {
+    if (capacity_ == 0) {
+      capacity_ = kBuilderInitialBytes;
+      builder_ = flatbuffers::FlatBufferBuilder(capacity_);
+      return;
+    }
     capacity_ = std::max<std::size_t>(capacity_, builder_.GetSize());
     if (capacity_ > kBuilderKeepBytes) {
       capacity_ = kBuilderInitialBytes;
@@ -198,21 +213,31 @@ BuilderCache& builders() {
   return cache;
 }
 
-/// Header + the finished payload of `b`, as one buffer ready to write.
+/// Header + the finished payload of `b`, as one buffer ready to write. A large payload
+/// is not copied: the header goes in front of it, in the builder's own buffer (built
+/// back to front, so the room is there), and the frame takes that buffer over.
 Frame finish_frame(flatbuffers::FlatBufferBuilder& b, FrameType type, std::uint64_t tag) {
   const std::uint8_t* payload = b.GetBufferPointer();
   const std::size_t n = b.GetSize();
   assert(n <= std::numeric_limits<std::uint32_t>::max() && "frame payload over 4 GiB");
+  std::uint8_t header[kHeaderBytes];
+  put_be(header + kOffMagic, kMagic, 4);
+  put_be(header + kOffVersion, kProtocolVersion, 2);
+  put_be(header + kOffType, static_cast<std::uint16_t>(type), 2);
+  put_be(header + kOffTag, tag, 8);
+  put_be(header + kOffLength, n, 4);
+  put_be(header + kOffCrc, util::crc32c(0, payload, n), 4);
   Frame f;
-  f.reserve(kHeaderBytes + n);
-  f.resize(kHeaderBytes);
-  put_be(f.data() + kOffMagic, kMagic, 4);
-  put_be(f.data() + kOffVersion, kProtocolVersion, 2);
-  put_be(f.data() + kOffType, static_cast<std::uint16_t>(type), 2);
-  put_be(f.data() + kOffTag, tag, 8);
-  put_be(f.data() + kOffLength, n, 4);
-  put_be(f.data() + kOffCrc, util::crc32c(0, payload, n), 4);
-  f.insert(f.end(), payload, payload + n);
+  if (n >= kHandOverBytes) {
+    b.PushBytes(header, kHeaderBytes);
+    f = Frame(b.Release());
+  } else {
+    std::vector<std::uint8_t> v;
+    v.reserve(kHeaderBytes + n);
+    v.insert(v.end(), header, header + kHeaderBytes);
+    v.insert(v.end(), payload, payload + n);
+    f = Frame(std::move(v));
+  }
   builders().release();
   return f;
 }

@@ -12,6 +12,7 @@
 // HelloAck; the cluster tag in every later header must match.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,8 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include <flatbuffers/detached_buffer.h>
 
 #include "core/message.h"
 #include "rlr/node.h"
@@ -64,8 +67,52 @@ struct FrameHeader {
 /// Checks the payload crc against the header.
 [[nodiscard]] Status check_payload(const FrameHeader& h, std::span<const std::uint8_t> payload);
 
-/// A complete frame (header + payload) ready to write.
-using Frame = std::vector<std::uint8_t>;
+/// A complete frame (header + payload) ready to write, in one buffer of its own: a
+/// large frame keeps the buffer it was encoded in (no copy), a small one a vector.
+/// Copies are deep. Reads like a byte vector.
+class Frame {
+ public:
+  Frame() = default;
+  /// A frame of the given bytes (tests and tools build frames by hand).
+  Frame(std::vector<std::uint8_t> bytes) : bytes_(std::move(bytes)) {}  // NOLINT: implicit on purpose
+  explicit Frame(flatbuffers::DetachedBuffer built) : built_(std::move(built)) {}
+  Frame(const Frame& o) : bytes_(o.begin(), o.end()) {}
+  Frame& operator=(const Frame& o) {
+    if (this != &o) *this = Frame(o);
+    return *this;
+  }
+  Frame(Frame&&) noexcept = default;
+  Frame& operator=(Frame&&) noexcept = default;
+  ~Frame() = default;
+
+  [[nodiscard]] std::uint8_t* data() { return base() + skip_; }
+  [[nodiscard]] const std::uint8_t* data() const { return base() + skip_; }
+  [[nodiscard]] std::size_t size() const {
+    return (built_.data() != nullptr ? built_.size() : bytes_.size()) - skip_;
+  }
+  /// Same bytes.
+  friend bool operator==(const Frame& a, const Frame& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+  /// Drops the first `n` bytes (those a partial write has sent). REQUIRES: n <= size().
+  void drop_front(std::size_t n) { skip_ += n; }
+  [[nodiscard]] bool empty() const { return size() == 0; }
+  [[nodiscard]] std::uint8_t* begin() { return data(); }
+  [[nodiscard]] std::uint8_t* end() { return data() + size(); }
+  [[nodiscard]] const std::uint8_t* begin() const { return data(); }
+  [[nodiscard]] const std::uint8_t* end() const { return data() + size(); }
+  [[nodiscard]] std::uint8_t& operator[](std::size_t i) { return data()[i]; }
+  [[nodiscard]] std::uint8_t operator[](std::size_t i) const { return data()[i]; }
+
+ private:
+  [[nodiscard]] std::uint8_t* base() { return built_.data() != nullptr ? built_.data() : bytes_.data(); }
+  [[nodiscard]] const std::uint8_t* base() const {
+    return built_.data() != nullptr ? built_.data() : bytes_.data();
+  }
+  std::vector<std::uint8_t> bytes_;
+  flatbuffers::DetachedBuffer built_;
+  std::size_t skip_ = 0;
+};
 
 // ---- handshake ----------------------------------------------------------------------
 enum class PeerKind : std::uint8_t { Node = 0, Client = 1 };

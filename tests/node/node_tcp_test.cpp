@@ -193,7 +193,8 @@ TEST_CASE("tcp: malformed input closes the connection and the node keeps serving
     h.node_id = id;
     h.cluster_id = std::move(cluster);
     h.token = std::move(token);
-    return wire::encode_hello(h);
+    const wire::Frame f = wire::encode_hello(h);
+    return std::vector<std::uint8_t>(f.begin(), f.end());
   };
   CHECK(send_and_expect_close(hello("other-cluster", "secret", NodeId{9}, wire::PeerKind::Node)));
   CHECK(send_and_expect_close(hello("tcp-test", "wrong-token", NodeId{2}, wire::PeerKind::Node)));
