@@ -438,6 +438,7 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
   const HardState hs = req.hard_state ? *req.hard_state : hard_state().value();
   rocksdb::WriteBatch b;
   std::optional<LogStart> reset;
+  std::optional<std::uint64_t> drop_before;
   if (install) {
     b.Put(h_->meta(), kSnapshotKey, encode_snapshot(*req.snapshot));
     if (!keep_suffix) {
@@ -445,6 +446,11 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
       // garbage in the same write that records the snapshot.
       reset = LogStart{h_->log->next_segment(), req.snapshot->index.next()};
       b.Put(h_->meta(), kLogStartKey, encode_log_start(*reset));
+    } else {
+      // As a compaction: segments wholly below the snapshot go (see compact()).
+      drop_before = h_->log->first_kept(req.snapshot->index);
+      b.Put(h_->meta(), kLogStartKey,
+            encode_log_start(LogStart{*drop_before, req.snapshot->index.next()}));
     }
   }
   if (req.applied) b.Put(h_->meta(), kAppliedKey, encode_u64_record(kAppliedKey, req.applied->value()));
@@ -493,11 +499,12 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
   }
   LogIndex new_last = last;
   if (reset) {
-    // The metadata names the new start: the old segments are garbage from here on (a
-    // failure to delete them leaves them to the next open).
+    // The metadata names the new start: the old segments are garbage from here on. A
+    // failure to delete them does not fail the step (it is durable); they are tried
+    // again later, and the next open deletes them.
     new_last = req.snapshot->index;
     last_index_ = new_last.value();
-    if (Status r = h_->log->reset(*reset); !r) return r;
+    (void)h_->log->reset(*reset);
   }
   if (!req.entries.empty()) {
     if (Status w = h_->log->append(req.entries, hs); !w) {
@@ -512,7 +519,8 @@ Status RocksDbStorage::persist(const PersistRequest& req) {
     hard_state_ = *req.hard_state;
   }
   last_index_ = new_last.value();
-  if (install && keep_suffix) return h_->log->drop_through(req.snapshot->index);
+  // As above: the step is durable whatever happens to the deletions.
+  if (drop_before) (void)h_->log->drop_before(*drop_before);
   return Status::ok();
 }
 
@@ -533,6 +541,11 @@ Status RocksDbStorage::compact(const SnapshotMeta& s) {
   }
   rocksdb::WriteBatch b;
   b.Put(h_->meta(), kSnapshotKey, encode_snapshot(s));
+  // The log starts in the first segment kept: if the process dies before the older ones
+  // are deleted (or a deletion fails, or the file system reorders the unlinks), the
+  // next open deletes them instead of replaying them.
+  const std::uint64_t keep_from = h_->log->first_kept(s.index);
+  b.Put(h_->meta(), kLogStartKey, encode_log_start(LogStart{keep_from, s.index.next()}));
   // Segments are deleted below: the records among them may hold the newest hard state.
   const HardState hs = hard_state().value();
   const bool write_hs = hs != h_->meta_hard_state;
@@ -552,7 +565,8 @@ Status RocksDbStorage::compact(const SnapshotMeta& s) {
     snapshot_ = s;
   }
   // Whole segments below the snapshot go now; the rest of the space with later ones.
-  return h_->log->drop_through(s.index);
+  // Errors: as documented, the compaction holds even when freeing the space failed.
+  return h_->log->drop_before(keep_from);
 }
 
 std::uint64_t RocksDbStorage::log_bytes() const { return h_->log->bytes(); }

@@ -3,15 +3,16 @@
 // Layout (format 3) of the data directory:
 //   RocksDB, column family "meta": the format version, the identity (cluster id, node
 //     id), the hard state, the applied checkpoint, the snapshot metadata and where the
-//     log starts (segment number and index, moved by a snapshot that replaces the log),
-//     each prefixed by its crc32c.
+//     log starts (segment number and index: moved by a snapshot that replaces the log,
+//     and by a compaction to the first segment it keeps), each prefixed by its crc32c.
 //   log/: the entries, in segment files of records (storage/segment_log.h).
-// A persistence step writes its metadata first (one synced RocksDB write, only when a
-// term, vote, snapshot or checkpoint changes), then its entries (one write and one
-// fdatasync; the record carries the commit index). After a crash a step whose persist()
-// had not returned is there whole, or without its entries, or with the first records of
-// its entries: every one a state the core may restart from, since none of it was
-// acknowledged. (Format 2 kept the log in RocksDB too; its write path - WAL, memtable,
+// A persistence step writes its metadata first, when it has any (one synced RocksDB
+// write: a snapshot, a checkpoint, or a hard state without entries), then its entries
+// with the hard state in their record (one write and one fdatasync). After a crash a
+// step whose persist() had not returned is there whole, or not at all, or without its
+// entries, or with a prefix of its records; a commit index may then be ahead of the
+// log (the core clamps it). None of it was acknowledged, so the node may restart from
+// any of these. (Format 2 kept the log in RocksDB too; its write path - WAL, memtable,
 // flush, compaction for every entry - was the limit of a durable cluster.)
 #pragma once
 

@@ -1,7 +1,9 @@
 #include "storage/segment_log.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include <fmt/format.h>
@@ -103,6 +105,20 @@ bool all_zero(std::string_view v) {
   return std::all_of(v.begin(), v.end(), [](char c) { return c == 0; });
 }
 
+/// Sectors a write never reached read back as zeros. True when `bytes`, which start at
+/// file offset `at`, hold a whole all-zero 512-byte sector, or when they run to the end
+/// of the file (`reaches_end`) and are all zeros, or all zeros from a sector boundary on.
+bool holds_unwritten_sector(std::string_view bytes, std::uint64_t at, bool reaches_end) {
+  constexpr std::uint64_t kSector = 512;
+  std::uint64_t k = (kSector - at % kSector) % kSector;  // first sector boundary
+  for (; k + kSector <= bytes.size(); k += kSector) {
+    if (all_zero(bytes.substr(static_cast<std::size_t>(k), kSector))) return true;
+  }
+  // A last, partial sector (or a tail shorter than one) that was never written.
+  if (!reaches_end) return false;
+  return all_zero(bytes) || (k < bytes.size() && all_zero(bytes.substr(static_cast<std::size_t>(k))));
+}
+
 /// Payloads read back, packed into shared blocks: one allocation per block instead of
 /// two per entry (the bytes and their owner), which dominated start-up (the core loads
 /// every retained entry). Blocks grow from 4 KiB to 1 MiB, so a short read stays small;
@@ -169,6 +185,14 @@ Status SegmentLog::replay(LogStart start) {
   if (auto s = fs.CreateDirIfMissing(options_.dir, io, nullptr); !s.ok()) {
     return from_io(s, fmt::format("creating {}", options_.dir));
   }
+  {
+    // The directory's own name must survive a power failure too (once per open).
+    const std::string parent = std::filesystem::path(options_.dir).parent_path().string();
+    std::unique_ptr<rocksdb::FSDirectory> dir;
+    auto d = fs.NewDirectory(parent.empty() ? "." : parent, io, &dir, nullptr);
+    if (d.ok()) d = dir->Fsync(io, nullptr);
+    if (!d.ok()) return from_io(d, fmt::format("syncing {}", parent));
+  }
   std::vector<std::string> names;
   if (auto s = fs.GetChildren(options_.dir, io, &names, nullptr); !s.ok()) {
     return from_io(s, fmt::format("listing {}", options_.dir));
@@ -177,9 +201,12 @@ Status SegmentLog::replay(LogStart start) {
   for (const std::string& n : names) {
     if (n == "." || n == "..") continue;
     std::uint64_t seq = 0;
-    const bool ours = n.size() == 24 && n.ends_with(".seg") &&
-                      std::all_of(n.begin(), n.begin() + 20, [](char c) { return c >= '0' && c <= '9'; });
-    if (ours) seq = std::stoull(n.substr(0, 20));
+    bool ours = n.size() == 24 && n.ends_with(".seg") &&
+                std::all_of(n.begin(), n.begin() + 20, [](char c) { return c >= '0' && c <= '9'; });
+    if (ours) {
+      const auto [end, ec] = std::from_chars(n.data(), n.data() + 20, seq);
+      ours = ec == std::errc() && end == n.data() + 20;  // out of range: not ours
+    }
     if (!ours || seq == 0) {
       return {ErrorCode::Corruption,
               fmt::format("{}: unexpected file '{}' in the log directory", options_.dir, n)};
@@ -251,8 +278,9 @@ Status SegmentLog::replay_segment(std::uint64_t seq, bool last_segment, bool& st
     };
     // A torn write: the power failed while the last step was being written, so its
     // record is cut short by the end of the file (its header intact or itself cut), or
-    // nothing but zeros follow (how a file system may leave an extended file). Only the
-    // last segment can end in one. Anything else is damage.
+    // some of its sectors were never written and read back as zeros (how a file system
+    // may leave an extended file). Only the last segment can end in one. Anything else
+    // - a flipped byte, damage in an older segment - is Corruption.
     const std::uint64_t left = file_size - off;
     // Every path below that is not a torn write returns or moves to the next record.
     if (left >= kHeader) {
@@ -262,7 +290,9 @@ Status SegmentLog::replay_segment(std::uint64_t seq, bool last_segment, bool& st
       if (!header_ok(head.value().data())) {
         auto rest = fetch(off, static_cast<std::size_t>(left));
         if (!rest) return rest.status();
-        if (!last_segment || !all_zero(rest.value())) return corrupt("header checksum mismatch");
+        if (!last_segment || !holds_unwritten_sector(rest.value(), off, true)) {
+          return corrupt("header checksum mismatch");
+        }
       } else if (size < kHeader) {
         return corrupt("record size out of range");
       } else if (size <= left) {
@@ -270,8 +300,9 @@ Status SegmentLog::replay_segment(std::uint64_t seq, bool last_segment, bool& st
         if (!rec) return rec.status();
         auto c = check_record(rec.value(), where);
         if (!c) {
-          const bool zero_tail = off + size == file_size && all_zero(rec.value().substr(kHeader));
-          if (!last_segment || !zero_tail) return c.status();
+          if (!last_segment || !holds_unwritten_sector(rec.value(), off, off + size == file_size)) {
+            return c.status();
+          }
         } else {
           const Checked& ck = c.value();
           if (started && ck.first > last_.value() + 1) {
@@ -376,7 +407,8 @@ Status SegmentLog::append(std::span<const Entry> entries, const HardState& hs) {
   }
   // Plan the records: [begin, end) of `entries` each, and the bytes of all.
   std::size_t total = 0;
-  std::vector<std::pair<std::size_t, std::size_t>> plan;
+  std::vector<std::pair<std::size_t, std::size_t>>& plan = plan_;
+  plan.clear();
   for (std::size_t i = 0; i < entries.size();) {
     std::size_t j = i;
     std::uint64_t bytes = kHeader;
@@ -399,8 +431,8 @@ Status SegmentLog::append(std::span<const Entry> entries, const HardState& hs) {
     buf_ = std::make_unique_for_overwrite<char[]>(buf_cap_);
   }
   char* out = buf_.get();
-  std::vector<Record> recs;
-  recs.reserve(plan.size());
+  std::vector<Record>& recs = written_;
+  recs.clear();
   if (!active_ || active_size_ >= options_.segment_bytes) {
     if (Status s = start_segment(); !s) {
       failed_ = true;
@@ -459,89 +491,60 @@ Status SegmentLog::append(std::span<const Entry> entries, const HardState& hs) {
 }
 
 Status SegmentLog::reset(LogStart start) {
-  const rocksdb::IOOptions io;
   if (active_) {
-    (void)active_->Close(io, nullptr);  // every append to it was synced already
+    (void)active_->Close(rocksdb::IOOptions(), nullptr);  // every append to it was synced
     active_.reset();
   }
-  std::vector<std::string> doomed;
   {
     std::lock_guard lock(mu_);
     records_.clear();
     first_ = start.next;
     last_ = LogIndex{start.next.value() - 1};
-    for (auto it = segments_.begin(); it != segments_.end() && it->first < start.segment;) {
-      doomed.push_back(it->second->path);
-      it = segments_.erase(it);
-    }
   }
   next_seq_ = std::max(next_seq_, start.segment);
-  for (const std::string& p : doomed) {
-    if (auto s = options_.fs->DeleteFile(p, io, nullptr); !s.ok()) {
-      return from_io(s, "deleting a segment replaced by a snapshot");
-    }
-  }
-  return Status::ok();
+  return drop_before(start.segment);
 }
 
-Status SegmentLog::drop_through(LogIndex through) {
-  std::vector<std::string> doomed;
+std::uint64_t SegmentLog::first_kept(LogIndex through) const {
+  std::lock_guard lock(mu_);
+  // Only whole segments, oldest first, never the one being written: a later record may
+  // attach to what an older segment holds, so none may go while an older one stays.
+  for (const auto& [seq, seg] : segments_) {
+    if (seq == active_seq_ || seg->max_index > through.value()) return seq;
+  }
+  return next_seq_;
+}
+
+Status SegmentLog::drop_before(std::uint64_t segment) {
   {
     std::lock_guard lock(mu_);
-    // Only whole segments, oldest first, never the one being written: a later record
-    // may attach to what an older segment holds, so none may go while an older one stays.
-    for (auto it = segments_.begin(); it != segments_.end();) {
-      const Segment& s = *it->second;
-      if (s.seq == active_seq_ || s.max_index > through.value()) break;
-      doomed.push_back(s.path);
+    for (auto it = segments_.begin(); it != segments_.end() && it->first < segment;) {
+      garbage_.push_back(it->second->path);
       it = segments_.erase(it);
     }
-    // Their records lie at or below `through`, at the front of the log.
+    // Their records lie at the front of the log.
     while (!records_.empty() && !segments_.contains(records_.front().segment)) records_.pop_front();
     first_ = records_.empty() ? last_.next() : LogIndex{records_.front().first};
   }
-  const rocksdb::IOOptions io;
-  for (const std::string& p : doomed) {
-    if (auto s = options_.fs->DeleteFile(p, io, nullptr); !s.ok()) {
-      return from_io(s, "deleting a compacted log segment");
+  // Files that fail to go stay on the list for the next call (and the next open deletes
+  // them anyway: the metadata says where the log starts).
+  Status result = Status::ok();
+  std::vector<std::string> left;
+  for (std::string& p : garbage_) {
+    auto st = options_.fs->DeleteFile(p, rocksdb::IOOptions(), nullptr);
+    if (!st.ok() && !st.IsPathNotFound()) {
+      if (result) result = from_io(st, fmt::format("deleting log segment {}", p));
+      left.push_back(std::move(p));
     }
   }
-  return Status::ok();
+  garbage_ = std::move(left);
+  return result;
 }
 
 Result<std::vector<Entry>> SegmentLog::read(LogIndex from, LogIndex to, std::size_t max_entries,
                                             std::size_t max_bytes) const {
   std::vector<Entry> out;
   if (from > to) return out;
-  // The records to read and their files, taken under the lock; the reads go without it
-  // (records are never rewritten, and a deleted file stays readable while it is open).
-  struct Piece {
-    Record rec;
-    std::shared_ptr<Segment> seg;
-  };
-  std::vector<Piece> pieces;
-  {
-    std::lock_guard lock(mu_);
-    if (from < first_ || to > last_) {
-      return Status{ErrorCode::NotFound,
-                    fmt::format("entries {}..{} are no longer in the log ({}..{})", from.value(),
-                                to.value(), first_.value(), last_.value())};
-    }
-    auto it = std::upper_bound(records_.begin(), records_.end(), from.value(),
-                               [](std::uint64_t i, const Record& r) { return i < r.first; });
-    if (it == records_.begin()) {
-      return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", from.value())};
-    }
-    --it;
-    for (; it != records_.end() && it->first <= to.value(); ++it) {
-      auto seg = segments_.find(it->segment);
-      if (seg == segments_.end()) {
-        return Status{ErrorCode::Corruption,
-                      fmt::format("log entry {}: its segment {} is gone", it->first, it->segment)};
-      }
-      pieces.push_back(Piece{*it, seg->second});
-    }
-  }
   out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(
       to.value() - from.value() + 1, std::min<std::size_t>(max_entries, 1U << 22))));
   PayloadPacker packer;
@@ -549,26 +552,54 @@ Result<std::vector<Entry>> SegmentLog::read(LogIndex from, LogIndex to, std::siz
   const rocksdb::IOOptions io;
   std::size_t bytes = 0;
   LogIndex expect = from;
-  for (const Piece& p : pieces) {
+  while (expect <= to) {
+    // The record holding `expect` and its file, looked up under the lock; the read goes
+    // without it (records are never rewritten, and a deleted file stays readable while
+    // it is open). One record at a time: a bounded read touches only what it returns.
+    Record rec{};
+    std::shared_ptr<Segment> seg;
+    {
+      std::lock_guard lock(mu_);
+      if (expect < first_ || to > last_) {
+        return Status{ErrorCode::NotFound,
+                      fmt::format("entries {}..{} are no longer in the log ({}..{})",
+                                  expect.value(), to.value(), first_.value(), last_.value())};
+      }
+      auto it = std::upper_bound(records_.begin(), records_.end(), expect.value(),
+                                 [](std::uint64_t i, const Record& r) { return i < r.first; });
+      if (it == records_.begin()) {
+        return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", expect.value())};
+      }
+      rec = *std::prev(it);
+      auto found = segments_.find(rec.segment);
+      if (found == segments_.end()) {
+        return Status{ErrorCode::Corruption,
+                      fmt::format("log entry {}: its segment {} is gone", expect.value(), rec.segment)};
+      }
+      seg = found->second;
+    }
     const std::string where = fmt::format("log entry {} (segment {} at offset {})", expect.value(),
-                                          p.seg->path, p.rec.offset);
-    scratch.resize(static_cast<std::size_t>(p.rec.size));
+                                          seg->path, rec.offset);
+    if (expect.value() >= rec.first + rec.count) {
+      return Status{ErrorCode::Corruption, fmt::format("{}: missing", where)};
+    }
+    scratch.resize(static_cast<std::size_t>(rec.size));
     rocksdb::Slice got;
-    if (auto s = p.seg->reader->Read(p.rec.offset, scratch.size(), io, &got, scratch.data(), nullptr);
-        !s.ok()) {
-      return from_io(s, where);
+    if (auto st = seg->reader->Read(rec.offset, scratch.size(), io, &got, scratch.data(), nullptr);
+        !st.ok()) {
+      return from_io(st, where);
     }
     if (got.size() != scratch.size()) {
       return Status{ErrorCode::Corruption, fmt::format("{}: record truncated", where)};
     }
     auto c = check_record(std::string_view(got.data(), got.size()), where);
     if (!c) return c.status();
-    if (c.value().first != p.rec.first || c.value().count < p.rec.count) {
+    if (c.value().first != rec.first || c.value().count < rec.count) {
       return Status{ErrorCode::Corruption, fmt::format("{}: not the record expected there", where)};
     }
     const char* q = c.value().body.data();
-    const std::uint64_t end = p.rec.first + p.rec.count;  // live entries only
-    for (std::uint64_t i = p.rec.first; i < end && expect <= to; ++i) {
+    const std::uint64_t end = rec.first + rec.count;  // live entries only
+    for (std::uint64_t i = rec.first; i < end && expect <= to; ++i) {
       const std::size_t n = get_u32(q + 9);
       if (i == expect.value()) {
         if (!out.empty() && (out.size() >= max_entries || bytes + n > max_bytes)) return out;
@@ -582,10 +613,6 @@ Result<std::vector<Entry>> SegmentLog::read(LogIndex from, LogIndex to, std::siz
       }
       q += kEntryHeader + n;
     }
-    if (expect > to) break;
-  }
-  if (expect <= to) {
-    return Status{ErrorCode::Corruption, fmt::format("log entry {}: missing", expect.value())};
   }
   return out;
 }

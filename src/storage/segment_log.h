@@ -39,6 +39,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/raft.h"
@@ -108,12 +109,17 @@ class SegmentLog {
   [[nodiscard]] std::uint64_t next_segment() const { return next_seq_; }
   /// Forgets every entry; the next append starts at `start.next`, in segment
   /// `start.segment` (== next_segment()). Older segments are deleted.
-  /// Errors: IoError (deleting), the reset itself holds.
+  /// Errors: IoError (deleting; the reset itself holds, and the files are tried again).
   [[nodiscard]] Status reset(LogStart start);
 
-  /// Deletes the oldest segments whose every record lies at or below `through`.
-  /// Errors: IoError.
-  [[nodiscard]] Status drop_through(LogIndex through);
+  /// The first segment a compaction through `through` keeps: the oldest segments whose
+  /// every record lies at or below it can go, never the one being written. Record it in
+  /// the metadata (as LogStart::segment) before drop_before(), so that a crash in
+  /// between, or a deletion that fails, leaves nothing a reopen would replay.
+  [[nodiscard]] std::uint64_t first_kept(LogIndex through) const;
+  /// Deletes the segments numbered below `segment` (and any whose deletion failed
+  /// before). Errors: IoError (the files are tried again next time).
+  [[nodiscard]] Status drop_before(std::uint64_t segment);
 
   /// Entries [from, to], at most max_entries and max_bytes of payload but at least one.
   /// Errors: NotFound when the log no longer holds `from` or `to` (it moved since the
@@ -160,10 +166,13 @@ class SegmentLog {
   HardState recovered_hard_state_;
   // Writer state: the thread that appends only.
   std::unique_ptr<rocksdb::FSWritableFile> active_;
-  std::uint64_t active_seq_ = 0;  // written under mu_ (drop_through reads it there)
+  std::uint64_t active_seq_ = 0;  // written under mu_ (first_kept reads it there)
   std::uint64_t active_size_ = 0;
   std::uint64_t next_seq_ = 1;
   bool failed_ = false;
+  std::vector<std::pair<std::size_t, std::size_t>> plan_;  ///< a step's records: [begin, end)
+  std::vector<Record> written_;                            ///< a step's records, as written
+  std::vector<std::string> garbage_;  ///< segment files whose deletion failed
   std::unique_ptr<char[]> buf_;
   std::size_t buf_cap_ = 0;
   int small_steps_ = 0;

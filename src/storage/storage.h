@@ -5,10 +5,10 @@
 // SnapshotStore the RLR snapshot metadata (membership, last included index/term and the
 // RLR's own opaque data such as client sessions; never business state). A persistence
 // step from the core touches all three at once. After a crash during Storage::persist
-// the step is there whole, or not at all, or as a state the core could have passed
-// through on the way: its metadata without its entries, or its entries without a later
-// part of them (RocksDbStorage, which writes metadata and log separately). None of it
-// was acknowledged, so each is a state the node may restart from.
+// the step is there whole, or not at all, or (RocksDbStorage, which writes metadata and
+// log separately) its metadata without its entries, or a prefix of its entries. None of
+// it was acknowledged, and the core restarts from any of these (it clamps a commit
+// index that is ahead of the log).
 //
 // Invariant kept by every implementation: the log holds exactly the entries
 // (snapshot().index, last_index()], contiguous, each with the term it was written with.
@@ -94,10 +94,11 @@ class Storage : public LogStore, public MetaStore, public SnapshotStore {
   /// InvalidArgument (entries not contiguous with the stored log).
   [[nodiscard]] virtual Status persist(const PersistRequest& req) = 0;
   /// Records a snapshot taken locally at s.index (an index this log holds, with the same
-  /// term) and deletes the entries it covers; their space may be freed later, in the
-  /// background (the call stays short: it runs on the node's raft thread).
-  /// Errors: as persist(); IoError also when freeing an earlier compaction's space failed
-  /// (the entries are deleted all the same).
+  /// term) and deletes the entries it covers; their space may be freed later (RocksDbStorage
+  /// frees it a whole log segment at a time). The call stays short: it runs on the node's
+  /// raft thread.
+  /// Errors: as persist(); IoError also when freeing the space failed (the entries are
+  /// deleted all the same).
   [[nodiscard]] virtual Status compact(const SnapshotMeta& s) = 0;
   /// Reads back everything the core needs to restart (entries after the snapshot, hard
   /// state, snapshot, applied checkpoint).

@@ -215,11 +215,40 @@ TEST_CASE("corruption: zeros where the last record should end are a torn write",
     auto s = reopen(o);
     CHECK(read_all(*s) == std::vector<Entry>(log.begin(), log.begin() + 15));
   }
-  SECTION("zeros with a stray byte among them are damage") {
-    bytes.append(4096, '\0');
-    bytes[kLogBytes + 1000] = 1;
+  SECTION("junk after the last record, with no unwritten sector in it, is damage") {
+    for (int i = 0; i < 700; ++i) bytes.push_back(static_cast<char>(1 + i % 250));
     spill(segment(o, 1), bytes);
     require_open_fails(o, fmt::format("at offset {}: header checksum mismatch", kLogBytes));
+  }
+}
+
+TEST_CASE("corruption: a large last record with a sector never written is a torn write",
+          "[rocksdb][corruption]") {
+  // A power failure can leave any of a write's sectors unwritten, not only its end: an
+  // all-zero 512-byte sector inside the last record marks it torn. A flipped byte in the
+  // same place is damage.
+  TempDir dir;
+  const auto o = options_at(dir.sub("db"));
+  auto log = make_store(o);
+  const auto big = make_entries(21, 25, 1, 1000);  // one record of ~5 KB
+  {
+    auto s = reopen(o);
+    RLR_REQUIRE_OK(append(*s, big));
+  }
+  // Reopening started segment 2 for the new step.
+  const fs::path seg2 = segment(o, 2);
+  REQUIRE(fs::file_size(seg2) > 4096);
+  std::string bytes = slurp(seg2);
+  SECTION("a zeroed sector in the middle: the step is dropped") {
+    std::fill(bytes.begin() + 2048, bytes.begin() + 2560, '\0');
+    spill(seg2, bytes);
+    auto s = reopen(o);
+    CHECK(read_all(*s) == log);
+    CHECK(fs::file_size(seg2) == 0);
+  }
+  SECTION("a flipped byte in the middle: Corruption") {
+    flip_byte(seg2, 2100);
+    require_open_fails(o, "at offset 0: checksum mismatch");
   }
 }
 
