@@ -15,6 +15,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "storage/segment_log.h"
+#include "util/big_endian.h"
 #include "util/crc32c.h"
 
 namespace rlr::storage {
@@ -38,17 +39,8 @@ void put_u32(std::string& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xFF));
 }
 
-std::uint64_t get_u64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
-  return v;
-}
-
-std::uint32_t get_u32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
-  return v;
-}
+using util::get_u32_be;
+using util::get_u64_be;
 
 /// Prefixes `body` with its crc32c (seeded with `salt`, e.g. the key).
 std::string seal(std::string_view salt, const std::string& body) {
@@ -66,7 +58,7 @@ std::optional<std::string_view> unseal(std::string_view salt, std::string_view s
   if (sealed.size() < 4) return std::nullopt;
   std::uint32_t crc = util::crc32c(0, salt.data(), salt.size());
   crc = util::crc32c(crc, sealed.data() + 4, sealed.size() - 4);
-  if (crc != get_u32(sealed.data())) return std::nullopt;
+  if (crc != get_u32_be(sealed.data())) return std::nullopt;
   return sealed.substr(4);
 }
 
@@ -102,9 +94,9 @@ Result<SnapshotMeta> decode_snapshot(std::string_view sealed) {
   auto body = unseal(kSnapshotKey, sealed);
   if (!body || body->size() < 20) return Status{ErrorCode::Corruption, "snapshot metadata damaged"};
   SnapshotMeta s;
-  s.index = LogIndex{get_u64(body->data())};
-  s.term = Term{get_u64(body->data() + 8)};
-  const std::uint32_t n = get_u32(body->data() + 16);
+  s.index = LogIndex{get_u64_be(body->data())};
+  s.term = Term{get_u64_be(body->data() + 8)};
+  const std::uint32_t n = get_u32_be(body->data() + 16);
   if (body->size() < 20 + static_cast<std::size_t>(n)) {
     return Status{ErrorCode::Corruption, "snapshot metadata truncated"};
   }
@@ -233,10 +225,10 @@ Result<bool> check_existing(const RocksDbOptions& o) {
     auto body = unseal(kFormatKey, value);
     if (!body || body->size() != 8) {
       result = {ErrorCode::Corruption, "format record damaged"};
-    } else if (get_u64(body->data()) != RocksDbStorage::kFormatVersion) {
+    } else if (get_u64_be(body->data()) != RocksDbStorage::kFormatVersion) {
       result = {ErrorCode::Corruption,
                 fmt::format("unsupported storage format version {} (this build reads {})",
-                            get_u64(body->data()), RocksDbStorage::kFormatVersion)};
+                            get_u64_be(body->data()), RocksDbStorage::kFormatVersion)};
     }
   }
   if (result && !uninitialised) {
@@ -245,7 +237,7 @@ Result<bool> check_existing(const RocksDbOptions& o) {
     if (!body || body->size() < 8) {
       result = {ErrorCode::Corruption, "identity record missing or damaged"};
     } else {
-      const Identity stored{std::string(body->substr(8)), NodeId{get_u64(body->data())}};
+      const Identity stored{std::string(body->substr(8)), NodeId{get_u64_be(body->data())}};
       if (stored != o.identity) {
         result = {ErrorCode::WrongCluster,
                   fmt::format("{} belongs to cluster '{}' node {}, not cluster '{}' node {}",
@@ -326,13 +318,13 @@ Status RocksDbStorage::load_state() {
   if (!g.ok()) return from_rocks(g, "reading hard state");
   auto hs_body = unseal(kHardStateKey, value);
   if (!hs_body || hs_body->size() != 24) return Status{ErrorCode::Corruption, "hard state record damaged"};
-  h_->meta_hard_state = HardState{Term{get_u64(hs_body->data())}, NodeId{get_u64(hs_body->data() + 8)},
-                                  LogIndex{get_u64(hs_body->data() + 16)}};
+  h_->meta_hard_state = HardState{Term{get_u64_be(hs_body->data())}, NodeId{get_u64_be(hs_body->data() + 8)},
+                                  LogIndex{get_u64_be(hs_body->data() + 16)}};
   g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kLogStartKey, &value);
   if (!g.ok()) return from_rocks(g, "reading the log's start");
   auto ls_body = unseal(kLogStartKey, value);
   if (!ls_body || ls_body->size() != 16) return Status{ErrorCode::Corruption, "log start record damaged"};
-  LogStart start{get_u64(ls_body->data()), LogIndex{get_u64(ls_body->data() + 8)}};
+  LogStart start{get_u64_be(ls_body->data()), LogIndex{get_u64_be(ls_body->data() + 8)}};
   if (start.segment == 0 || start.next.is_zero()) {
     return Status{ErrorCode::Corruption, "log start record out of range"};
   }
@@ -406,7 +398,7 @@ Result<LogIndex> RocksDbStorage::applied() const {
   if (!g.ok()) return from_rocks(g, "reading applied checkpoint");
   auto body = unseal(kAppliedKey, value);
   if (!body || body->size() != 8) return Status{ErrorCode::Corruption, "applied record damaged"};
-  return LogIndex{get_u64(body->data())};
+  return LogIndex{get_u64_be(body->data())};
 }
 
 Result<SnapshotMeta> RocksDbStorage::snapshot() const {

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <rocksdb/file_system.h>
 
+#include "util/big_endian.h"
 #include "util/crc32c.h"
 
 namespace rlr::storage {
@@ -29,22 +30,10 @@ constexpr int kShrinkSteps = 64;
 /// Reads at open go through a buffer of this size (a record larger than it is read whole).
 constexpr std::size_t kReplayChunk = 4U << 20;
 
-void put_u64_at(char* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xFF);
-}
-void put_u32_at(char* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (24 - 8 * i)) & 0xFF);
-}
-std::uint64_t get_u64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
-  return v;
-}
-std::uint32_t get_u32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
-  return v;
-}
+using util::get_u32_be;
+using util::get_u64_be;
+using util::put_u32_be;
+using util::put_u64_be;
 
 Status from_io(const rocksdb::IOStatus& s, std::string_view what) {
   if (s.ok()) return Status::ok();
@@ -62,7 +51,7 @@ struct Checked {
 };
 
 bool header_ok(const char* h) {
-  return util::crc32c(0, h, kHeaderCrcAt) == get_u32(h + kHeaderCrcAt);
+  return util::crc32c(0, h, kHeaderCrcAt) == get_u32_be(h + kHeaderCrcAt);
 }
 
 /// Checks the whole record `rec` (its header already passed header_ok). The error text
@@ -72,13 +61,13 @@ Result<Checked> check_record(std::string_view rec, const std::string& where) {
     return Status{ErrorCode::Corruption, fmt::format("{}: {}", where, what)};
   };
   if (rec.size() < kHeader || !header_ok(rec.data())) return corrupt("header checksum mismatch");
-  const std::uint64_t first = get_u64(rec.data() + 4);
-  const std::uint32_t count = get_u32(rec.data() + 12);
-  const HardState hs{Term{get_u64(rec.data() + 16)}, NodeId{get_u64(rec.data() + 24)},
-                     LogIndex{get_u64(rec.data() + 32)}};
-  if (get_u32(rec.data()) != rec.size()) return corrupt("record size mismatch");
+  const std::uint64_t first = get_u64_be(rec.data() + 4);
+  const std::uint32_t count = get_u32_be(rec.data() + 12);
+  const HardState hs{Term{get_u64_be(rec.data() + 16)}, NodeId{get_u64_be(rec.data() + 24)},
+                     LogIndex{get_u64_be(rec.data() + 32)}};
+  if (get_u32_be(rec.data()) != rec.size()) return corrupt("record size mismatch");
   const std::string_view body = rec.substr(kHeader);
-  if (util::crc32c(0, body.data(), body.size()) != get_u32(rec.data() + kBodyCrcAt)) {
+  if (util::crc32c(0, body.data(), body.size()) != get_u32_be(rec.data() + kBodyCrcAt)) {
     return corrupt("checksum mismatch");
   }
   if (first == 0 || first > std::numeric_limits<std::uint64_t>::max() - count) {
@@ -92,7 +81,7 @@ Result<Checked> check_record(std::string_view rec, const std::string& where) {
     if (static_cast<std::uint8_t>(body[at + 8]) > static_cast<std::uint8_t>(kLastEntryKind)) {
       return corrupt("unknown entry kind");
     }
-    const std::size_t n = get_u32(body.data() + at + 9);
+    const std::size_t n = get_u32_be(body.data() + at + 9);
     at += kEntryHeader;
     if (body.size() - at < n) return corrupt("record truncated");
     at += n;
@@ -286,7 +275,7 @@ Status SegmentLog::replay_segment(std::uint64_t seq, bool last_segment, bool& st
     if (left >= kHeader) {
       auto head = fetch(off, kHeader);
       if (!head) return head.status();
-      const std::uint64_t size = get_u32(head.value().data());
+      const std::uint64_t size = get_u32_be(head.value().data());
       if (!header_ok(head.value().data())) {
         auto rest = fetch(off, static_cast<std::size_t>(left));
         if (!rest) return rest.status();
@@ -445,9 +434,9 @@ Status SegmentLog::append(std::span<const Entry> entries, const HardState& hs) {
     out += kHeader;
     for (std::size_t k = b; k < e; ++k) {
       const Entry& en = entries[k];
-      put_u64_at(out, en.term.value());
+      put_u64_be(out, en.term.value());
       out[8] = static_cast<char>(en.kind);
-      put_u32_at(out + 9, static_cast<std::uint32_t>(en.payload.size()));
+      put_u32_be(out + 9, static_cast<std::uint32_t>(en.payload.size()));
       out += kEntryHeader;
       if (!en.payload.empty()) {
         std::memcpy(out, en.payload.data(), en.payload.size());
@@ -455,14 +444,14 @@ Status SegmentLog::append(std::span<const Entry> entries, const HardState& hs) {
       }
     }
     const auto size = static_cast<std::uint64_t>(out - rec);
-    put_u32_at(rec, static_cast<std::uint32_t>(size));
-    put_u64_at(rec + 4, entries[b].index.value());
-    put_u32_at(rec + 12, static_cast<std::uint32_t>(e - b));
-    put_u64_at(rec + 16, hs.term.value());
-    put_u64_at(rec + 24, hs.vote.value());
-    put_u64_at(rec + 32, hs.commit.value());
-    put_u32_at(rec + kBodyCrcAt, util::crc32c(0, rec + kHeader, size - kHeader));
-    put_u32_at(rec + kHeaderCrcAt, util::crc32c(0, rec, kHeaderCrcAt));
+    put_u32_be(rec, static_cast<std::uint32_t>(size));
+    put_u64_be(rec + 4, entries[b].index.value());
+    put_u32_be(rec + 12, static_cast<std::uint32_t>(e - b));
+    put_u64_be(rec + 16, hs.term.value());
+    put_u64_be(rec + 24, hs.vote.value());
+    put_u64_be(rec + 32, hs.commit.value());
+    put_u32_be(rec + kBodyCrcAt, util::crc32c(0, rec + kHeader, size - kHeader));
+    put_u32_be(rec + kHeaderCrcAt, util::crc32c(0, rec, kHeaderCrcAt));
     recs.push_back(Record{entries[b].index.value(), static_cast<std::uint32_t>(e - b), active_seq_, off, size});
     off += size;
   }
@@ -600,12 +589,12 @@ Result<std::vector<Entry>> SegmentLog::read(LogIndex from, LogIndex to, std::siz
     const char* q = c.value().body.data();
     const std::uint64_t end = rec.first + rec.count;  // live entries only
     for (std::uint64_t i = rec.first; i < end && expect <= to; ++i) {
-      const std::size_t n = get_u32(q + 9);
+      const std::size_t n = get_u32_be(q + 9);
       if (i == expect.value()) {
         if (!out.empty() && (out.size() >= max_entries || bytes + n > max_bytes)) return out;
         Entry& e = out.emplace_back();
         e.index = expect;
-        e.term = Term{get_u64(q)};
+        e.term = Term{get_u64_be(q)};
         e.kind = static_cast<EntryKind>(static_cast<std::uint8_t>(q[8]));
         if (n > 0) e.payload = packer.copy(q + kEntryHeader, n);
         bytes += n;

@@ -280,6 +280,24 @@ std::set<std::string> segment_files(const std::string& db) {
   return out;
 }
 
+/// A store of kEntries entries in segments of 512 KiB (unsynced: these tests are about
+/// which files a reopen replays), and a copy of its segment files in `saved`, to put
+/// back later as if their deletion had never happened. Returns the files' names.
+std::set<std::string> fill_and_save(RocksDbStorage& s, const std::string& db, const fs::path& saved) {
+  fill(s);
+  fs::create_directories(saved);
+  const auto files = segment_files(db);
+  for (const auto& f : files) fs::copy_file(fs::path(db) / "log" / f, saved / f);
+  return files;
+}
+
+RocksDbOptions small_segments(const std::string& db) {
+  auto o = options_at(db);
+  o.sync = false;
+  o.log_segment_bytes = 512U << 10;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("rocksdb: compaction frees the space of the compacted entries", "[rocksdb]") {
@@ -344,15 +362,10 @@ TEST_CASE("rocksdb: segments a compaction dropped are never replayed, even if th
   // only in part all leave files that the next open deletes instead of replaying (an old
   // segment after a gap would otherwise fail the open).
   TempDir dir;
-  auto o = options_at(dir.sub("db"));
-  o.sync = false;
-  o.log_segment_bytes = 512U << 10;
+  const auto o = small_segments(dir.sub("db"));
   auto s = open_ok(o);
-  fill(*s);
   const fs::path saved = dir.sub("saved");
-  fs::create_directories(saved);
-  const auto before = segment_files(o.path);
-  for (const auto& f : before) fs::copy_file(fs::path(o.path) / "log" / f, saved / f);
+  const auto before = fill_and_save(*s, o.path, saved);
   RLR_REQUIRE_OK(s->compact(local_snapshot(19000)));
   const auto kept = segment_files(o.path);
   REQUIRE(kept.size() < before.size());
@@ -372,17 +385,12 @@ TEST_CASE("rocksdb: a snapshot that replaces the log leaves no old segment behin
           "even after a crash before their deletion",
           "[rocksdb]") {
   TempDir dir;
-  auto o = options_at(dir.sub("db"));
-  o.sync = false;
-  o.log_segment_bytes = 512U << 10;
+  const auto o = small_segments(dir.sub("db"));
   auto s = open_ok(o);
-  fill(*s);
-  // Keep copies of the old segments, to put back as if the process had died between
-  // the snapshot's write and their deletion.
+  // Copies of the old segments, to put back as if the process had died between the
+  // snapshot's write and their deletion.
   const fs::path saved = dir.sub("saved");
-  fs::create_directories(saved);
-  const auto old_files = segment_files(o.path);
-  for (const auto& f : old_files) fs::copy_file(fs::path(o.path) / "log" / f, saved / f);
+  const auto old_files = fill_and_save(*s, o.path, saved);
 
   SnapshotMeta leader_snap = local_snapshot(50000);
   leader_snap.term = Term{3};
