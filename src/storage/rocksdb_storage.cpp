@@ -28,6 +28,7 @@ constexpr const char* kHardStateKey = "hard_state";
 constexpr const char* kAppliedKey = "applied";
 constexpr const char* kSnapshotKey = "snapshot";
 constexpr const char* kLogStartKey = "log_start";
+constexpr const char* kLogNewestKey = "log_newest";
 
 // ---- byte helpers (explicit, endian-independent) -----------------------------------
 
@@ -330,13 +331,31 @@ Status RocksDbStorage::load_state() {
   }
   // With no records the log is empty right after the snapshot.
   start.next = std::max(start.next, snap_index.next());
+  std::uint64_t newest = 0;
+  g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kLogNewestKey, &value);
+  if (g.ok()) {
+    auto body = unseal(kLogNewestKey, value);
+    if (!body || body->size() != 8) return Status{ErrorCode::Corruption, "log newest-segment record damaged"};
+    newest = get_u64_be(body->data());
+  } else if (!g.IsNotFound()) {
+    return from_rocks(g, "reading the log's newest segment");
+  }
   SegmentLogOptions lo;
   lo.dir = (std::filesystem::path(options_.path) / "log").string();
   if (options_.env) lo.fs = options_.env->GetFileSystem();
   lo.sync = options_.sync;
   lo.record_bytes = options_.log_record_bytes;
   lo.segment_bytes = options_.log_segment_bytes;
-  auto log = SegmentLog::open(std::move(lo), start);
+  rocksdb::DB* db = h_->db.get();
+  rocksdb::ColumnFamilyHandle* meta = h_->meta();
+  const bool sync = options_.sync;
+  lo.segment_started = [db, meta, sync](std::uint64_t seq) {
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    return from_rocks(db->Put(wo, meta, kLogNewestKey, encode_u64_record(kLogNewestKey, seq)),
+                      "recording a new log segment");
+  };
+  auto log = SegmentLog::open(std::move(lo), start, newest);
   if (!log) return log.status();
   h_->log = std::move(log).value();
   const LogIndex first = h_->log->first();

@@ -4,7 +4,8 @@
 //   RocksDB, column family "meta": the format version, the identity (cluster id, node
 //     id), the hard state, the applied checkpoint, the snapshot metadata and where the
 //     log starts (segment number and index: moved by a snapshot that replaces the log,
-//     and by a compaction to the first segment it keeps), each prefixed by its crc32c.
+//     and by a compaction to the first segment it keeps) and the newest segment started
+//     (a missing newest segment fails the open), each prefixed by its crc32c.
 //   log/: the entries, in segment files of records (storage/segment_log.h).
 // A persistence step writes its metadata first, when it has any (one synced RocksDB
 // write: a snapshot, a checkpoint, or a hard state without entries), then its entries

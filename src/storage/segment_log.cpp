@@ -160,15 +160,16 @@ std::string SegmentLog::segment_path(std::uint64_t seq) const {
   return fmt::format("{}/{:020}.seg", options_.dir, seq);
 }
 
-Result<std::unique_ptr<SegmentLog>> SegmentLog::open(SegmentLogOptions options, LogStart start) {
+Result<std::unique_ptr<SegmentLog>> SegmentLog::open(SegmentLogOptions options, LogStart start,
+                                                     std::uint64_t newest) {
   if (!options.fs) options.fs = rocksdb::FileSystem::Default();
   options.record_bytes = std::max<std::size_t>(options.record_bytes, 1);
   auto log = std::make_unique<SegmentLog>(Key{}, std::move(options));
-  if (Status s = log->replay(start); !s) return s;
+  if (Status s = log->replay(start, newest); !s) return s;
   return log;
 }
 
-Status SegmentLog::replay(LogStart start) {
+Status SegmentLog::replay(LogStart start, std::uint64_t newest) {
   rocksdb::FileSystem& fs = *options_.fs;
   const rocksdb::IOOptions io;
   if (auto s = fs.CreateDirIfMissing(options_.dir, io, nullptr); !s.ok()) {
@@ -203,6 +204,11 @@ Status SegmentLog::replay(LogStart start) {
     seqs.push_back(seq);
   }
   std::sort(seqs.begin(), seqs.end());
+  if (newest >= start.segment && (seqs.empty() || seqs.back() < newest)) {
+    return {ErrorCode::Corruption,
+            fmt::format("{}: log segment {} is missing (it was written; the newest here is {})",
+                        options_.dir, newest, seqs.empty() ? 0 : seqs.back())};
+  }
   first_ = start.next;
   last_ = LogIndex{start.next.value() - 1};
   next_seq_ = start.segment;
@@ -371,6 +377,9 @@ Status SegmentLog::start_segment() {
   auto d = fs.NewDirectory(options_.dir, io, &dir, nullptr);
   if (d.ok()) d = dir->Fsync(io, nullptr);
   if (!d.ok()) return from_io(d, fmt::format("syncing {}", options_.dir));
+  if (options_.segment_started) {
+    if (Status st = options_.segment_started(seg->seq); !st) return st;
+  }
   active_ = std::move(w);
   active_size_ = 0;
   ++next_seq_;

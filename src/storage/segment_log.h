@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,18 +75,26 @@ struct SegmentLogOptions {
   bool sync = true;                     ///< fdatasync every append
   std::size_t record_bytes = 1U << 20;  ///< a step is split into records of about this size
   std::uint64_t segment_bytes = 64U << 20;  ///< a segment this large is closed
+  /// Called with a new segment's number once its file is durable, before anything is
+  /// written to it: the owner records it (RocksDbStorage, in its metadata), and passes
+  /// it back to open() as `newest`, so that a newest segment lost to outside harm is
+  /// noticed (its entries were acknowledged) instead of silently shortening the log.
+  /// An error fails the append that needed the segment.
+  std::function<Status(std::uint64_t)> segment_started;
 };
 
 class SegmentLog {
  public:
   /// Opens the log in options.dir, replaying the segments from `start.segment` on and
-  /// deleting older ones. A torn last record is cut off (see the file comment). With no
+  /// deleting older ones. `newest`: the highest segment number segment_started reported
+  /// (0: none); when it is at or after start.segment, that segment must be there. A torn last record is cut off (see the file comment). With no
   /// records the log is empty at start.next; otherwise it is what the records say, and
   /// the caller checks that against its snapshot.
   /// Errors: Corruption (damage other than a torn tail, a record that does not continue
   /// the log), IoError.
   [[nodiscard]] static Result<std::unique_ptr<SegmentLog>> open(SegmentLogOptions options,
-                                                                LogStart start);
+                                                                LogStart start,
+                                                                std::uint64_t newest = 0);
   ~SegmentLog();
   SegmentLog(const SegmentLog&) = delete;
   SegmentLog& operator=(const SegmentLog&) = delete;
@@ -151,7 +160,7 @@ class SegmentLog {
   SegmentLog(Key key, SegmentLogOptions options);
 
  private:
-  [[nodiscard]] Status replay(LogStart start);
+  [[nodiscard]] Status replay(LogStart start, std::uint64_t newest);
   [[nodiscard]] Status replay_segment(std::uint64_t seq, bool last_segment, bool& started);
   [[nodiscard]] Status start_segment();
   /// Makes `r` the log's record from r.first on (under mu_).

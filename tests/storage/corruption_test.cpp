@@ -274,6 +274,10 @@ TEST_CASE("corruption: damage in an older segment is never taken for a torn writ
     fs::remove(segment(o, 1));
     require_open_fails(o, "do not continue the snapshot");
   }
+  SECTION("segment 2, the newest, missing: its acknowledged entries are not silently dropped") {
+    fs::remove(segment(o, 2));
+    require_open_fails(o, "log segment 2 is missing (it was written; the newest here is 1)");
+  }
 }
 
 TEST_CASE("corruption: a record missing from the middle of a segment is a gap",
@@ -312,6 +316,7 @@ TEST_CASE("corruption: damaged metadata records fail the open with Corruption",
       {"identity", "identity"},
       {"format", "format"},
       {"log_start", "log start"},
+      {"log_newest", "newest-segment"},
   }));
   INFO("damaged record: " << record);
   {
