@@ -87,25 +87,37 @@ void Executor::run() {
 
 void CommittedCache::append(const std::vector<Entry>& entries) {
   std::lock_guard lock(mu_);
+  if (ring_.empty()) ring_.resize(capacity_);
   for (const Entry& e : entries) {
-    if (!entries_.empty() && e.index != entries_.back().index.next()) entries_.clear();
-    entries_.push_back(e);
+    if (size_ > 0 && e.index != at(size_ - 1).index.next()) clear_locked();
+    if (size_ == capacity_) {
+      ring_[head_] = e;  // the oldest goes
+      head_ = (head_ + 1) % capacity_;
+    } else {
+      ring_[(head_ + size_) % capacity_] = e;
+      ++size_;
+    }
   }
-  while (entries_.size() > capacity_) entries_.pop_front();
+}
+
+void CommittedCache::clear_locked() {
+  // Drop the payloads too: a cleared cache should not keep their memory.
+  for (std::size_t k = 0; k < size_; ++k) ring_[(head_ + k) % capacity_] = Entry{};
+  head_ = 0;
+  size_ = 0;
 }
 
 void CommittedCache::reset(LogIndex /*index*/) {
   std::lock_guard lock(mu_);
-  entries_.clear();
+  clear_locked();
 }
 
 bool CommittedCache::read(LogIndex from, std::size_t max, std::vector<Entry>& out) const {
   std::lock_guard lock(mu_);
-  if (entries_.empty() || from < entries_.front().index || from > entries_.back().index) {
-    return false;
+  if (size_ == 0 || from < at(0).index || from > at(size_ - 1).index) return false;
+  for (std::size_t k = from.value() - at(0).index.value(); k < size_ && out.size() < max; ++k) {
+    out.push_back(at(k));
   }
-  std::size_t i = from.value() - entries_.front().index.value();
-  for (; i < entries_.size() && out.size() < max; ++i) out.push_back(entries_[i]);
   return true;
 }
 

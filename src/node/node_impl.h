@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -80,19 +81,28 @@ class Executor {
 };
 
 /// The most recent committed entries, shared by every subscriber.
+/// A ring of `capacity` slots, allocated on first use: appending overwrites the oldest
+/// entry instead of allocating (a deque allocated a node per ~9 entries and freed one
+/// as often, on the raft thread: ~2% of a follower's CPU under load).
 class CommittedCache {
  public:
-  explicit CommittedCache(std::size_t capacity) : capacity_(capacity) {}
+  explicit CommittedCache(std::size_t capacity) : capacity_(std::max<std::size_t>(capacity, 1)) {}
+  /// Appends `entries`; entries that do not continue the cached ones replace them.
   void append(const std::vector<Entry>& entries);
-  /// Resets to start after `index` (e.g. after a snapshot was installed).
+  /// Empties the cache (e.g. after a snapshot was installed).
   void reset(LogIndex index);
   /// Copies entries from `from` (at most max), if the cache holds `from`.
   [[nodiscard]] bool read(LogIndex from, std::size_t max, std::vector<Entry>& out) const;
 
  private:
+  [[nodiscard]] const Entry& at(std::size_t k) const { return ring_[(head_ + k) % capacity_]; }
+  void clear_locked();
+
   mutable std::mutex mu_;
   std::size_t capacity_;
-  std::deque<Entry> entries_;
+  std::vector<Entry> ring_;  // guarded by mu_, as are the two below
+  std::size_t head_ = 0;     ///< slot of the oldest entry
+  std::size_t size_ = 0;
 };
 
 class NodeImpl final : public Node, private transport::Inbox {
