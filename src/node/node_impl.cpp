@@ -87,10 +87,14 @@ void Executor::run() {
 
 void CommittedCache::append(const std::vector<Entry>& entries) {
   std::lock_guard lock(mu_);
-  if (ring_.empty()) ring_.resize(capacity_);
   for (const Entry& e : entries) {
     if (size_ > 0 && e.index != at(size_ - 1).index.next()) clear_locked();
-    if (size_ == capacity_) {
+    if (ring_.size() < capacity_) {
+      // Still growing (head_ is 0 and every slot is in use): the ring is allocated as
+      // it fills, not all at once on the raft thread at the first commit.
+      ring_.push_back(e);
+      ++size_;
+    } else if (size_ == capacity_) {
       ring_[head_] = e;  // the oldest goes
       head_ = (head_ + 1) % capacity_;
     } else {
@@ -102,7 +106,11 @@ void CommittedCache::append(const std::vector<Entry>& entries) {
 
 void CommittedCache::clear_locked() {
   // Drop the payloads too: a cleared cache should not keep their memory.
-  for (std::size_t k = 0; k < size_; ++k) ring_[(head_ + k) % capacity_] = Entry{};
+  if (ring_.size() < capacity_) {
+    ring_.clear();  // keeps the capacity: growing goes on from the start
+  } else {
+    for (std::size_t k = 0; k < size_; ++k) ring_[(head_ + k) % capacity_] = Entry{};
+  }
   head_ = 0;
   size_ = 0;
 }

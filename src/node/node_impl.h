@@ -81,9 +81,9 @@ class Executor {
 };
 
 /// The most recent committed entries, shared by every subscriber.
-/// A ring of `capacity` slots, allocated on first use: appending overwrites the oldest
-/// entry instead of allocating (a deque allocated a node per ~9 entries and freed one
-/// as often, on the raft thread: ~2% of a follower's CPU under load).
+/// A ring of `capacity` slots, grown as it first fills: once full, appending overwrites
+/// the oldest entry instead of allocating (a deque allocated a node per ~9 entries and
+/// freed one as often, on the raft thread: ~2% of a follower's CPU under load).
 class CommittedCache {
  public:
   explicit CommittedCache(std::size_t capacity) : capacity_(std::max<std::size_t>(capacity, 1)) {}
