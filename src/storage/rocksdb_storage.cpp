@@ -315,30 +315,25 @@ Status RocksDbStorage::load_state() {
     snapshot_ = snap.value();
   }
   snapshot_index_ = snap_index.value();
-  g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kHardStateKey, &value);
-  if (!g.ok()) return from_rocks(g, "reading hard state");
-  auto hs_body = unseal(kHardStateKey, value);
-  if (!hs_body || hs_body->size() != 24) return Status{ErrorCode::Corruption, "hard state record damaged"};
-  h_->meta_hard_state = HardState{Term{get_u64_be(hs_body->data())}, NodeId{get_u64_be(hs_body->data() + 8)},
-                                  LogIndex{get_u64_be(hs_body->data() + 16)}};
-  g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kLogStartKey, &value);
-  if (!g.ok()) return from_rocks(g, "reading the log's start");
-  auto ls_body = unseal(kLogStartKey, value);
-  if (!ls_body || ls_body->size() != 16) return Status{ErrorCode::Corruption, "log start record damaged"};
-  LogStart start{get_u64_be(ls_body->data()), LogIndex{get_u64_be(ls_body->data() + 8)}};
+  auto hs = read_meta(kHardStateKey, 24, "hard state");
+  if (!hs) return hs.status();
+  const char* h = hs.value().data();
+  h_->meta_hard_state =
+      HardState{Term{get_u64_be(h)}, NodeId{get_u64_be(h + 8)}, LogIndex{get_u64_be(h + 16)}};
+  auto ls = read_meta(kLogStartKey, 16, "log start");
+  if (!ls) return ls.status();
+  LogStart start{get_u64_be(ls.value().data()), LogIndex{get_u64_be(ls.value().data() + 8)}};
   if (start.segment == 0 || start.next.is_zero()) {
     return Status{ErrorCode::Corruption, "log start record out of range"};
   }
   // With no records the log is empty right after the snapshot.
   start.next = std::max(start.next, snap_index.next());
+  // Absent until the first segment is started.
   std::uint64_t newest = 0;
-  g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kLogNewestKey, &value);
-  if (g.ok()) {
-    auto body = unseal(kLogNewestKey, value);
-    if (!body || body->size() != 8) return Status{ErrorCode::Corruption, "log newest-segment record damaged"};
-    newest = get_u64_be(body->data());
-  } else if (!g.IsNotFound()) {
-    return from_rocks(g, "reading the log's newest segment");
+  if (auto n = read_meta(kLogNewestKey, 8, "log newest-segment"); n) {
+    newest = get_u64_be(n.value().data());
+  } else if (n.status().code() != ErrorCode::NotFound) {
+    return n.status();
   }
   SegmentLogOptions lo;
   lo.dir = (std::filesystem::path(options_.path) / "log").string();
@@ -412,12 +407,21 @@ Result<HardState> RocksDbStorage::hard_state() const {
 }
 
 Result<LogIndex> RocksDbStorage::applied() const {
+  auto body = read_meta(kAppliedKey, 8, "applied");
+  if (!body) return body.status();
+  return LogIndex{get_u64_be(body.value().data())};
+}
+
+Result<std::string> RocksDbStorage::read_meta(const char* key, std::size_t size,
+                                              std::string_view what) const {
   std::string value;
-  auto g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), kAppliedKey, &value);
-  if (!g.ok()) return from_rocks(g, "reading applied checkpoint");
-  auto body = unseal(kAppliedKey, value);
-  if (!body || body->size() != 8) return Status{ErrorCode::Corruption, "applied record damaged"};
-  return LogIndex{get_u64_be(body->data())};
+  auto g = h_->db->Get(rocksdb::ReadOptions(), h_->meta(), key, &value);
+  if (!g.ok()) return from_rocks(g, fmt::format("reading the {} record", what));
+  auto body = unseal(key, value);
+  if (!body || body->size() != size) {
+    return Status{ErrorCode::Corruption, fmt::format("{} record damaged", what)};
+  }
+  return std::string(*body);
 }
 
 Result<SnapshotMeta> RocksDbStorage::snapshot() const {

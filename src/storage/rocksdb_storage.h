@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storage/storage.h"
@@ -96,6 +97,10 @@ class RocksDbStorage final : public Storage {
  private:
   [[nodiscard]] Status load_state();
   [[nodiscard]] Result<Term> stored_term(LogIndex i) const;
+  /// The body of the sealed metadata record `key`, which must be `size` bytes.
+  /// Errors: NotFound (absent), Corruption "<what> record damaged", IoError.
+  [[nodiscard]] Result<std::string> read_meta(const char* key, std::size_t size,
+                                              std::string_view what) const;
 
   RocksDbOptions options_;
   std::unique_ptr<Handles> h_;
