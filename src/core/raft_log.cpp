@@ -50,7 +50,7 @@ std::optional<LogIndex> RaftLog::append(std::span<const Entry> entries) {
   const LogIndex from = *conflict;
   assert(from > snapshot_.index && from <= last_index().next());
   // §5.3: delete the existing entry and all that follow it.
-  entries_.resize(from.value() - first_index().value());
+  entries_.truncate(from.value() - first_index().value());
   for (const Entry& e : entries) {
     if (e.index >= from) push(e);
   }
@@ -75,19 +75,18 @@ void RaftLog::slice_into(LogIndex from, LogIndex to, std::size_t max_entries,
   out.clear();
   if (from > to) return;
   assert(from >= first_index() && to <= last_index());
-  const auto begin =
-      entries_.begin() + static_cast<std::ptrdiff_t>(from.value() - first_index().value());
+  const std::size_t begin = from.value() - first_index().value();
   const std::size_t count = std::min<std::uint64_t>(to.value() - from.value() + 1, max_entries);
   // Count first, then copy into a vector of the exact size: no reallocation moves the
   // entries (and their payload references) again.
   std::size_t n = 1;  // at least one entry
-  std::size_t bytes = begin->payload.size();
-  for (auto it = begin + 1; n < count; ++it, ++n) {
-    bytes += it->payload.size();
+  std::size_t bytes = entries_[begin].payload.size();
+  for (; n < count; ++n) {
+    bytes += entries_[begin + n].payload.size();
     if (bytes > max_bytes) break;
   }
   out.reserve(n);
-  out.insert(out.end(), begin, begin + static_cast<std::ptrdiff_t>(n));
+  entries_.copy_to(begin, n, out);
 }
 
 LogIndex RaftLog::first_index_of_term_at(LogIndex i) const {
@@ -115,7 +114,7 @@ void RaftLog::compact(SnapshotMeta s) {
   assert(s.index >= snapshot_.index && s.index <= last_index());
   assert(matches(s.index, s.term));
   const std::size_t drop = s.index.value() - snapshot_.index.value();
-  entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(drop));
+  entries_.pop_front(drop);
   snapshot_ = std::move(s);
 }
 

@@ -4,11 +4,11 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <optional>
 #include <span>
 #include <vector>
 
+#include "core/entry_deque.h"
 #include "core/message.h"
 #include "rlr/types.h"
 
@@ -72,7 +72,7 @@ class RaftLog {
 
  private:
   SnapshotMeta snapshot_;
-  std::deque<Entry> entries_;
+  EntryDeque entries_;
 };
 
 }  // namespace rlr::core
