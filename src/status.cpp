@@ -13,12 +13,20 @@ Bytes::Bytes(std::vector<std::uint8_t> data) {
   owner_ = std::move(owned);
 }
 
-Bytes Bytes::copy_of(std::string_view s) {
-  return Bytes(std::vector<std::uint8_t>(s.begin(), s.end()));
+Bytes Bytes::copy_of(std::span<const std::uint8_t> s) {
+  if (s.empty()) return Bytes{};
+  // One allocation holds the reference count and the bytes (a vector would be a second
+  // one): proposals are copied here one by one, and their memory is freed on another
+  // thread, so each allocation saved counts twice.
+  std::shared_ptr<std::uint8_t[]> buf = std::make_shared_for_overwrite<std::uint8_t[]>(s.size());
+  std::memcpy(buf.get(), s.data(), s.size());
+  const std::uint8_t* data = buf.get();
+  return Bytes(std::shared_ptr<const void>(std::move(buf), data), data, s.size());
 }
 
-Bytes Bytes::copy_of(std::span<const std::uint8_t> s) {
-  return Bytes(std::vector<std::uint8_t>(s.begin(), s.end()));
+Bytes Bytes::copy_of(std::string_view s) {
+  return copy_of(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(s.data()),  // NOLINT: bytes of a string
+                                               s.size()));
 }
 
 std::string_view Bytes::as_string_view() const noexcept {

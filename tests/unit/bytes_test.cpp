@@ -1,0 +1,34 @@
+// Bytes::copy_of, which makes the payload of most proposals.
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rlr/types.h"
+
+namespace rlr {
+namespace {
+
+TEST_CASE("Bytes::copy_of: an owned copy, equal to its source", "[bytes]") {
+  std::string s = "order 42: buy 100 @ 17.25";
+  const Bytes b = Bytes::copy_of(s);
+  s[0] = 'X';  // the copy does not see later changes
+  CHECK(b.as_string_view() == "order 42: buy 100 @ 17.25");
+  CHECK(b == Bytes::copy_of(std::string_view("order 42: buy 100 @ 17.25")));
+  const std::vector<std::uint8_t> raw{0, 1, 2, 255};
+  const Bytes r = Bytes::copy_of(std::span<const std::uint8_t>(raw));
+  REQUIRE(r.size() == 4);
+  CHECK(r.data() != raw.data());
+  CHECK(r.data()[3] == 255);
+  const Bytes copy = r;  // copies share the buffer
+  CHECK(copy.data() == r.data());
+  CHECK(Bytes::copy_of(std::string_view{}).empty());
+  CHECK(Bytes::copy_of(std::string_view{}) == Bytes{});
+}
+
+}  // namespace
+}  // namespace rlr
