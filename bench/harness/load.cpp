@@ -156,7 +156,8 @@ void Load::run(ClientState& st) {
       const std::int64_t t0 = now_ns();
       ClientState* s = &st;
       // Two words of capture: std::function keeps it inline (no allocation in the harness).
-      st.target->propose(st.payloads[next++ % st.payloads.size()],
+      const rlr::Bytes& model = st.payloads[next++ % st.payloads.size()];
+      st.target->propose(options_.shared_payloads ? model : rlr::Bytes::copy_of(model.span()),
                          [s, t0](rlr::Result<rlr::ProposeResult> r) {
                            s->load->on_outcome(*s, t0, r);
                            s->window.release();

@@ -66,6 +66,7 @@ struct Options {
   bool complete_on_raft_thread = false;
   bool persist_thread = false;
   bool default_allocator = false;
+  bool shared_payloads = false;
 };
 
 /// Fills what the user left unset with the scenario's defaults.
@@ -410,10 +411,11 @@ std::string params_label(const Options& o, std::size_t payload, int clients) {
     return fmt::format("{} NULL TARGET (no cluster) payload={}B clients={} outstanding={}", o.scenario, payload,
                        clients, o.outstanding);
   }
-  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}", o.scenario, o.nodes,
+  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}{}", o.scenario, o.nodes,
                      o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients, o.outstanding,
                      o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "",
-                     o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "");
+                     o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "",
+                     o.shared_payloads ? " shared-payloads" : "");
 }
 
 Json params_json(const Options& o, std::size_t payload, int clients) {
@@ -431,6 +433,7 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   p.set("complete_on_raft_thread", Json::boolean(o.complete_on_raft_thread));
   p.set("persist_thread", Json::boolean(o.persist_thread));
   p.set("default_allocator", Json::boolean(o.default_allocator));
+  p.set("shared_payloads", Json::boolean(o.shared_payloads));
   return p;
 }
 
@@ -477,6 +480,7 @@ std::optional<RunResult> run_load(const Options& o, std::size_t payload, int cli
   lo.clients = clients;
   lo.outstanding = o.outstanding;
   lo.payload_bytes = payload;
+  lo.shared_payloads = o.shared_payloads;
   Load load(lo, h.targets);
   const std::int64_t start = now_ns();
   const std::int64_t begin = start + static_cast<std::int64_t>(o.warmup * 1e9);
@@ -662,6 +666,7 @@ void scenario_failover(const Options& o, Report& rep) {
   lo.clients = clients;
   lo.outstanding = o.outstanding;
   lo.payload_bytes = payload;
+  lo.shared_payloads = o.shared_payloads;
   lo.watch = &watch;
   Load load(lo, h.targets);
   const std::int64_t start = now_ns();
@@ -788,6 +793,7 @@ void scenario_catchup(const Options& o, Report& rep) {
     lo.clients = clients;
     lo.outstanding = o.outstanding;
     lo.payload_bytes = payload;
+    lo.shared_payloads = o.shared_payloads;
     Load fill(lo, h.targets);
     const std::int64_t t0 = now_ns();
     fill.start(0, INT64_MAX);
@@ -937,6 +943,9 @@ int run(int argc, char** argv) {
   cli.add_flag("--default-allocator", o.default_allocator,
                "leave glibc malloc at its defaults (by default rlr-bench applies rlr::tune_allocator(), "
                "as rlr-node does)");
+  cli.add_flag("--shared-payloads", o.shared_payloads,
+               "each client proposes its 64 payload buffers over and over (cache-hot, shared by many "
+               "entries; rounds 1-5 of bench/README) instead of a fresh buffer per proposal");
   cli.add_flag("--null-target", o.null_target,
                "inleader/durable: no cluster; a thread acknowledges every proposal at once (calibrates "
                "the cost of the client threads and the OS alone)");
