@@ -983,11 +983,45 @@ Status AsioTransport::start(Inbox& inbox) {
   return Status::ok();
 }
 
+namespace {
+
+/// Appends with fewer entries are encoded for each peer (a copy saves nothing).
+constexpr std::size_t kShareEntriesMin = 64;
+
+/// True when `b` is `a` sent to another node: the leader's Appends of one step to
+/// followers that are equally caught up. Entries are compared by index, term, kind and
+/// payload buffer (the same log entries), so equal means the same bytes.
+bool same_but_addressee(const core::Message& a, const core::Message& b) {
+  if (a.type != core::MessageType::Append || b.type != core::MessageType::Append) return false;
+  if (a.from != b.from || a.term != b.term || a.log_index != b.log_index || a.log_term != b.log_term ||
+      a.commit != b.commit || a.reject != b.reject || a.transfer != b.transfer ||
+      a.hint_index != b.hint_index || a.hint_term != b.hint_term || a.context != b.context ||
+      a.snapshot || b.snapshot || !a.digests.empty() || !b.digests.empty() ||
+      a.entries.size() != b.entries.size()) {
+    return false;
+  }
+  return std::equal(a.entries.begin(), a.entries.end(), b.entries.begin(), [](const Entry& x, const Entry& y) {
+    return x.index == y.index && x.term == y.term && x.kind == y.kind &&
+           x.payload.data() == y.payload.data() && x.payload.size() == y.payload.size();
+  });
+}
+
+}  // namespace
+
 void AsioTransport::send(std::vector<core::Message>& msgs) {
   Impl& i = *impl_;
   // Frames grouped by destination, in order: each peer gets them in one write (at once
   // from this thread when its connection is idle; see FrameQueue::send_or_push).
   std::vector<std::pair<std::shared_ptr<Impl::Peer>, std::vector<wire::Frame>>> batches;
+  // The Appends encoded in full so far, so that an identical one to another follower is
+  // a copy of that frame with the addressee rewritten (wire::readdress_raft). A step's
+  // Appends come follower by follower, each in runs of max_append_entries.
+  struct SharedAppend {
+    const core::Message* message = nullptr;
+    std::size_t batch = 0;
+    std::size_t frame = 0;
+  };
+  std::vector<SharedAppend> encoded;
   {
     std::lock_guard lock(i.peers_mu);
     for (auto& m : msgs) {
@@ -1007,7 +1041,21 @@ void AsioTransport::send(std::vector<core::Message>& msgs) {
         batches.emplace_back(peer, std::vector<wire::Frame>{});
         b = std::prev(batches.end());
       }
-      b->second.push_back(wire::encode_raft(m, i.tag));
+      std::optional<wire::Frame> frame;
+      const bool shareable = m.type == core::MessageType::Append && m.entries.size() >= kShareEntriesMin;
+      if (shareable) {
+        for (const SharedAppend& e : encoded) {
+          if (same_but_addressee(*e.message, m)) {
+            frame = wire::readdress_raft(batches[e.batch].second[e.frame], m.to);
+            break;
+          }
+        }
+      }
+      if (!frame) {
+        frame = wire::encode_raft(m, i.tag);
+        if (shareable) encoded.push_back({&m, static_cast<std::size_t>(b - batches.begin()), b->second.size()});
+      }
+      b->second.push_back(std::move(*frame));
     }
   }
   for (auto& [peer, frames] : batches) peer->send_batch(frames);

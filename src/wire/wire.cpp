@@ -644,6 +644,17 @@ Frame encode_raft(const core::Message& m, std::uint64_t tag) {
   return finish_frame(b, FrameType::Raft, tag);
 }
 
+std::optional<Frame> readdress_raft(const Frame& frame, NodeId to) {
+  if (frame.size() <= kHeaderBytes || to == kNoNode) return std::nullopt;
+  Frame copy(frame);
+  std::uint8_t* payload = copy.data() + kHeaderBytes;
+  const std::size_t n = copy.size() - kHeaderBytes;
+  // Our own encoding (encode_raft's output), not bytes from the network: no Verifier.
+  if (!flatbuffers::GetMutableRoot<fb::RaftMessage>(payload)->mutate_to(to.value())) return std::nullopt;
+  put_be(copy.data() + kOffCrc, util::crc32c(0, payload, n), 4);
+  return copy;
+}
+
 Result<core::Message> decode_raft(const Bytes& payload_in) {
   constexpr std::string_view kWhat = "raft message";
   const Bytes payload = aligned(payload_in);

@@ -143,6 +143,12 @@ struct HelloAck {
 /// Encodes a core message. A Snapshot message's SnapshotMeta is carried without its
 /// data (the data travels in SnapshotChunk frames).
 [[nodiscard]] Frame encode_raft(const core::Message& m, std::uint64_t tag);
+/// The frame `frame` (made by encode_raft from a message to another node) addressed to
+/// `to` instead: a copy of its bytes with the `to` field and the crc rewritten. A leader
+/// sends the same Append to every follower that is caught up; this costs one copy and
+/// one crc pass instead of a second encoding of every entry. nullopt when `frame` does
+/// not hold a `to` field to rewrite (then encode the message instead).
+[[nodiscard]] std::optional<Frame> readdress_raft(const Frame& frame, NodeId to);
 /// Decodes a Raft frame payload. Entry payloads are views into `payload` (no copy): the
 /// Bytes keep the frame buffer alive. Checks field ranges (known message type, config
 /// payloads decodable) and returns InvalidArgument naming the problem.

@@ -87,6 +87,39 @@ TEST_CASE("decoded entry payloads are views into the frame payload", "[wire][cod
   }
 }
 
+TEST_CASE("a readdressed Append is the frame encoded for the other node", "[wire][codec]") {
+  rc::prop("same bytes as encoding the message to the new addressee", [] {
+    core::Message m = valid_message(core::MessageType::Append);
+    // Large enough that the first frame keeps its builder's buffer (no copy at encode).
+    const auto extra = *rc::gen::inRange<std::size_t>(0, 2000);
+    for (std::size_t k = 0; k < extra; ++k) {
+      const LogIndex next = m.entries.empty() ? LogIndex{1} : m.entries.back().index.next();
+      m.entries.push_back(Entry{next, m.term, EntryKind::Normal, Bytes::copy_of(std::string(64, 'e'))});
+    }
+    const Frame first = encode_raft(m, kTag);
+    core::Message other = m;
+    other.to = NodeId{m.to.value() == 1 ? 2U : 1U};
+    const auto re = readdress_raft(first, other.to);
+    RC_ASSERT(re.has_value());
+    RC_ASSERT(*re == encode_raft(other, kTag));
+    check_frame(*re, FrameType::Raft);
+    assert_same(other, decode_raft(payload_of(*re)));
+    assert_same(m, decode_raft(payload_of(first)));  // the original is untouched
+  });
+}
+
+TEST_CASE("readdress_raft refuses what it cannot rewrite", "[wire][codec]") {
+  core::Message m;
+  m.type = core::MessageType::Append;
+  m.from = NodeId{1};
+  m.to = NodeId{2};
+  m.term = Term{3};
+  const Frame f = encode_raft(m, kTag);
+  CHECK(readdress_raft(f, NodeId{3}).has_value());
+  CHECK_FALSE(readdress_raft(f, kNoNode).has_value());
+  CHECK_FALSE(readdress_raft(Frame{}, NodeId{3}).has_value());
+}
+
 TEST_CASE("a payload at an unaligned address still decodes", "[wire][codec]") {
   core::Message m;
   m.type = core::MessageType::Append;
