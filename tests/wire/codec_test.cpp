@@ -26,6 +26,16 @@ void check_frame(const Frame& f, FrameType type, std::uint64_t tag = kTag) {
   RC_ASSERT(check_payload(h.value(), std::span(f).subspan(kHeaderBytes)).is_ok());
 }
 
+/// A message of `type` from node 1 to node 2 at term 3; every other field default.
+core::Message message(core::MessageType type) {
+  core::Message m;
+  m.type = type;
+  m.from = NodeId{1};
+  m.to = NodeId{2};
+  m.term = Term{3};
+  return m;
+}
+
 template <class T>
 void assert_same(const T& want, const Result<T>& got) {
   if (!got) RC_FAIL("decode failed: " + got.status().to_string());
@@ -46,11 +56,7 @@ TEST_CASE("every core message type round-trips through a Raft frame", "[wire][co
 }
 
 TEST_CASE("a snapshot message travels without its data", "[wire][codec]") {
-  core::Message m;
-  m.type = core::MessageType::Snapshot;
-  m.from = NodeId{1};
-  m.to = NodeId{2};
-  m.term = Term{3};
+  core::Message m = message(core::MessageType::Snapshot);
   core::Configuration config;
   config.voters = {NodeId{1}, NodeId{2}, NodeId{3}};
   m.snapshot = core::SnapshotMeta{LogIndex{10}, Term{2}, config, Bytes::copy_of("sessions")};
@@ -109,12 +115,7 @@ TEST_CASE("a readdressed Append is the frame encoded for the other node", "[wire
 }
 
 TEST_CASE("readdress_raft refuses what it cannot rewrite", "[wire][codec]") {
-  core::Message m;
-  m.type = core::MessageType::Append;
-  m.from = NodeId{1};
-  m.to = NodeId{2};
-  m.term = Term{3};
-  const Frame f = encode_raft(m, kTag);
+  const Frame f = encode_raft(message(core::MessageType::Append), kTag);
   CHECK(readdress_raft(f, NodeId{3}).has_value());
   CHECK_FALSE(readdress_raft(f, kNoNode).has_value());
   CHECK_FALSE(readdress_raft(Frame{}, NodeId{3}).has_value());
