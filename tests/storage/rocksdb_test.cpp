@@ -281,21 +281,32 @@ std::set<std::string> segment_files(const std::string& db) {
 }
 
 /// A store of kEntries entries in segments of 512 KiB (unsynced: these tests are about
-/// which files a reopen replays), and a copy of its segment files in `saved`, to put
-/// back later as if their deletion had never happened. Returns the files' names.
-std::set<std::string> fill_and_save(RocksDbStorage& s, const std::string& db, const fs::path& saved) {
-  fill(s);
-  fs::create_directories(saved);
-  const auto files = segment_files(db);
-  for (const auto& f : files) fs::copy_file(fs::path(db) / "log" / f, saved / f);
-  return files;
-}
+/// which files a reopen replays), with a copy of its segment files, to put back later as
+/// if their deletion had never happened.
+struct SavedSegments {
+  TempDir dir;
+  RocksDbOptions o;
+  std::unique_ptr<RocksDbStorage> s;
+  fs::path saved;
+  std::set<std::string> files;  ///< the segment files saved
+
+  SavedSegments();
+  /// Copies saved segment file `f` back into the store's log directory.
+  void put_back(const std::string& f) const { fs::copy_file(saved / f, fs::path(o.path) / "log" / f); }
+};
 
 RocksDbOptions small_segments(const std::string& db) {
   auto o = options_at(db);
   o.sync = false;
   o.log_segment_bytes = 512U << 10;
   return o;
+}
+
+SavedSegments::SavedSegments() : o(small_segments(dir.sub("db"))), s(open_ok(o)), saved(dir.sub("saved")) {
+  fill(*s);
+  fs::create_directories(saved);
+  files = segment_files(o.path);
+  for (const auto& f : files) fs::copy_file(fs::path(o.path) / "log" / f, saved / f);
 }
 
 }  // namespace
@@ -361,11 +372,8 @@ TEST_CASE("rocksdb: segments a compaction dropped are never replayed, even if th
   // crash before the deletions, a deletion that failed, or unlinks a file system kept
   // only in part all leave files that the next open deletes instead of replaying (an old
   // segment after a gap would otherwise fail the open).
-  TempDir dir;
-  const auto o = small_segments(dir.sub("db"));
-  auto s = open_ok(o);
-  const fs::path saved = dir.sub("saved");
-  const auto before = fill_and_save(*s, o.path, saved);
+  SavedSegments t;
+  auto& [dir, o, s, saved, before] = t;
   RLR_REQUIRE_OK(s->compact(local_snapshot(19000)));
   const auto kept = segment_files(o.path);
   REQUIRE(kept.size() < before.size());
@@ -373,7 +381,7 @@ TEST_CASE("rocksdb: segments a compaction dropped are never replayed, even if th
   // Put back every other dropped segment: a gap among the old ones.
   int k = 0;
   for (const auto& f : before) {
-    if (kept.count(f) == 0 && k++ % 2 == 0) fs::copy_file(saved / f, fs::path(o.path) / "log" / f);
+    if (kept.count(f) == 0 && k++ % 2 == 0) t.put_back(f);
   }
   s = open_ok(o);
   CHECK(segment_files(o.path) == kept);
@@ -384,13 +392,10 @@ TEST_CASE("rocksdb: segments a compaction dropped are never replayed, even if th
 TEST_CASE("rocksdb: a snapshot that replaces the log leaves no old segment behind, "
           "even after a crash before their deletion",
           "[rocksdb]") {
-  TempDir dir;
-  const auto o = small_segments(dir.sub("db"));
-  auto s = open_ok(o);
   // Copies of the old segments, to put back as if the process had died between the
   // snapshot's write and their deletion.
-  const fs::path saved = dir.sub("saved");
-  const auto old_files = fill_and_save(*s, o.path, saved);
+  SavedSegments t;
+  auto& [dir, o, s, saved, old_files] = t;
 
   SnapshotMeta leader_snap = local_snapshot(50000);
   leader_snap.term = Term{3};
@@ -404,7 +409,7 @@ TEST_CASE("rocksdb: a snapshot that replaces the log leaves no old segment behin
   for (const auto& f : segment_files(o.path)) CHECK(old_files.count(f) == 0);
   s.reset();
 
-  for (const auto& f : old_files) fs::copy_file(saved / f, fs::path(o.path) / "log" / f);
+  for (const auto& f : old_files) t.put_back(f);
   s = open_ok(o);
   CHECK(s->first_index() == LogIndex{50001});
   CHECK(s->last_index() == LogIndex{50010});
