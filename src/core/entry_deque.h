@@ -1,4 +1,5 @@
-// A double-ended queue of log entries in large blocks (core-private): RaftLog's store.
+// A double-ended queue of log entries in large blocks (core-private): RaftLog's store,
+// and the node's cache of recent committed entries.
 // std::deque keeps 512-byte blocks, nine entries each, so a log that grows by a million
 // entries a second allocated a block every nine entries on the raft thread and freed it
 // again at compaction: a third of a follower's raft thread in one profile (bench/README,

@@ -88,44 +88,23 @@ void Executor::run() {
 void CommittedCache::append(const std::vector<Entry>& entries) {
   std::lock_guard lock(mu_);
   for (const Entry& e : entries) {
-    if (size_ > 0 && e.index != at(size_ - 1).index.next()) clear_locked();
-    if (ring_.size() < capacity_) {
-      // Still growing (head_ is 0 and every slot is in use): the ring is allocated as
-      // it fills, not all at once on the raft thread at the first commit.
-      ring_.push_back(e);
-      ++size_;
-    } else if (size_ == capacity_) {
-      ring_[head_] = e;  // the oldest goes
-      head_ = (head_ + 1) % capacity_;
-    } else {
-      ring_[(head_ + size_) % capacity_] = e;
-      ++size_;
-    }
+    if (!entries_.empty() && e.index != entries_.back().index.next()) entries_.clear();
+    entries_.push_back(e);
+    if (entries_.size() > capacity_) entries_.pop_front(1);  // the oldest goes
   }
-}
-
-void CommittedCache::clear_locked() {
-  // Drop the payloads too: a cleared cache should not keep their memory.
-  if (ring_.size() < capacity_) {
-    ring_.clear();  // keeps the capacity: growing goes on from the start
-  } else {
-    for (std::size_t k = 0; k < size_; ++k) ring_[(head_ + k) % capacity_] = Entry{};
-  }
-  head_ = 0;
-  size_ = 0;
 }
 
 void CommittedCache::reset(LogIndex /*index*/) {
   std::lock_guard lock(mu_);
-  clear_locked();
+  entries_.clear();
 }
 
 bool CommittedCache::read(LogIndex from, std::size_t max, std::vector<Entry>& out) const {
   std::lock_guard lock(mu_);
-  if (size_ == 0 || from < at(0).index || from > at(size_ - 1).index) return false;
-  for (std::size_t k = from.value() - at(0).index.value(); k < size_ && out.size() < max; ++k) {
-    out.push_back(at(k));
-  }
+  if (entries_.empty() || from < entries_[0].index || from > entries_.back().index) return false;
+  const std::size_t first = from.value() - entries_[0].index.value();
+  const std::size_t room = out.size() < max ? max - out.size() : 0;
+  entries_.copy_to(first, std::min(room, entries_.size() - first), out);
   return true;
 }
 
