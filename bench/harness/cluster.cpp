@@ -56,6 +56,7 @@ rlr::NodeBuilder InProcCluster::builder(std::uint64_t id, std::uint16_t port) co
       .heartbeat_ticks(spec_.heartbeat_ticks)
       .complete_on_raft_thread(spec_.complete_on_raft_thread)
       .persist_thread(spec_.persist_thread);
+  if (spec_.compact_after_entries > 0) b.compact_after_entries(spec_.compact_after_entries);
   return b;
 }
 

@@ -30,6 +30,8 @@ struct ClusterSpec {
   bool complete_on_raft_thread = false;
   /// In process only: NodeOptions::persist_thread (log writes on a storage thread).
   bool persist_thread = false;
+  /// In process only: NodeOptions::compact_after_entries (0: the library's default).
+  std::uint64_t compact_after_entries = 0;
 };
 
 /// A free TCP port on 127.0.0.1 (bound, read back, released).

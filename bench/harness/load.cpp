@@ -130,9 +130,14 @@ Load::~Load() {
   }
 }
 
+void Load::set_window(std::int64_t window_begin_ns, std::int64_t window_end_ns) {
+  // The end first: a callback that sees the new begin never pairs it with the old end.
+  end_ns_.store(window_end_ns, std::memory_order_relaxed);
+  begin_ns_.store(window_begin_ns, std::memory_order_release);
+}
+
 void Load::start(std::int64_t window_begin_ns, std::int64_t window_end_ns) {
-  begin_ns_ = window_begin_ns;
-  end_ns_ = window_end_ns;
+  set_window(window_begin_ns, window_end_ns);
   for (auto& c : clients_) {
     ClientState* st = c.get();
     st->thread = std::thread([this, st] {
@@ -176,7 +181,7 @@ void Load::on_outcome(ClientState& st, std::int64_t t0, const rlr::Result<rlr::P
     return;
   }
   st.acked.fetch_add(1, std::memory_order_relaxed);
-  if (t1 >= begin_ns_ && t1 < end_ns_) {
+  if (t1 >= begin_ns_.load(std::memory_order_acquire) && t1 < end_ns_.load(std::memory_order_relaxed)) {
     st.in_window.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(st.mu);
     st.samples.push_back(t1 - t0);

@@ -125,6 +125,9 @@ class Load {
 
   /// Starts the client threads; acknowledgements in [begin_ns, end_ns) are measured.
   void start(std::int64_t window_begin_ns, std::int64_t window_end_ns);
+  /// Moves the measurement window while the clients run (a warm-up that ends when the
+  /// cluster reaches a state, not at a time fixed in advance).
+  void set_window(std::int64_t window_begin_ns, std::int64_t window_end_ns);
   /// Stops issuing and waits (up to `timeout`) for every outstanding proposal's outcome.
   /// False when some are still outstanding: the callbacks may still run, so the Load must
   /// then outlive whatever calls them (stop the nodes or clients first).
@@ -162,8 +165,8 @@ class Load {
   LoadOptions options_;
   std::vector<std::unique_ptr<ClientState>> clients_;
   std::atomic<bool> stop_{false};
-  std::int64_t begin_ns_ = 0;
-  std::int64_t end_ns_ = 0;
+  std::atomic<std::int64_t> begin_ns_{0};
+  std::atomic<std::int64_t> end_ns_{0};
   mutable std::mutex err_mu_;
   std::string first_error_;  // guarded by err_mu_
 };

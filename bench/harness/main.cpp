@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -67,6 +68,9 @@ struct Options {
   bool persist_thread = false;
   bool default_allocator = false;
   bool shared_payloads = false;
+  std::uint64_t compact_after = 0;  // 0 = the library's default
+  bool warm_until_compacted = false;
+  double warmup_max = 120;
 };
 
 /// Fills what the user left unset with the scenario's defaults.
@@ -156,6 +160,10 @@ struct RunResult {
   double sample_mib = 0;
   std::vector<std::pair<double, double>> timeline;  // (seconds since start, entries/s)
   std::vector<double> markers;                      // seconds since start (kills)
+  double warmup_s = 0;              // load before the window opened
+  double warmup_entries_per_s = 0;  // committed entries/s during the warm-up
+  bool warm_until_compacted = false;  // the warm-up waited for every node's first compaction
+  bool warm_reached = true;           // ... and saw it (false: --warmup-max ended it)
   Json extra = Json::object();
 };
 
@@ -192,6 +200,12 @@ void print_run(std::FILE* out, const RunResult& r) {
                fmt_us(p.p999_us).c_str(), fmt_us(p.max_us).c_str(), fmt_us(p.mean_us).c_str(), p.count);
   std::string rss;
   for (const auto& [who, mib] : r.rss_mib) rss += fmt::format(" {}={:.0f}MiB", who, mib);
+  if (r.warmup_s > 0) {
+    std::fprintf(out, "  warm-up       %.1f s at %.0f entries/s%s\n", r.warmup_s, r.warmup_entries_per_s,
+                 !r.warm_until_compacted ? ""
+                 : r.warm_reached        ? " (until every node had compacted its log once)"
+                                         : " (ended by --warmup-max: not every node had compacted)");
+  }
   std::fprintf(out, "  resources     cpu %.2f us/entry (%.2f cpu-s); peak RSS%s (latency samples %.1f MiB)\n",
                r.cpu_us_per_entry, r.cpu_s, rss.c_str(), r.sample_mib);
 }
@@ -207,6 +221,9 @@ Json run_json(const RunResult& r) {
   j.set("errors", Json::integer(static_cast<std::int64_t>(r.errors)));
   if (!r.first_error.empty()) j.set("first_error", Json::string(r.first_error));
   j.set("latency_us", to_json(r.latency));
+  j.set("warmup_seconds", Json::number(r.warmup_s));
+  j.set("warmup_entries_per_s", Json::number(r.warmup_entries_per_s));
+  if (r.warm_until_compacted) j.set("warmed_until_compacted", Json::boolean(r.warm_reached));
   j.set("cpu_seconds", Json::number(r.cpu_s));
   j.set("cpu_us_per_entry", Json::number(r.cpu_us_per_entry));
   Json rss = Json::object();
@@ -306,6 +323,7 @@ ClusterSpec cluster_spec(const Options& o, const std::string& dir) {
   s.node_log_level = o.node_log_level;
   s.complete_on_raft_thread = o.complete_on_raft_thread;
   s.persist_thread = o.persist_thread;
+  s.compact_after_entries = o.compact_after;
   return s;
 }
 
@@ -411,11 +429,13 @@ std::string params_label(const Options& o, std::size_t payload, int clients) {
     return fmt::format("{} NULL TARGET (no cluster) payload={}B clients={} outstanding={}", o.scenario, payload,
                        clients, o.outstanding);
   }
-  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}{}", o.scenario, o.nodes,
-                     o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients, o.outstanding,
-                     o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "",
+  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}{}{}{}", o.scenario,
+                     o.nodes, o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients,
+                     o.outstanding, o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "",
                      o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "",
-                     o.shared_payloads ? " shared-payloads" : "");
+                     o.shared_payloads ? " shared-payloads" : "",
+                     o.compact_after > 0 ? fmt::format(" compact-after={}", o.compact_after) : "",
+                     o.warm_until_compacted ? " warm-until-compacted" : "");
 }
 
 Json params_json(const Options& o, std::size_t payload, int clients) {
@@ -430,6 +450,9 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   p.set("client_mode", Json::string(o.client_mode));
   p.set("seconds", Json::number(o.seconds));
   p.set("warmup_seconds", Json::number(o.warmup));
+  p.set("warm_until_compacted", Json::boolean(o.warm_until_compacted));
+  if (o.warm_until_compacted) p.set("warmup_max_seconds", Json::number(o.warmup_max));
+  p.set("compact_after_entries", Json::integer(static_cast<std::int64_t>(o.compact_after)));
   p.set("complete_on_raft_thread", Json::boolean(o.complete_on_raft_thread));
   p.set("persist_thread", Json::boolean(o.persist_thread));
   p.set("default_allocator", Json::boolean(o.default_allocator));
@@ -437,29 +460,45 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   return p;
 }
 
-/// Samples the acknowledged count every 100 ms until `until_ns`; calls `at_begin` once the
-/// window opens. Returns the timeline (seconds since `start_ns`, entries/s).
-template <class AtBegin>
-std::vector<std::pair<double, double>> sample_until(const Load& load, std::int64_t start_ns, std::int64_t begin_ns,
-                                                    std::int64_t until_ns, AtBegin at_begin) {
+/// Samples the acknowledged count every 100 ms from `start_ns`. The measurement window
+/// opens at the first sample at or after `min_begin_ns` at which `ready()` holds, or at the
+/// first one at or after `max_begin_ns` whatever it says, and lasts `window_ns`;
+/// `at_begin(t)` is called when it opens. Returns the timeline (seconds since `start_ns`,
+/// entries/s) up to the window's end.
+template <class ReadyFn, class AtBegin>
+std::vector<std::pair<double, double>> sample_window(const Load& load, std::int64_t start_ns,
+                                                     std::int64_t min_begin_ns, std::int64_t max_begin_ns,
+                                                     std::int64_t window_ns, ReadyFn ready, AtBegin at_begin) {
   std::vector<std::pair<double, double>> tl;
   std::uint64_t last = load.acked_total();
   std::int64_t last_t = now_ns();
-  bool begun = false;
-  for (std::int64_t next = start_ns + 100'000'000; next <= until_ns; next += 100'000'000) {
+  std::optional<std::int64_t> window_end;
+  for (std::int64_t next = start_ns + 100'000'000;; next += 100'000'000) {
     std::this_thread::sleep_for(std::chrono::nanoseconds(next - now_ns()));
     const std::int64_t t = now_ns();
-    if (!begun && t >= begin_ns) {
-      begun = true;
-      at_begin();
-    }
     const std::uint64_t acked = load.acked_total();
     tl.emplace_back(static_cast<double>(t - start_ns) / 1e9,
                     static_cast<double>(acked - last) * 1e9 / static_cast<double>(t - last_t));
     last = acked;
     last_t = t;
+    if (window_end) {
+      if (t >= *window_end) break;
+    } else if (t >= min_begin_ns && (t >= max_begin_ns || ready())) {
+      window_end = t + window_ns;
+      at_begin(t);
+    }
   }
   return tl;
+}
+
+/// True when every in-process node has compacted its log at least once: its retained log
+/// has reached its steady size, and memory freed by compaction is being reused.
+bool all_compacted(Harness& h) {
+  if (!h.inproc || h.inproc->size() == 0) return false;
+  for (std::size_t i = 0; i < h.inproc->size(); ++i) {
+    if (h.inproc->node(i).get_cluster_info().first_index.value() <= 1) return false;
+  }
+  return true;
 }
 
 /// One measured run: a fresh cluster, `clients` clients, `payload`-byte entries.
@@ -483,15 +522,34 @@ std::optional<RunResult> run_load(const Options& o, std::size_t payload, int cli
   lo.shared_payloads = o.shared_payloads;
   Load load(lo, h.targets);
   const std::int64_t start = now_ns();
-  const std::int64_t begin = start + static_cast<std::int64_t>(o.warmup * 1e9);
-  const std::int64_t end = begin + static_cast<std::int64_t>(o.seconds * 1e9);
-  load.start(begin, end);
+  const std::int64_t min_begin = start + static_cast<std::int64_t>(o.warmup * 1e9);
+  const std::int64_t max_begin =
+      o.warm_until_compacted ? start + static_cast<std::int64_t>(std::max(o.warmup, o.warmup_max) * 1e9) : min_begin;
+  const std::int64_t window_ns = static_cast<std::int64_t>(o.seconds * 1e9);
+  constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+  load.start(kNever, kNever);  // the window opens once warm (sample_window)
   double cpu0 = h.cpu();
   std::int64_t cpu0_t = now_ns();
-  r.timeline = sample_until(load, start, begin, end, [&] {
-    cpu0 = h.cpu();
-    cpu0_t = now_ns();
-  });
+  std::uint64_t acked_warm = 0;
+  r.timeline = sample_window(
+      load, start, min_begin, max_begin, window_ns,
+      [&] {
+        if (o.warm_until_compacted) r.warm_reached = all_compacted(h);
+        return r.warm_reached;
+      },
+      [&](std::int64_t t) {
+        load.set_window(t, t + window_ns);
+        acked_warm = load.acked_total();
+        cpu0 = h.cpu();
+        cpu0_t = now_ns();
+        r.warmup_s = static_cast<double>(t - start) / 1e9;
+      });
+  r.warm_until_compacted = o.warm_until_compacted;
+  r.warmup_entries_per_s = r.warmup_s > 0 ? static_cast<double>(acked_warm) / r.warmup_s : 0;
+  if (o.warm_until_compacted && !r.warm_reached) {
+    note("rlr-bench: --warmup-max ({} s) passed before every node had compacted its log; measuring anyway",
+         o.warmup_max);
+  }
   const double cpu1 = h.cpu();
   const std::int64_t cpu1_t = now_ns();
   r.rss_mib = h.rss();
@@ -922,6 +980,14 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"node", "tcp"}));
   cli.add_option("--seconds", o.seconds, "measured seconds per run (after --warmup)")->check(CLI::PositiveNumber);
   cli.add_option("--warmup", o.warmup, "seconds of load before measuring")->check(CLI::NonNegativeNumber);
+  cli.add_flag("--warm-until-compacted", o.warm_until_compacted,
+               "inproc inleader/durable: warm up (at least --warmup) until every node has compacted its log "
+               "once, so the window measures the steady state: the retained log at its size, memory freed "
+               "by compaction being reused (until then every new entry touches fresh pages)");
+  cli.add_option("--warmup-max", o.warmup_max, "--warm-until-compacted: longest warm-up, seconds")
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--compact-after", o.compact_after,
+                 "inproc: NodeOptions::compact_after_entries (0: the library's default, 1,000,000)");
   cli.add_flag("--json", o.json, "print one JSON document on stdout");
   cli.add_option("--plot", o.plot, "write a PNG (gnuplot): latency by percentile and throughput over time");
   cli.add_option("--data-dir", o.data_dir, "scratch directory (default /tmp/rlr-bench-PID; removed afterwards)");
@@ -965,6 +1031,15 @@ int run(int argc, char** argv) {
   }
   if (o.null_target && o.scenario != "inleader" && o.scenario != "durable") {
     note("rlr-bench: --null-target applies to inleader and durable");
+    return 2;
+  }
+  if (o.warm_until_compacted &&
+      (o.mode != "inproc" || o.null_target || (o.scenario != "inleader" && o.scenario != "durable"))) {
+    note("rlr-bench: --warm-until-compacted applies to inleader and durable with in-process nodes");
+    return 2;
+  }
+  if (o.compact_after > 0 && o.mode != "inproc") {
+    note("rlr-bench: --compact-after applies to in-process nodes (--mode inproc)");
     return 2;
   }
   if (o.mode == "procs" && o.client_mode == "node") {
