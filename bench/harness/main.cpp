@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <limits>
@@ -424,18 +425,26 @@ rlr::Status start_harness(const Options& o, const std::string& dir, int clients,
   return rlr::Status::ok();
 }
 
+/// GLIBC_TUNABLES as this process got it ("" when unset): glibc.malloc.hugetlb=1 (transparent
+/// huge pages for malloc's heaps) changes the figures a lot on this VM (bench/README).
+std::string glibc_tunables() {
+  const char* t = std::getenv("GLIBC_TUNABLES");
+  return t == nullptr ? std::string() : std::string(t);
+}
+
 std::string params_label(const Options& o, std::size_t payload, int clients) {
   if (o.null_target) {
     return fmt::format("{} NULL TARGET (no cluster) payload={}B clients={} outstanding={}", o.scenario, payload,
                        clients, o.outstanding);
   }
-  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}{}{}{}", o.scenario,
+  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}{}{}{}{}", o.scenario,
                      o.nodes, o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients,
                      o.outstanding, o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "",
                      o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "",
                      o.shared_payloads ? " shared-payloads" : "",
                      o.compact_after > 0 ? fmt::format(" compact-after={}", o.compact_after) : "",
-                     o.warm_until_compacted ? " warm-until-compacted" : "");
+                     o.warm_until_compacted ? " warm-until-compacted" : "",
+                     glibc_tunables().empty() ? "" : fmt::format(" GLIBC_TUNABLES={}", glibc_tunables()));
 }
 
 Json params_json(const Options& o, std::size_t payload, int clients) {
@@ -453,6 +462,7 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   p.set("warm_until_compacted", Json::boolean(o.warm_until_compacted));
   if (o.warm_until_compacted) p.set("warmup_max_seconds", Json::number(o.warmup_max));
   p.set("compact_after_entries", Json::integer(static_cast<std::int64_t>(o.compact_after)));
+  p.set("glibc_tunables", Json::string(glibc_tunables()));
   p.set("complete_on_raft_thread", Json::boolean(o.complete_on_raft_thread));
   p.set("persist_thread", Json::boolean(o.persist_thread));
   p.set("default_allocator", Json::boolean(o.default_allocator));
@@ -820,9 +830,10 @@ void scenario_catchup(const Options& o, Report& rep) {
   const std::size_t payload = o.payloads.front();
   const int clients = o.clients.front();
   RunResult r;
-  r.label = fmt::format("catchup nodes={}+learner {} {}{} payload={}B entries={}{}{}", o.nodes, o.mode, o.storage,
+  r.label = fmt::format("catchup nodes={}+learner {} {}{} payload={}B entries={}{}{}{}", o.nodes, o.mode, o.storage,
                         o.sync.value_or(false) ? "+sync" : "", payload, o.entries,
-                        o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "");
+                        o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "",
+                        glibc_tunables().empty() ? "" : fmt::format(" GLIBC_TUNABLES={}", glibc_tunables()));
   r.params = params_json(o, payload, clients);
   r.params.set("entries", Json::integer(static_cast<std::int64_t>(o.entries)));
   note("rlr-bench: {} ...", r.label);
