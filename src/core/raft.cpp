@@ -166,6 +166,7 @@ Result<Raft> Raft::create(const RaftOptions& options, RestoreState restored) {
   r.persisted_ = r.log_.last_index();
   r.unstable_ = r.log_.last_index().next();
   r.reload_config();
+  r.maybe_evict();
   r.become_follower(r.term_, kNoNode);
   r.last_hard_state_ = HardState{r.term_, r.vote_, r.commit_};
   r.last_soft_state_ = SoftState{r.role(), r.leader_, r.term_};
@@ -797,8 +798,15 @@ void Raft::send_append_to(NodeId to, Progress& pr) {
     if (pr.next <= log_.last_index() &&
         (pr.state != Progress::State::Replicate ||
          pr.inflight.size() < options_.max_inflight_appends)) {
-      m.entries = log_.slice(pr.next, log_.last_index(), options_.max_append_entries,
-                             options_.max_append_bytes);
+      if (Status rs = log_.read_into(pr.next, log_.last_index(), options_.max_append_entries,
+                                     options_.max_append_bytes, options_.log_reader, m.entries);
+          !rs) {
+        // Evicted entries could not be read back: send nothing now. The follower's next
+        // response, or the next heartbeat round, brings us back here to try again.
+        ++log_read_failures_;
+        last_log_read_error_ = std::move(rs);
+        return;
+      }
     }
     pr.sent_commit = commit_;
     const bool has_entries = !m.entries.empty();
@@ -1200,6 +1208,29 @@ Status Raft::compact(LogIndex index, Bytes data) {
   return Status::ok();
 }
 
+void Raft::maybe_evict() {
+  const std::size_t max_entries = options_.max_memory_entries;
+  const std::size_t max_bytes = options_.max_memory_bytes;
+  if (options_.log_reader == nullptr) return;
+  const bool over_entries = max_entries > 0 && log_.memory_entries() > max_entries;
+  const bool over_bytes = max_bytes > 0 && log_.memory_bytes() > max_bytes;
+  if (!over_entries && !over_bytes) return;
+  // The reader must find what goes (durable), and the committed batches of ready() are
+  // sliced from memory (applied).
+  const LogIndex limit = std::min({applied_, persisted_, commit_});
+  if (limit < log_.memory_first()) return;
+  LogIndex upto = log_.memory_first().prev();
+  if (over_entries) upto = LogIndex{log_.last_index().value() - max_entries};
+  if (over_bytes) {
+    std::size_t bytes = log_.memory_bytes();
+    LogIndex i = log_.memory_first();
+    for (; i <= limit && bytes > max_bytes; i = i.next()) bytes -= log_.at(i).payload.size();
+    upto = std::max(upto, i.prev());
+  }
+  upto = std::min(upto, limit);
+  if (upto >= log_.memory_first()) log_.evict(upto);
+}
+
 Configuration Raft::config_at(LogIndex index) const {
   Configuration c = log_.snapshot().config;
   for (const auto& [i, conf] : config_history_) {
@@ -1337,6 +1368,7 @@ Ready Raft::ready() {
     log_.slice_into(applied_.next(), apply_to, kMaxCommittedPerReady, SIZE_MAX, rd.committed);
     applied_ = rd.committed.back().index;
   }
+  maybe_evict();
   rd.messages = std::move(msgs_);
   msgs_.clear();
   rd.messages_after_persist = std::move(msgs_after_persist_);
@@ -1364,11 +1396,11 @@ void Raft::SpareEntries::give(std::vector<Entry>&& v) {
 
 std::string Raft::describe() const {
   return fmt::format("node {} {} term {} vote {} leader {} commit {} applied {} persisted {} "
-                     "log [{}..{}] {}",
+                     "log [{}..{}] in memory from {} {}",
                      options_.id.value(), to_string(role()), term_.value(), vote_.value(),
                      leader_.value(), commit_.value(), applied_.value(), persisted_.value(),
                      log_.first_index().value(), log_.last_index().value(),
-                     config_.to_string());
+                     log_.memory_first().value(), config_.to_string());
 }
 
 }  // namespace rlr::core

@@ -71,6 +71,15 @@ struct RaftOptions {
   /// not split. 0, or pre_vote off, waits for the election timeout as usual.
   std::uint32_t disconnect_campaign_ticks = 1;
   bool check_quorum = true;  ///< thesis §6.2: a leader without a quorum steps down
+  /// With `log_reader` set, the log keeps at most this many entries (0: no limit) and
+  /// about this many payload bytes (0: no limit) in memory: the oldest entries beyond are
+  /// evicted once durable and applied, and read back through `log_reader` when a lagging
+  /// follower needs them. Without a reader everything since the snapshot stays in memory.
+  std::size_t max_memory_entries = 0;
+  std::size_t max_memory_bytes = 0;
+  /// Reads evicted entries back from this node's durable log (not owned; it outlives the
+  /// Raft, and is called on the thread that drives it).
+  LogReader* log_reader = nullptr;
   std::uint64_t random_seed = 0;
   TestingBug testing_bug = TestingBug::None;
 };
@@ -243,6 +252,10 @@ class Raft {
   /// Leader only: replication progress per member (empty otherwise).
   [[nodiscard]] const std::map<NodeId, Progress>& progress() const noexcept { return progress_; }
   [[nodiscard]] std::string describe() const;
+  /// Appends that could not be sent because evicted entries could not be read back, and
+  /// the last such error (ok when none). The leader retries on its next turn.
+  [[nodiscard]] std::uint64_t log_read_failures() const noexcept { return log_read_failures_; }
+  [[nodiscard]] const Status& last_log_read_error() const noexcept { return last_log_read_error_; }
 
  private:
   explicit Raft(const RaftOptions& options);
@@ -299,6 +312,8 @@ class Raft {
 
   // helpers
   void send(Message m);
+  /// Evicts the oldest in-memory entries beyond the memory limits (durable and applied only).
+  void maybe_evict();
   void update_commit(LogIndex commit);
 
   RaftOptions options_;
@@ -346,6 +361,9 @@ class Raft {
   std::uint64_t read_context_ = 0;
   bool read_heartbeat_needed_ = false;
   bool commit_notice_due_ = false;  ///< a tick passed: idle followers may be told the commit index
+
+  std::uint64_t log_read_failures_ = 0;
+  Status last_log_read_error_;
 
   // outputs
   /// A vector kept for the next ready() (see recycle()); let go once recent steps

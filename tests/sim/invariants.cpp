@@ -85,7 +85,8 @@ std::optional<std::uint64_t> InvariantChecker::state_hash_at(LogIndex i) const n
 
 // ---- leaders ----------------------------------------------------------------------
 
-void InvariantChecker::on_leader(NodeId id, Term term, const core::RaftLog& log) {
+void InvariantChecker::on_leader(NodeId id, Term term, const core::RaftLog& log,
+                                 const EntryLookup& entries) {
   ++stats_.leaders_elected;
   const auto [it, inserted] = leader_of_term_.emplace(term.value(), id);
   if (!inserted && it->second != id) {
@@ -97,26 +98,40 @@ void InvariantChecker::on_leader(NodeId id, Term term, const core::RaftLog& log)
   const std::uint64_t first = std::max<std::uint64_t>(1, log.snapshot().index.value());
   for (std::uint64_t i = first; i <= committed_.size(); ++i) {
     const Committed& c = committed_[i - 1];
-    if (c.commit_term < term) check_holds(id, term, log, LogIndex{i}, c, "when elected");
+    if (c.commit_term < term) check_holds(id, term, log, entries, LogIndex{i}, c, "when elected");
     if (!ok()) return;
   }
 }
 
 void InvariantChecker::check_leader_holds(NodeId id, Term term, const core::RaftLog& log,
-                                          LogIndex from, LogIndex to) {
+                                          const EntryLookup& entries, LogIndex from, LogIndex to) {
   for (LogIndex i = from; i <= to && ok(); i = i.next()) {
     const Committed* c = committed_at(i);
-    if (c != nullptr && c->commit_term < term) check_holds(id, term, log, i, *c, "(elected earlier)");
+    if (c != nullptr && c->commit_term < term) check_holds(id, term, log, entries, i, *c, "(elected earlier)");
   }
 }
 
-void InvariantChecker::check_holds(NodeId id, Term term, const core::RaftLog& log, LogIndex i,
-                                   const Committed& c, const char* when) {
+const Entry* InvariantChecker::entry_or_fail(NodeId id, const EntryLookup& entries, LogIndex i) {
+  const Entry* e = entries(i);
+  if (e == nullptr) {
+    fail("evicted entries are durable",
+         fmt::format("node {} holds index {} in its log but neither its memory nor its disk has "
+                     "that entry",
+                     id.value(), i.value()));
+  }
+  return e;
+}
+
+void InvariantChecker::check_holds(NodeId id, Term term, const core::RaftLog& log,
+                                   const EntryLookup& entries, LogIndex i, const Committed& c,
+                                   const char* when) {
   if (i < log.snapshot().index) return;
   const auto t = log.term_at(i);
   bool holds = t && *t == c.term;
   if (holds && i > log.snapshot().index && c.digest_known) {
-    holds = entry_digest(log.at(i)) == c.digest;
+    const Entry* e = entry_or_fail(id, entries, i);
+    if (e == nullptr) return;
+    holds = entry_digest(*e) == c.digest;
   }
   if (holds) return;
   fail(c.acknowledged ? "acknowledged write lost" : "leader completeness",
@@ -131,7 +146,8 @@ void InvariantChecker::check_holds(NodeId id, Term term, const core::RaftLog& lo
 // ---- commits ----------------------------------------------------------------------
 
 std::optional<std::pair<LogIndex, LogIndex>> InvariantChecker::on_commit_advanced(
-    NodeId id, bool is_leader, Term term, const core::RaftLog& log, LogIndex from, LogIndex to) {
+    NodeId id, bool is_leader, Term term, const core::RaftLog& log, const EntryLookup& entries,
+    LogIndex from, LogIndex to) {
   std::optional<std::pair<LogIndex, LogIndex>> newly;
   const LogIndex start = std::min(from, known_commit()).next();
   for (LogIndex i = start; i <= to; i = i.next()) {
@@ -139,8 +155,12 @@ std::optional<std::pair<LogIndex, LogIndex>> InvariantChecker::on_commit_advance
     if (const Committed* c = committed_at(i)) {
       // Everyone must agree with what was committed first.
       const bool term_ok = !t || *t == c->term;
-      const bool digest_ok = !t || i <= log.snapshot().index || !c->digest_known ||
-                             entry_digest(log.at(i)) == c->digest;
+      bool digest_ok = true;
+      if (t && i > log.snapshot().index && c->digest_known) {
+        const Entry* e = entry_or_fail(id, entries, i);
+        if (e == nullptr) return newly;
+        digest_ok = entry_digest(*e) == c->digest;
+      }
       if (!term_ok || !digest_ok) {
         fail("state machine safety",
              fmt::format("node {} ({}, term {}) commits index {} holding {}{}, but index {} "
@@ -163,7 +183,9 @@ std::optional<std::pair<LogIndex, LogIndex>> InvariantChecker::on_commit_advance
     c.term = t.value_or(Term{});
     c.commit_term = term;
     if (i > log.snapshot().index && i <= log.last_index()) {
-      const Entry& e = log.at(i);
+      const Entry* found = entry_or_fail(id, entries, i);
+      if (found == nullptr) return newly;
+      const Entry& e = *found;
       c.digest = entry_digest(e);
       c.digest_known = true;
       if (e.kind == EntryKind::Config) {
@@ -221,22 +243,29 @@ void InvariantChecker::on_entries_written(NodeId id, std::span<const Entry> entr
   }
 }
 
-void InvariantChecker::check_logs_match(NodeId a, const core::RaftLog& la, NodeId b,
-                                        const core::RaftLog& lb) {
+void InvariantChecker::check_logs_match(NodeId a, const core::RaftLog& la, const EntryLookup& fa,
+                                        NodeId b, const core::RaftLog& lb, const EntryLookup& fb) {
   const LogIndex lo = std::max(la.first_index(), lb.first_index());
   LogIndex hi = std::min(la.last_index(), lb.last_index());
-  while (hi >= lo && !hi.is_zero() && la.at(hi).term != lb.at(hi).term) hi = hi.prev();
+  while (hi >= lo && !hi.is_zero() && la.term_at(hi) != lb.term_at(hi)) hi = hi.prev();
   if (hi < lo || hi.is_zero()) return;
   // Both logs hold (hi, term): §5.3 log matching says they are identical up to there.
   for (LogIndex j = lo; j <= hi; j = j.next()) {
-    const Entry& ea = la.at(j);
-    const Entry& eb = lb.at(j);
-    if (ea.term != eb.term || entry_digest(ea) != entry_digest(eb)) {
+    const Entry* ea = fa(j);
+    const Entry* eb = fb(j);
+    if (ea == nullptr || eb == nullptr) {
+      fail("evicted entries are durable",
+           fmt::format("node {} holds index {} in its log but neither its memory nor its disk "
+                       "has the entry",
+                       (ea == nullptr ? a : b).value(), j.value()));
+      return;
+    }
+    if (ea->term != eb->term || entry_digest(*ea) != entry_digest(*eb)) {
       fail("log matching",
            fmt::format("nodes {} and {} both hold entry {} of term {} but differ at index {}: "
                        "term {} vs term {}",
-                       a.value(), b.value(), hi.value(), la.at(hi).term.value(), j.value(),
-                       ea.term.value(), eb.term.value()));
+                       a.value(), b.value(), hi.value(), la.term_at(hi)->value(), j.value(),
+                       ea->term.value(), eb->term.value()));
       return;
     }
   }

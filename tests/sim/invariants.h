@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -57,6 +58,10 @@ struct CheckerStats {
 
 class InvariantChecker {
  public:
+  /// A node's entry by index: from memory, or from its disk when the log evicted it;
+  /// nullptr when neither holds it.
+  using EntryLookup = std::function<const Entry*(LogIndex)>;
+
   InvariantChecker();
 
   void set_tick(std::uint64_t tick) noexcept { tick_ = tick; }
@@ -67,11 +72,11 @@ class InvariantChecker {
   // ---- leaders ------------------------------------------------------------------
   /// `id` is observed as leader of `term` for the first time: election safety, and
   /// leader completeness against everything committed in an earlier term.
-  void on_leader(NodeId id, Term term, const core::RaftLog& log);
+  void on_leader(NodeId id, Term term, const core::RaftLog& log, const EntryLookup& entries);
   /// Leader completeness for entries [from, to] just committed: a leader `id` of `term`
   /// elected before they were observed committed must hold those committed earlier.
-  void check_leader_holds(NodeId id, Term term, const core::RaftLog& log, LogIndex from,
-                          LogIndex to);
+  void check_leader_holds(NodeId id, Term term, const core::RaftLog& log,
+                          const EntryLookup& entries, LogIndex from, LogIndex to);
 
   // ---- commits ------------------------------------------------------------------
   /// Node `id`'s commit index moved from `from` to `to`. A leader's commit defines the
@@ -80,6 +85,7 @@ class InvariantChecker {
   std::optional<std::pair<LogIndex, LogIndex>> on_commit_advanced(NodeId id, bool is_leader,
                                                                   Term term,
                                                                   const core::RaftLog& log,
+                                                                  const EntryLookup& entries,
                                                                   LogIndex from, LogIndex to);
   [[nodiscard]] LogIndex known_commit() const noexcept {
     return LogIndex{static_cast<std::uint64_t>(committed_.size())};
@@ -99,8 +105,10 @@ class InvariantChecker {
   void on_entries_written(NodeId id, std::span<const Entry> entries,
                           std::optional<Term> prev_term, LogIndex node_commit);
   /// Full pairwise log matching: every index both logs hold up to their last common
-  /// (index, term) must be the same entry.
-  void check_logs_match(NodeId a, const core::RaftLog& la, NodeId b, const core::RaftLog& lb);
+  /// (index, term) must be the same entry. An index that either log holds but whose entry
+  /// `fa`/`fb` cannot find fails "evicted entries are durable".
+  void check_logs_match(NodeId a, const core::RaftLog& la, const EntryLookup& fa, NodeId b,
+                        const core::RaftLog& lb, const EntryLookup& fb);
 
   // ---- state machines -------------------------------------------------------------
   /// Node `id`, having applied up to `applied_before`, applies `e` reaching `state_hash`.
@@ -143,8 +151,10 @@ class InvariantChecker {
 
   [[nodiscard]] const Committed* committed_at(LogIndex i) const noexcept;
   Committed* committed_at(LogIndex i) noexcept;
-  void check_holds(NodeId id, Term term, const core::RaftLog& log, LogIndex i, const Committed& c,
-                   const char* when);
+  void check_holds(NodeId id, Term term, const core::RaftLog& log, const EntryLookup& entries,
+                   LogIndex i, const Committed& c, const char* when);
+  /// entries(i), or nullptr after failing "evicted entries are durable".
+  const Entry* entry_or_fail(NodeId id, const EntryLookup& entries, LogIndex i);
 
   std::uint64_t tick_ = 0;
   std::vector<Violation> violations_;

@@ -51,11 +51,35 @@ SimCluster::SimCluster(const ClusterOptions& options, SimRng rng, InvariantCheck
   }
 }
 
-core::RaftOptions SimCluster::options_for(NodeId id) {
+core::RaftOptions SimCluster::options_for(SimNode& n) {
   core::RaftOptions o = options_.raft;
-  o.id = id;
+  o.id = n.id;
   o.random_seed = rng_.next();
+  o.log_reader = &n.reader;
+  n.reader.count_into(&stats_.entries_read_back);
   return o;
+}
+
+Status SimLogReader::read(LogIndex from, LogIndex to, std::size_t max_entries,
+                          std::size_t max_bytes, std::vector<Entry>& out) {
+  out.clear();
+  std::size_t bytes = 0;
+  for (LogIndex i = from; i <= to && out.size() < max_entries; i = i.next()) {
+    const Entry* e = storage_.entry_at(i);
+    if (e == nullptr) {
+      if (miss_.empty()) {
+        miss_ = fmt::format("entries {}..{} asked for, entry {} is not on the disk (disk log ..{})",
+                            from.value(), to.value(), i.value(), storage_.last_index().value());
+      }
+      out.clear();
+      return {ErrorCode::Corruption, miss_};
+    }
+    bytes += e->payload.size();
+    if (!out.empty() && bytes > max_bytes) break;
+    out.push_back(*e);
+  }
+  if (total_ != nullptr) *total_ += out.size();
+  return Status::ok();
 }
 
 SimNode* SimCluster::find(NodeId id) noexcept {
@@ -195,19 +219,24 @@ void SimCluster::observe(SimNode& n) {
   if (is_leader && !(n.seen_leader && n.seen_term == term)) {
     trace_.line(TraceLevel::Narrative, now_tick_, "node {} became leader in term {}",
                 n.id.value(), term.value());
-    checker_.on_leader(n.id, term, r.log());
+    checker_.on_leader(n.id, term, r.log(), lookup(n));
   } else if (!is_leader && n.seen_leader) {
     trace_.line(TraceLevel::Narrative, now_tick_, "node {} stepped down (now {} in term {})",
                 n.id.value(), to_string(r.role()), term.value());
   }
   // A leader may commit and step down within one call (a leader outside C_new steps
   // down as C_new commits): the commit was still the leader's.
+  if (!n.reader.miss().empty()) {
+    checker_.fail("evicted entries are durable",
+                  fmt::format("node {} read back an evicted entry its disk does not have: {}",
+                              n.id.value(), n.reader.miss()));
+  }
   const bool committed_as_leader = is_leader || (n.seen_leader && n.seen_term == term);
   n.seen_leader = is_leader;
   n.seen_term = term;
   const LogIndex commit = r.commit_index();
   if (commit <= n.seen_commit) return;
-  const auto newly = checker_.on_commit_advanced(n.id, committed_as_leader, term, r.log(),
+  const auto newly = checker_.on_commit_advanced(n.id, committed_as_leader, term, r.log(), lookup(n),
                                                  n.seen_commit, commit);
   n.seen_commit = commit;
   if (!newly || !committed_as_leader) return;
@@ -217,7 +246,8 @@ void SimCluster::observe(SimNode& n) {
     if (!other || other.get() == &n || !other->up()) continue;
     const core::Raft& o = *other->raft;
     if (o.role() == Role::Leader && o.term() > term) {
-      checker_.check_leader_holds(other->id, o.term(), o.log(), newly->first, newly->second);
+      checker_.check_leader_holds(other->id, o.term(), o.log(), lookup(*other), newly->first,
+                                  newly->second);
     }
   }
 }
@@ -371,7 +401,7 @@ bool SimCluster::boot(SimNode& n) {
     applied = snapshot_index;
     hash = decode_snapshot_data(d.snapshot);
   }
-  auto created = core::Raft::create(options_for(n.id), n.storage.restore_state(applied));
+  auto created = core::Raft::create(options_for(n), n.storage.restore_state(applied));
   if (!created) {
     checker_.fail("restart", fmt::format("node {} cannot restart from its disk: {}",
                                          n.id.value(), created.status().to_string()));
@@ -440,13 +470,24 @@ std::uint64_t SimCluster::last_replication_tick(NodeId from, NodeId to) const {
   return it == replication_tick_.end() ? 0 : it->second;
 }
 
+InvariantChecker::EntryLookup SimCluster::lookup(const SimNode& n) {
+  return [&n](LogIndex i) -> const Entry* {
+    const core::RaftLog& log = n.raft->log();
+    if (i < log.first_index() || i > log.last_index()) return nullptr;
+    if (i >= log.memory_first()) return &log.at(i);
+    // Evicted: the disk must hold it, with the term the log kept for it.
+    const Entry* e = n.storage.entry_at(i);
+    return e != nullptr && e->term == log.term_at(i) ? e : nullptr;
+  };
+}
+
 void SimCluster::check_all_logs() {
   for (std::size_t a = 0; a < slots_.size(); ++a) {
     if (!slots_[a] || !slots_[a]->up()) continue;
     for (std::size_t b = a + 1; b < slots_.size(); ++b) {
       if (!slots_[b] || !slots_[b]->up()) continue;
-      checker_.check_logs_match(slots_[a]->id, slots_[a]->raft->log(), slots_[b]->id,
-                                slots_[b]->raft->log());
+      checker_.check_logs_match(slots_[a]->id, slots_[a]->raft->log(), lookup(*slots_[a]),
+                                slots_[b]->id, slots_[b]->raft->log(), lookup(*slots_[b]));
     }
   }
 }

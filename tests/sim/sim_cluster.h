@@ -41,14 +41,36 @@ struct ClusterOptions {
   std::uint64_t fsync_max_ticks = 2;
 };
 
+/// Reads a node's evicted entries back from its simulated disk, as the runtime reads them
+/// from its log store. Every read must find what it asks for: the core evicts only what
+/// is durable, and a miss is reported as a failed invariant.
+class SimLogReader final : public core::LogReader {
+ public:
+  explicit SimLogReader(const SimStorage& storage) : storage_(storage) {}
+  Status read(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
+              std::vector<Entry>& out) override;
+  /// The first read that did not find its entries ("" when none has failed).
+  [[nodiscard]] const std::string& miss() const noexcept { return miss_; }
+  /// Adds the number of entries each read returns to `*total`.
+  void count_into(std::uint64_t* total) noexcept { total_ = total; }
+
+ private:
+  const SimStorage& storage_;
+  std::string miss_;
+  std::uint64_t* total_ = nullptr;
+};
+
 /// One hosted node: its disk survives crashes, everything else does not.
 struct SimNode {
   SimNode(std::size_t slot_, NodeId id_, SimStorage storage_)
       : slot(slot_), id(id_), storage(std::move(storage_)) {}
+  SimNode(const SimNode&) = delete;  // `reader` refers to `storage`
+  SimNode& operator=(const SimNode&) = delete;
 
   std::size_t slot;
   NodeId id;
   SimStorage storage;
+  SimLogReader reader{storage};
   std::optional<core::Raft> raft;  ///< empty while crashed
   /// The in-memory application state machine.
   LogIndex applied;
@@ -70,6 +92,7 @@ struct ClusterStats {
   std::uint64_t applied_entries = 0;
   std::uint64_t nodes_started = 0;
   std::uint64_t nodes_retired = 0;
+  std::uint64_t entries_read_back = 0;  ///< evicted entries read back from the disks
 };
 
 class SimCluster {
@@ -150,7 +173,9 @@ class SimCluster {
   void restore_state_machine(SimNode& n, const core::SnapshotMeta& s);
   /// Builds the core from the node's disk. False (and a violation) when it cannot.
   bool boot(SimNode& n);
-  [[nodiscard]] core::RaftOptions options_for(NodeId id);
+  [[nodiscard]] core::RaftOptions options_for(SimNode& n);
+  /// Entries of `n` (up) by index, from memory or, when evicted, from its disk.
+  [[nodiscard]] static InvariantChecker::EntryLookup lookup(const SimNode& n);
 
   ClusterOptions options_;
   SimRng rng_;

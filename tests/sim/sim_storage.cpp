@@ -60,6 +60,11 @@ std::optional<Term> SimStorage::term_at(LogIndex i) const noexcept {
   return durable_.entries[i.value() - durable_.snapshot.index.value() - 1].term;
 }
 
+const Entry* SimStorage::entry_at(LogIndex i) const noexcept {
+  if (i <= durable_.snapshot.index || i > last_index()) return nullptr;
+  return &durable_.entries[i.value() - durable_.snapshot.index.value() - 1];
+}
+
 bool SimStorage::holds(LogIndex i, Term t) const noexcept {
   if (i < durable_.snapshot.index) return true;  // compacted: committed, term not kept
   const auto stored = term_at(i);

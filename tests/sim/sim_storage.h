@@ -69,6 +69,8 @@ class SimStorage {
 
   /// The stored term at `i` (the snapshot's term at its index); nullopt otherwise.
   [[nodiscard]] std::optional<Term> term_at(LogIndex i) const noexcept;
+  /// The durable entry at `i`; nullptr when none is stored there.
+  [[nodiscard]] const Entry* entry_at(LogIndex i) const noexcept;
   /// True when entry (i, t) is durable, or compacted into the stored snapshot.
   [[nodiscard]] bool holds(LogIndex i, Term t) const noexcept;
   [[nodiscard]] LogIndex last_index() const noexcept {

@@ -35,6 +35,7 @@ struct SimResult {
   std::string replay_command;
   std::string cluster_state;  ///< every node at the end (or at the failure)
   std::string summary;        ///< one line of statistics
+  std::uint64_t entries_read_back = 0;  ///< evicted entries the nodes read back from disk
   [[nodiscard]] bool ok() const noexcept { return violations.empty(); }
 };
 

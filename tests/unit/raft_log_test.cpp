@@ -348,4 +348,169 @@ TEST_CASE("RaftLog: conflict hints skip a whole term", "[raft_log]") {
   CHECK(log.last_index_with_term_at_most(I(5), T(0)) == I(0));
 }
 
+// ---- evicting a prefix from memory ---------------------------------------------------
+
+namespace {
+
+/// What a durable log store returns: the model's entries, with the store's limits.
+class ModelReader final : public core::LogReader {
+ public:
+  explicit ModelReader(const Model& m) : m_(m) {}
+  Status read(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
+              std::vector<Entry>& out) override {
+    ++reads;
+    out.clear();
+    if (!fail_with.is_ok()) return fail_with;
+    std::size_t bytes = 0;
+    for (std::uint64_t i = from.value(); i <= to.value() && out.size() < max_entries; ++i) {
+      Entry e = model_entry(i, *m_.term(i));
+      bytes += e.payload.size();
+      if (!out.empty() && bytes > max_bytes) break;
+      out.push_back(std::move(e));
+    }
+    if (wrong_term && !out.empty()) out.back().term = out.back().term.next();
+    return Status::ok();
+  }
+  int reads = 0;
+  Status fail_with;
+  bool wrong_term = false;
+
+ private:
+  const Model& m_;
+};
+
+/// Every observable of a log whose entries up to `evicted` left memory, against `m`;
+/// evicted entries are read back through `reader`.
+void check_windowed(const RaftLog& log, const Model& m, std::uint64_t evicted, ModelReader& reader) {
+  RC_ASSERT(log.first_index() == I(m.first()));
+  RC_ASSERT(log.last_index() == I(m.last()));
+  RC_ASSERT(log.last_term() == T(m.last_term()));
+  RC_ASSERT(log.memory_first() == I(std::max(evicted, m.snap_index) + 1));
+  std::size_t bytes = 0;
+  for (std::uint64_t i = log.memory_first().value(); i <= m.last(); ++i) {
+    RC_ASSERT(log.at(I(i)).term == T(*m.term(i)));
+    bytes += payload_of(i, *m.term(i)).size();
+  }
+  RC_ASSERT(log.memory_entries() == m.last() + 1 - log.memory_first().value());
+  RC_ASSERT(log.memory_bytes() == bytes);
+  for (std::uint64_t i = m.snap_index; i <= m.last() + 1; ++i) {
+    RC_ASSERT(log.term_at(I(i)) == (m.term(i) ? std::optional<Term>(T(*m.term(i))) : std::nullopt));
+  }
+  // read_into from every index: the model's entries, a prefix of the range, at least one,
+  // ending before memory_first() when it starts below it.
+  for (std::uint64_t from = m.first(); from <= m.last(); ++from) {
+    std::vector<Entry> got{model_entry(999, 9)};  // replaced, not appended to
+    const std::size_t max_entries = *rc::gen::inRange<std::size_t>(1, 8);
+    const std::size_t max_bytes = *rc::gen::inRange<std::size_t>(1, 120);
+    RC_ASSERT(log.read_into(I(from), I(m.last()), max_entries, max_bytes, &reader, got).is_ok());
+    RC_ASSERT(!got.empty());
+    RC_ASSERT(got.size() <= max_entries);
+    for (std::size_t k = 0; k < got.size(); ++k) {
+      const std::uint64_t i = from + k;
+      RC_ASSERT(got[k].index == I(i));
+      RC_ASSERT(got[k].term == T(*m.term(i)));
+      RC_ASSERT(got[k].payload == Bytes::copy_of(payload_of(i, *m.term(i))));
+    }
+    if (I(from) < log.memory_first()) RC_ASSERT(got.back().index < log.memory_first());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("RaftLog: an evicted prefix keeps its terms and reads back (model)",
+          "[raft_log][property][evict]") {
+  rc::prop("evict, append above it, compact and evict again agree with the model", [] {
+    Model m = gen_model();
+    RaftLog log = m.build();
+    ModelReader reader(m);
+    std::uint64_t evicted = m.snap_index;
+    const int steps = *rc::gen::inRange(1, 8);
+    for (int step = 0; step < steps; ++step) {
+      // Compaction may have moved the base past what was evicted.
+      evicted = std::max(evicted, m.snap_index);
+      switch (*rc::gen::inRange(0, 3)) {
+        case 0: {  // evict a prefix of what is in memory
+          const std::uint64_t upto = *rc::gen::inRange<std::uint64_t>(evicted, m.last() + 1);
+          log.evict(I(upto));
+          evicted = std::max(evicted, upto);
+          break;
+        }
+        case 1: {  // a leader's batch from somewhere in memory on, maybe conflicting
+          const std::uint64_t start = *rc::gen::inRange<std::uint64_t>(evicted + 1, m.last() + 2);
+          std::uint64_t t = *m.term(start - 1);
+          if (*rc::gen::inRange(0, 2) == 0) t += *rc::gen::inRange<std::uint64_t>(1, 3);
+          std::vector<Entry> batch;
+          const std::size_t n = *rc::gen::inRange<std::size_t>(1, 6);
+          for (std::size_t k = 0; k < n; ++k) {
+            const std::uint64_t i = start + k;
+            // Entries the log has keep their term unless the batch's term is later.
+            const std::uint64_t ti = (m.term(i) && *m.term(i) >= t) ? *m.term(i) : t;
+            batch.push_back(model_entry(i, ti));
+            t = ti;
+          }
+          const auto want = m.append(batch);
+          const auto got = log.append(batch);
+          RC_ASSERT(got.has_value() == want.has_value());
+          if (got) RC_ASSERT(got->value() == *want);
+          break;
+        }
+        default: {  // compact to anywhere in the log, evicted or not
+          const std::uint64_t c = *rc::gen::inRange<std::uint64_t>(m.snap_index, m.last() + 1);
+          SnapshotMeta s = m.base();
+          s.index = I(c);
+          s.term = T(*m.term(c));
+          log.compact(s);
+          Model after;
+          after.snap_index = c;
+          after.snap_term = *m.term(c);
+          for (std::uint64_t i = c + 1; i <= m.last(); ++i) after.terms.push_back(*m.term(i));
+          m = after;
+          break;
+        }
+      }
+      check_windowed(log, m, evicted, reader);
+    }
+  });
+}
+
+TEST_CASE("RaftLog: reading evicted entries reports a missing reader and a bad store",
+          "[raft_log][evict]") {
+  Model m;
+  m.terms = {1, 1, 2, 2, 3};
+  RaftLog log = m.build();
+  log.evict(I(3));
+  REQUIRE(log.memory_first() == I(4));
+  std::vector<Entry> out{model_entry(9, 9)};
+
+  INFO("no reader: the evicted entries cannot be had");
+  Status s = log.read_into(I(2), I(5), 10, 1000, nullptr, out);
+  CHECK(s.code() == ErrorCode::InvalidArgument);
+  CHECK(out.empty());
+
+  ModelReader reader(m);
+  INFO("the store's error comes back as it is, with nothing in `out`");
+  reader.fail_with = Status{ErrorCode::IoError, "disk on fire"};
+  out = {model_entry(9, 9)};
+  s = log.read_into(I(2), I(5), 10, 1000, &reader, out);
+  CHECK(s.code() == ErrorCode::IoError);
+  CHECK(out.empty());
+
+  INFO("an entry whose term differs from the one the log kept is refused");
+  reader.fail_with = Status::ok();
+  reader.wrong_term = true;
+  s = log.read_into(I(1), I(5), 10, 1000, &reader, out);
+  CHECK(s.code() == ErrorCode::Corruption);
+  CHECK(out.empty());
+
+  INFO("a good read stops at memory_first() - 1; from memory_first() on, no read at all");
+  reader.wrong_term = false;
+  REQUIRE(log.read_into(I(2), I(5), 10, 1000, &reader, out).is_ok());
+  REQUIRE(out.size() == 2);
+  CHECK(out.back().index == I(3));
+  const int reads = reader.reads;
+  REQUIRE(log.read_into(I(4), I(5), 10, 1000, &reader, out).is_ok());
+  CHECK(out.size() == 2);
+  CHECK(reader.reads == reads);
+}
+
 }  // namespace rlr::test
