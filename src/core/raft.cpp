@@ -167,6 +167,7 @@ Result<Raft> Raft::create(const RaftOptions& options, RestoreState restored) {
   r.unstable_ = r.log_.last_index().next();
   r.reload_config();
   r.maybe_evict();
+  r.new_turn();
   r.become_follower(r.term_, kNoNode);
   r.last_hard_state_ = HardState{r.term_, r.vote_, r.commit_};
   r.last_soft_state_ = SoftState{r.role(), r.leader_, r.term_};
@@ -318,6 +319,7 @@ void Raft::poll() {
 
 void Raft::tick() {
   ++now_;
+  new_turn();
   if (role_ == Role::Leader) {
     tick_leader();
     return;
@@ -442,6 +444,7 @@ Status Raft::validate(const Message& m) const {
 
 Status Raft::step(const Message& m) {
   if (Status s = validate(m); !s) return s;
+  new_turn();
 
   // §5.1: terms act as a logical clock.
   if (m.term > term_) {
@@ -758,12 +761,22 @@ bool Raft::can_send(const Progress& pr) const {
 
 void Raft::send_appends() {
   for (auto& [id, pr] : progress_) {
-    if (can_send(pr)) send_append_to(id, pr);
+    if (can_send_now(pr)) send_append_to(id, pr);
   }
 }
 
+bool Raft::needs_read(const Progress& pr) const noexcept {
+  return options_.log_reader != nullptr && !pr.resend_probe && pr.next <= log_.last_index() &&
+         pr.next < log_.memory_first() && pr.next >= log_.first_index();
+}
+
+bool Raft::can_send_now(const Progress& pr) const noexcept {
+  if (!can_send(pr)) return false;
+  return storage_reads_left_ > 0 || !needs_read(pr);
+}
+
 void Raft::send_append_to(NodeId to, Progress& pr) {
-  while (can_send(pr)) {
+  while (can_send_now(pr)) {
     const LogIndex prev = pr.next.prev();
     const auto prev_term = log_.term_at(prev);
     if (!prev_term) {
@@ -801,12 +814,15 @@ void Raft::send_append_to(NodeId to, Progress& pr) {
       if (Status rs = log_.read_into(pr.next, log_.last_index(), options_.max_append_entries,
                                      options_.max_append_bytes, options_.log_reader, m.entries);
           !rs) {
-        // Evicted entries could not be read back: send nothing now. The follower's next
-        // response, or the next heartbeat round, brings us back here to try again.
+        // Evicted entries could not be read back: send nothing, and read no more this
+        // turn (has_ready() would otherwise ask again at once); the next tick or message
+        // tries again.
         ++log_read_failures_;
         last_log_read_error_ = std::move(rs);
+        storage_reads_left_ = 0;
         return;
       }
+      if (pr.next < log_.memory_first()) --storage_reads_left_;
     }
     pr.sent_commit = commit_;
     const bool has_entries = !m.entries.empty();
@@ -1321,7 +1337,7 @@ bool Raft::has_ready() const {
   if (role_ == Role::Leader) {
     if (read_heartbeat_needed_) return true;
     for (const auto& [id, pr] : progress_) {
-      if (can_send(pr)) return true;
+      if (can_send_now(pr)) return true;
     }
   }
   return false;

@@ -80,6 +80,11 @@ struct RaftOptions {
   /// Reads evicted entries back from this node's durable log (not owned; it outlives the
   /// Raft, and is called on the thread that drives it).
   LogReader* log_reader = nullptr;
+  /// Appends whose entries must be read back through log_reader, per turn (a tick or a
+  /// received message; 0: no limit). Reading is synchronous: without a bound, filling the
+  /// pipeline of a follower far behind (max_inflight_appends reads) would keep the thread
+  /// from its ticks and heartbeats for long enough to lose the leadership.
+  std::size_t max_storage_reads_per_turn = 4;
   std::uint64_t random_seed = 0;
   TestingBug testing_bug = TestingBug::None;
 };
@@ -314,6 +319,14 @@ class Raft {
   void send(Message m);
   /// Evicts the oldest in-memory entries beyond the memory limits (durable and applied only).
   void maybe_evict();
+  /// True when the next append to `pr` carries entries that must be read back from storage.
+  [[nodiscard]] bool needs_read(const Progress& pr) const noexcept;
+  /// can_send(pr), and a read for it is within this turn's budget.
+  [[nodiscard]] bool can_send_now(const Progress& pr) const noexcept;
+  void new_turn() noexcept {
+    storage_reads_left_ = options_.max_storage_reads_per_turn == 0 ? SIZE_MAX
+                                                                    : options_.max_storage_reads_per_turn;
+  }
   void update_commit(LogIndex commit);
 
   RaftOptions options_;
@@ -362,6 +375,7 @@ class Raft {
   bool read_heartbeat_needed_ = false;
   bool commit_notice_due_ = false;  ///< a tick passed: idle followers may be told the commit index
 
+  std::size_t storage_reads_left_ = 0;  ///< this turn's reads (see max_storage_reads_per_turn)
   std::uint64_t log_read_failures_ = 0;
   Status last_log_read_error_;
 

@@ -79,6 +79,7 @@ ClusterOptions derive_cluster_options(std::size_t nodes, core::TestingBug bug,
   // Most runs keep only a few entries in memory and read the rest back from the disk.
   o.raft.max_memory_entries = pick(rng, std::array<std::size_t, 5>{0, 1, 4, 16, 64});
   o.raft.max_memory_bytes = pick(rng, std::array<std::size_t, 3>{0, 0, 256});
+  o.raft.max_storage_reads_per_turn = pick(rng, std::array<std::size_t, 3>{0, 1, 4});
   return o;
 }
 
@@ -96,13 +97,14 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
   trace.line(TraceLevel::Narrative, 0,
              "seed {}: {} slots, {} founding voters, heartbeat {} ticks, election {} ticks, "
              "pre-vote {}, check-quorum {}, appends of <= {} entries / {} bytes, <= {} in flight, "
-             "fsync 0..{} ticks, in memory <= {} entries / {} bytes (0: no limit), "
+             "fsync 0..{} ticks, in memory <= {} entries / {} bytes, <= {} reads a turn (0: no limit), "
              "faults '{}', bug '{}'",
              config.seed, options.slots, options.initial_voters, options.raft.heartbeat_ticks,
              options.raft.election_ticks, options.raft.pre_vote ? "on" : "off",
              options.raft.check_quorum ? "on" : "off", options.raft.max_append_entries,
              options.raft.max_append_bytes, options.raft.max_inflight_appends, options.fsync_max_ticks,
-             options.raft.max_memory_entries, options.raft.max_memory_bytes, profile->name, bug_name(config.bug));
+             options.raft.max_memory_entries, options.raft.max_memory_bytes,
+             options.raft.max_storage_reads_per_turn, profile->name, bug_name(config.bug));
 
   InvariantChecker checker;
   SimCluster cluster(options, master.fork(), checker, trace);

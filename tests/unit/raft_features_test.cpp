@@ -3,6 +3,7 @@
 // ReadIndex, compaction and snapshots, batching and flow control, the Ready contract,
 // restarts and bad input. Section numbers refer to Ongaro's thesis.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -1379,6 +1380,121 @@ TEST_CASE("recycle: ready() refills a returned entry vector, and lets a large on
     r.recycle(std::move(rd));
   }
   CHECK(capacity < 1000);
+}
+
+}  // namespace rlr::test
+
+// ---- a log that keeps only its recent entries in memory ----------------------------
+
+namespace rlr::test {
+namespace {
+
+/// Reads a test node's evicted entries back from its test storage, as a runtime reads
+/// them from its log store.
+class TestStorageReader final : public core::LogReader {
+ public:
+  explicit TestStorageReader(const Storage& s) : s_(s) {}
+  Status read(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
+              std::vector<Entry>& out) override {
+    ++reads;
+    out.clear();
+    std::size_t bytes = 0;
+    for (const Entry& e : s_.entries) {
+      if (e.index < from || e.index > to) continue;
+      if (out.size() >= max_entries) break;
+      bytes += e.payload.size();
+      if (!out.empty() && bytes > max_bytes) break;
+      out.push_back(e);
+    }
+    if (out.empty()) return {ErrorCode::NotFound, "not in the test storage"};
+    return Status::ok();
+  }
+  int reads = 0;
+
+ private:
+  const Storage& s_;
+};
+
+}  // namespace
+
+TEST_CASE("a leader keeps a few entries in memory, feeds a lagging follower from storage, "
+          "and reads at most max_storage_reads_per_turn appends a turn",
+          "[raft][evict]") {
+  Cluster c({1, 2, 3}, {}, false, [](RaftOptions& o) {
+    o.max_memory_entries = 8;
+    o.max_append_entries = 4;
+    o.max_inflight_appends = 64;
+    o.max_storage_reads_per_turn = 2;
+  });
+  std::map<std::uint64_t, std::unique_ptr<TestStorageReader>> readers;
+  for (std::uint64_t id : {1, 2, 3}) {
+    readers[id] = std::make_unique<TestStorageReader>(c.storage(id));
+    RaftOptions o = c.options_for(id);
+    o.log_reader = readers[id].get();
+    c.set_options(id, o);
+  }
+  c.elect(1);
+  c.isolate(3);
+  for (int k = 0; k < 100; ++k) (void)c.propose(1, "cmd" + std::to_string(k));
+  c.stabilize();
+  Raft& leader = c.node(1);
+  REQUIRE(leader.commit_index() >= I(100));
+  INFO("only the last max_memory_entries entries stay in memory; the rest keep their terms");
+  CHECK(leader.log().memory_entries() <= 8);
+  CHECK(leader.log().memory_first() > I(90));
+  CHECK(leader.log().term_at(I(5)) == leader.log().term_at(leader.log().last_index()));
+  REQUIRE(c.node(3).log().last_index() < I(10));
+
+  c.heal();
+  // Drive the leader turn by turn (one tick, or one message), counting the appends to
+  // node 3 that start below what it holds in memory.
+  std::size_t most_in_a_turn = 0;
+  std::size_t from_storage = 0;
+  const auto leader_turn = [&](const std::function<void()>& input) {
+    input();
+    std::size_t reads = 0;
+    for (int guard = 0; leader.has_ready(); ++guard) {
+      REQUIRE(guard < 100);
+      const LogIndex memory_first = leader.log().memory_first();
+      Ready rd = leader.ready();
+      for (const Message& m : rd.messages) {
+        if (m.type == MessageType::Append && m.to == N(3) && !m.entries.empty() &&
+            m.entries.front().index < memory_first) {
+          ++reads;
+        }
+      }
+      c.send_all(rd.messages);
+      c.complete_ready(1, rd);
+    }
+    most_in_a_turn = std::max(most_in_a_turn, reads);
+    from_storage += reads;
+  };
+  for (int round = 0; round < 400 && c.node(3).log().last_index() < leader.log().last_index(); ++round) {
+    leader_turn([&] { leader.tick(); });
+    for (const Message& m : c.take_in_flight([](const Message& m) { return m.to == N(1); })) {
+      leader_turn([&] { (void)leader.step(m); });
+    }
+    c.deliver_round();
+  }
+  c.stabilize();
+  INFO("node 3 caught up from entries the leader read back, never more than 2 reads a turn");
+  CHECK(c.node(3).log().last_index() == leader.log().last_index());
+  CHECK(c.node(3).commit_index() == leader.commit_index());
+  CHECK(from_storage >= 20);  // ~90 evicted entries, 4 per append
+  CHECK(most_in_a_turn == 2);
+  CHECK(readers[1]->reads >= 20);
+  for (LogIndex i = I(1); i <= leader.log().last_index(); i = i.next()) {
+    REQUIRE(c.node(3).log().term_at(i) == leader.log().term_at(i));
+  }
+}
+
+TEST_CASE("without a log reader the log keeps every entry in memory", "[raft][evict]") {
+  Cluster c({1, 2, 3}, {}, false, [](RaftOptions& o) { o.max_memory_entries = 2; });
+  c.elect(1);
+  for (int k = 0; k < 20; ++k) (void)c.propose(1, "cmd" + std::to_string(k));
+  c.stabilize();
+  CHECK(c.node(1).log().memory_first() == c.node(1).log().first_index());
+  CHECK(c.node(1).log().memory_entries() >= 21);
 }
 
 }  // namespace rlr::test
