@@ -57,6 +57,8 @@ rlr::NodeBuilder InProcCluster::builder(std::uint64_t id, std::uint16_t port) co
       .complete_on_raft_thread(spec_.complete_on_raft_thread)
       .persist_thread(spec_.persist_thread);
   if (spec_.compact_after_entries > 0) b.compact_after_entries(spec_.compact_after_entries);
+  if (spec_.memory_log_entries) b.memory_log_entries(*spec_.memory_log_entries);
+  if (spec_.memory_log_bytes) b.memory_log_bytes(*spec_.memory_log_bytes);
   return b;
 }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct ClusterSpec {
   bool persist_thread = false;
   /// In process only: NodeOptions::compact_after_entries (0: the library's default).
   std::uint64_t compact_after_entries = 0;
+  /// In process only: NodeOptions::memory_log_entries / memory_log_bytes (nullopt: defaults).
+  std::optional<std::size_t> memory_log_entries;
+  std::optional<std::size_t> memory_log_bytes;
 };
 
 /// A free TCP port on 127.0.0.1 (bound, read back, released).

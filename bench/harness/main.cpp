@@ -70,6 +70,8 @@ struct Options {
   bool default_allocator = false;
   bool shared_payloads = false;
   std::uint64_t compact_after = 0;  // 0 = the library's default
+  std::optional<std::size_t> memory_log_entries;  // nullopt = the library's default
+  std::optional<std::size_t> memory_log_bytes;
   bool warm_until_compacted = false;
   double warmup_max = 120;
 };
@@ -325,6 +327,8 @@ ClusterSpec cluster_spec(const Options& o, const std::string& dir) {
   s.complete_on_raft_thread = o.complete_on_raft_thread;
   s.persist_thread = o.persist_thread;
   s.compact_after_entries = o.compact_after;
+  s.memory_log_entries = o.memory_log_entries;
+  s.memory_log_bytes = o.memory_log_bytes;
   return s;
 }
 
@@ -432,17 +436,25 @@ std::string glibc_tunables() {
   return t == nullptr ? std::string() : std::string(t);
 }
 
+std::string memory_label(const Options& o) {
+  std::string s;
+  if (o.memory_log_entries) s += fmt::format(" memory-log-entries={}", *o.memory_log_entries);
+  if (o.memory_log_bytes) s += fmt::format(" memory-log-bytes={}", *o.memory_log_bytes);
+  return s;
+}
+
 std::string params_label(const Options& o, std::size_t payload, int clients) {
   if (o.null_target) {
     return fmt::format("{} NULL TARGET (no cluster) payload={}B clients={} outstanding={}", o.scenario, payload,
                        clients, o.outstanding);
   }
-  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}{}{}{}{}", o.scenario,
+  return fmt::format("{} nodes={} {} {}{} payload={}B clients={} outstanding={} via={}{}{}{}{}{}{}{}{}", o.scenario,
                      o.nodes, o.mode, o.storage, o.sync.value_or(false) ? "+sync" : "", payload, clients,
                      o.outstanding, o.client_mode, o.complete_on_raft_thread ? " complete-on-raft-thread" : "",
                      o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "",
                      o.shared_payloads ? " shared-payloads" : "",
                      o.compact_after > 0 ? fmt::format(" compact-after={}", o.compact_after) : "",
+                     memory_label(o),
                      o.warm_until_compacted ? " warm-until-compacted" : "",
                      glibc_tunables().empty() ? "" : fmt::format(" GLIBC_TUNABLES={}", glibc_tunables()));
 }
@@ -463,6 +475,8 @@ Json params_json(const Options& o, std::size_t payload, int clients) {
   if (o.warm_until_compacted) p.set("warmup_max_seconds", Json::number(o.warmup_max));
   p.set("compact_after_entries", Json::integer(static_cast<std::int64_t>(o.compact_after)));
   p.set("glibc_tunables", Json::string(glibc_tunables()));
+  if (o.memory_log_entries) p.set("memory_log_entries", Json::integer(static_cast<std::int64_t>(*o.memory_log_entries)));
+  if (o.memory_log_bytes) p.set("memory_log_bytes", Json::integer(static_cast<std::int64_t>(*o.memory_log_bytes)));
   p.set("complete_on_raft_thread", Json::boolean(o.complete_on_raft_thread));
   p.set("persist_thread", Json::boolean(o.persist_thread));
   p.set("default_allocator", Json::boolean(o.default_allocator));
@@ -830,9 +844,10 @@ void scenario_catchup(const Options& o, Report& rep) {
   const std::size_t payload = o.payloads.front();
   const int clients = o.clients.front();
   RunResult r;
-  r.label = fmt::format("catchup nodes={}+learner {} {}{} payload={}B entries={}{}{}{}", o.nodes, o.mode, o.storage,
+  r.label = fmt::format("catchup nodes={}+learner {} {}{} payload={}B entries={}{}{}{}{}", o.nodes, o.mode, o.storage,
                         o.sync.value_or(false) ? "+sync" : "", payload, o.entries,
                         o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "",
+                        memory_label(o),
                         glibc_tunables().empty() ? "" : fmt::format(" GLIBC_TUNABLES={}", glibc_tunables()));
   r.params = params_json(o, payload, clients);
   r.params.set("entries", Json::integer(static_cast<std::int64_t>(o.entries)));
@@ -997,6 +1012,10 @@ int run(int argc, char** argv) {
                "by compaction being reused (until then every new entry touches fresh pages)");
   cli.add_option("--warmup-max", o.warmup_max, "--warm-until-compacted: longest warm-up, seconds")
       ->check(CLI::PositiveNumber);
+  cli.add_option("--memory-log-entries", o.memory_log_entries,
+                 "inproc: NodeOptions::memory_log_entries (entries a node keeps in memory; 0: no limit)");
+  cli.add_option("--memory-log-bytes", o.memory_log_bytes,
+                 "inproc: NodeOptions::memory_log_bytes (payload bytes a node keeps in memory; 0: no limit)");
   cli.add_option("--compact-after", o.compact_after,
                  "inproc: NodeOptions::compact_after_entries (0: the library's default, 1,000,000)");
   cli.add_flag("--json", o.json, "print one JSON document on stdout");
@@ -1049,8 +1068,8 @@ int run(int argc, char** argv) {
     note("rlr-bench: --warm-until-compacted applies to inleader and durable with in-process nodes");
     return 2;
   }
-  if (o.compact_after > 0 && o.mode != "inproc") {
-    note("rlr-bench: --compact-after applies to in-process nodes (--mode inproc)");
+  if ((o.compact_after > 0 || o.memory_log_entries || o.memory_log_bytes) && o.mode != "inproc") {
+    note("rlr-bench: --compact-after and --memory-log-* apply to in-process nodes (--mode inproc)");
     return 2;
   }
   if (o.mode == "procs" && o.client_mode == "node") {

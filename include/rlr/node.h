@@ -68,6 +68,10 @@ struct ClusterInfo {
   LogIndex applied;
   LogIndex first_index;       ///< first retained log index
   LogIndex last_index;
+  /// Log entries this node holds in memory, and their payload bytes (at most about
+  /// NodeOptions::memory_log_entries / memory_log_bytes; the rest is read from storage).
+  std::size_t memory_log_entries = 0;
+  std::size_t memory_log_bytes = 0;
   std::vector<MemberInfo> members;  ///< per-member details are the leader's view
   /// This node's latest output-digest checkpoint (0 when no state machine is attached).
   DigestCheckpoint digest;
@@ -122,6 +126,13 @@ struct NodeOptions {
   std::size_t subscriber_buffer_entries = 65536;
   std::size_t snapshot_chunk_bytes = 1U << 20;
   std::uint64_t compact_after_entries = 1'000'000;  ///< 0: never compact automatically
+  /// The log entries a node keeps in memory: at most this many (0: no limit) and about
+  /// this many payload bytes (0: no limit). Older entries, once durable and applied, are
+  /// dropped from memory and read back from storage when a follower or learner that lags
+  /// further needs them (the log on disk keeps everything since the last snapshot, see
+  /// compact_after_entries). Bounds a node's memory by these, not by the retained log.
+  std::size_t memory_log_entries = 262'144;
+  std::size_t memory_log_bytes = std::size_t{64} << 20;
   std::uint32_t proposal_timeout_ms = 5000;
   std::size_t max_frame_bytes = 64U << 20;
   /// A client session expires when it has not been used for this many log entries (a
@@ -243,6 +254,8 @@ class NodeBuilder {
   NodeBuilder& max_append_bytes(std::size_t v) { o_.max_append_bytes = v; return *this; }
   NodeBuilder& max_inflight_appends(std::size_t v) { o_.max_inflight_appends = v; return *this; }
   NodeBuilder& compact_after_entries(std::uint64_t v) { o_.compact_after_entries = v; return *this; }
+  NodeBuilder& memory_log_entries(std::size_t v) { o_.memory_log_entries = v; return *this; }
+  NodeBuilder& memory_log_bytes(std::size_t v) { o_.memory_log_bytes = v; return *this; }
   NodeBuilder& proposal_timeout_ms(std::uint32_t v) { o_.proposal_timeout_ms = v; return *this; }
   NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
   NodeBuilder& persist_thread(bool v) { o_.persist_thread = v; return *this; }

@@ -130,6 +130,23 @@ class NodeSubscription final : public Subscription {
   LogIndex next_;
 };
 
+/// Reads the entries the core evicted from memory back from the node's storage (on the
+/// raft thread; the stores' reads are safe beside their writer).
+class StorageLogReader final : public core::LogReader {
+ public:
+  explicit StorageLogReader(const storage::Storage& storage) : storage_(storage) {}
+  Status read(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
+              std::vector<Entry>& out) override {
+    auto r = storage_.read(from, to, max_entries, max_bytes);
+    if (!r) return r.status();
+    out = std::move(r).value();
+    return Status::ok();
+  }
+
+ private:
+  const storage::Storage& storage_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------
@@ -156,11 +173,16 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
   ro.max_append_bytes = options.max_append_bytes;
   ro.max_inflight_appends = options.max_inflight_appends;
   ro.random_seed = std::random_device{}() ^ (options.id.value() * 0x9E3779B97F4A7C15ULL);
+  ro.max_memory_entries = options.memory_log_entries;
+  ro.max_memory_bytes = options.memory_log_bytes;
+  auto log_reader = std::make_unique<StorageLogReader>(*storage);
+  if (ro.max_memory_entries > 0 || ro.max_memory_bytes > 0) ro.log_reader = log_reader.get();
   auto raft = core::Raft::create(ro, std::move(rs));
   if (!raft) return raft.status();
 
   auto node = std::make_unique<NodeImpl>(Key{}, std::move(options), std::move(storage),
-                                         std::move(transport), std::move(raft).value());
+                                         std::move(log_reader), std::move(transport),
+                                         std::move(raft).value());
   if (Status s = node->restore_sessions(); !s) return s;
   // The points recorded before the restart are gone with the process; the table as of the
   // applied index is one, so a node that restarts often still compacts its log (it only
@@ -190,10 +212,12 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
 }
 
 NodeImpl::NodeImpl(Key /*key*/, NodeOptions options, std::unique_ptr<storage::Storage> storage,
+                   std::unique_ptr<core::LogReader> log_reader,
                    std::unique_ptr<transport::Transport> transport, core::Raft raft)
     : options_(std::move(options)),
       storage_(std::move(storage)),
       transport_(std::move(transport)),
+      log_reader_(std::move(log_reader)),
       raft_(std::move(raft)),
       sessions_(options_.session_ttl_entries, options_.max_sessions),
       cache_(std::max<std::size_t>(options_.subscriber_buffer_entries, 1024)) {
@@ -404,6 +428,8 @@ ClusterInfo NodeImpl::get_cluster_info() const {
     ci.applied = LogIndex{applied_.load()};
     ci.first_index = raft_.log().first_index();
     ci.last_index = raft_.log().last_index();
+    ci.memory_log_entries = raft_.log().memory_entries();
+    ci.memory_log_bytes = raft_.log().memory_bytes();
     const auto& config = raft_.config();
     for (NodeId id : config.members()) {
       MemberInfo m;
@@ -635,6 +661,7 @@ void NodeImpl::run() {
       if (next_tick < now) next_tick = now + tick;
       expire_pending(now);
     }
+    if (raft_.log_read_failures() != log_read_failures_seen_) report_log_read_failures(now);
     while (!failed_ && raft_.has_ready()) {
       core::Ready rd = raft_.ready();
       handle_ready(rd);
@@ -747,7 +774,7 @@ Status NodeImpl::restore_sessions() {
     }
   };
   const core::RaftLog& log = raft_.log();
-  if (i >= log.first_index() && last <= log.last_index()) {
+  if (i >= log.memory_first() && last <= log.last_index()) {
     // The core loaded these entries already: no second pass over the disk at start-up.
     for (; i <= last; i = i.next()) replay(log.at(i));
     return Status::ok();
@@ -759,6 +786,17 @@ Status NodeImpl::restore_sessions() {
     i = batch.value().back().index.next();
   }
   return Status::ok();
+}
+
+void NodeImpl::report_log_read_failures(Clock::time_point now) {
+  // A leader retries every turn: say it at most once a second, with how many failed.
+  if (now - log_read_failure_logged_ < std::chrono::seconds(1)) return;
+  std::fprintf(stderr, "rlr node %lu: %llu appends not sent: evicted entries could not be read back: %s\n",
+               static_cast<unsigned long>(options_.id.value()),
+               static_cast<unsigned long long>(raft_.log_read_failures() - log_read_failures_seen_),
+               raft_.last_log_read_error().to_string().c_str());
+  log_read_failures_seen_ = raft_.log_read_failures();
+  log_read_failure_logged_ = now;
 }
 
 void NodeImpl::handle_ready(core::Ready& rd) {

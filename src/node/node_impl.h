@@ -115,6 +115,7 @@ class NodeImpl final : public Node, private transport::Inbox {
     Key() = default;
   };
   NodeImpl(Key key, NodeOptions options, std::unique_ptr<storage::Storage> storage,
+           std::unique_ptr<core::LogReader> log_reader,
            std::unique_ptr<transport::Transport> transport, core::Raft raft);
   NodeImpl(const NodeImpl&) = delete;
   NodeImpl& operator=(const NodeImpl&) = delete;
@@ -184,6 +185,8 @@ class NodeImpl final : public Node, private transport::Inbox {
     completions_.push_back(Completion{std::move(done), std::move(r), {}});
   }
   void handle_ready(core::Ready& rd);
+  /// Logs (at most once a second) appends the core could not send for want of evicted entries.
+  void report_log_read_failures(std::chrono::steady_clock::time_point now);
   /// Writes a Ready on the raft thread (no storage thread, a snapshot, or an idle writer
   /// and nothing to write), then sends its acknowledgements and acks the core.
   void handle_ready_persistence(core::Ready& rd, bool must_write);
@@ -254,7 +257,10 @@ class NodeImpl final : public Node, private transport::Inbox {
   std::atomic<bool> stopped_{false};   // tells blocked subscribers to return
 
   // raft thread only
+  std::unique_ptr<core::LogReader> log_reader_;  ///< the core's view of storage_ (evicted entries)
   core::Raft raft_;
+  std::uint64_t log_read_failures_seen_ = 0;  // raft thread
+  std::chrono::steady_clock::time_point log_read_failure_logged_{};  // raft thread
   std::deque<Pending> pending_;  // ordered by index
   std::map<std::uint64_t, PendingRead> reads_;
   std::uint64_t next_read_id_ = 1;

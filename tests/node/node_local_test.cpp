@@ -235,3 +235,59 @@ TEST_CASE("node: stop() from a proposal callback stops the node", "[node][stop]"
   CHECK(after.status().code() == ErrorCode::ShuttingDown);
   // ~LocalCluster stops (again) and destroys every node from this thread.
 }
+
+TEST_CASE("node: with a small memory log, a follower far behind catches up from storage, "
+          "and a restart rebuilds sessions from evicted entries",
+          "[node][evict]") {
+  constexpr std::size_t kMemory = 32;
+  LocalCluster c(3, [](NodeOptions& o) {
+    o.memory_log_entries = kMemory;
+    o.max_append_entries = 16;
+  });
+  NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  const NodeId lagging{leader.value() % 3 + 1};
+  c.stop(lagging);
+  // Session proposals first: a restart must replay them from storage to rebuild the table.
+  const ClientSession s1{77, 1};
+  auto first = std::make_shared<std::promise<Result<ProposeResult>>>();
+  REQUIRE(c.propose_on_leader(Bytes::copy_of("once"), s1,
+                              [first](Result<ProposeResult> r) { first->set_value(r); }));
+  const auto original = first->get_future().get();
+  REQUIRE(original.is_ok());
+  REQUIRE(propose_many(c.node(leader), 400, 64, "far") == 400);
+  const auto before = c.node(leader).get_cluster_info();
+  INFO("the leader holds only the recent entries in memory");
+  CHECK(before.memory_log_entries <= kMemory);
+  CHECK(before.last_index.value() - before.first_index.value() + 1 > 400);
+
+  c.start(lagging, true);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.node(lagging).get_cluster_info().commit < before.commit &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  INFO("the restarted follower got its 400+ missing entries from the leader's storage");
+  REQUIRE(c.node(lagging).get_cluster_info().commit >= before.commit);
+  auto theirs = read_all(c.node(lagging), LogIndex{1}, before.commit);
+  auto ours = read_all(c.node(leader), LogIndex{1}, before.commit);
+  check_gap_free(theirs, LogIndex{1});
+  REQUIRE(theirs.size() == ours.size());
+  for (std::size_t k = 0; k < ours.size(); ++k) {
+    REQUIRE(theirs[k].term == ours[k].term);
+    REQUIRE(theirs[k].payload == ours[k].payload);
+  }
+
+  // Every node restarts; the session entry is long evicted from memory everywhere.
+  for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) c.stop(id);
+  for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) c.start(id, true);
+  leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  auto retry = std::make_shared<std::promise<Result<ProposeResult>>>();
+  REQUIRE(c.propose_on_leader(Bytes::copy_of("once"), s1,
+                              [retry](Result<ProposeResult> r) { retry->set_value(r); }));
+  const auto again = retry->get_future().get();
+  INFO("a retry of the session's command returns the original index: the table was rebuilt");
+  REQUIRE(again.is_ok());
+  CHECK(again.value().index == original.value().index);
+}
