@@ -1397,15 +1397,12 @@ class TestStorageReader final : public core::LogReader {
   Status read(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
               std::vector<Entry>& out) override {
     ++reads;
-    out.clear();
-    std::size_t bytes = 0;
-    for (const Entry& e : s_.entries) {
-      if (e.index < from || e.index > to) continue;
-      if (out.size() >= max_entries) break;
-      bytes += e.payload.size();
-      if (!out.empty() && bytes > max_bytes) break;
-      out.push_back(e);
-    }
+    read_limited(from, to, max_entries, max_bytes, [&](LogIndex i) -> std::optional<Entry> {
+      for (const Entry& e : s_.entries) {
+        if (e.index == i) return e;
+      }
+      return std::nullopt;
+    }, out);
     if (out.empty()) return {ErrorCode::NotFound, "not in the test storage"};
     return Status::ok();
   }

@@ -54,6 +54,14 @@ struct Model {
     return s;
   }
   [[nodiscard]] RaftLog build() const { return RaftLog(base(), entries()); }
+  /// The model after a compaction to `c` (snap_index <= c <= last()).
+  [[nodiscard]] Model compacted(std::uint64_t c) const {
+    Model after;
+    after.snap_index = c;
+    after.snap_term = *term(c);
+    for (std::uint64_t i = c + 1; i <= last(); ++i) after.terms.push_back(*term(i));
+    return after;
+  }
 
   /// §5.3 append: skip entries already present, truncate at the first conflict.
   std::optional<std::uint64_t> append(const std::vector<Entry>& batch) {
@@ -211,10 +219,7 @@ TEST_CASE("RaftLog: operations match a reference model", "[raft_log][property]")
     s.index = I(c);
     s.term = T(*m.term(c));
     log.compact(s);
-    Model after;
-    after.snap_index = c;
-    after.snap_term = *m.term(c);
-    for (std::uint64_t i = c + 1; i <= m.last(); ++i) after.terms.push_back(*m.term(i));
+    const Model after = m.compacted(c);
     check_same(log, after);
     RC_ASSERT(log.snapshot().index == I(c));
     RC_ASSERT(log.snapshot().term == T(after.snap_term));
@@ -361,13 +366,9 @@ class ModelReader final : public core::LogReader {
     ++reads;
     out.clear();
     if (!fail_with.is_ok()) return fail_with;
-    std::size_t bytes = 0;
-    for (std::uint64_t i = from.value(); i <= to.value() && out.size() < max_entries; ++i) {
-      Entry e = model_entry(i, *m_.term(i));
-      bytes += e.payload.size();
-      if (!out.empty() && bytes > max_bytes) break;
-      out.push_back(std::move(e));
-    }
+    read_limited(from, to, max_entries, max_bytes, [&](LogIndex i) -> std::optional<Entry> {
+      return model_entry(i.value(), *m_.term(i.value()));
+    }, out);
     if (wrong_term && !out.empty()) out.back().term = out.back().term.next();
     return Status::ok();
   }
@@ -460,11 +461,7 @@ TEST_CASE("RaftLog: an evicted prefix keeps its terms and reads back (model)",
           s.index = I(c);
           s.term = T(*m.term(c));
           log.compact(s);
-          Model after;
-          after.snap_index = c;
-          after.snap_term = *m.term(c);
-          for (std::uint64_t i = c + 1; i <= m.last(); ++i) after.terms.push_back(*m.term(i));
-          m = after;
+          m = m.compacted(c);
           break;
         }
       }

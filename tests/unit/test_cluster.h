@@ -178,6 +178,23 @@ inline RaftOptions feature_options(std::uint64_t id) {
 }
 
 // ---- storage -----------------------------------------------------------------------
+/// What a log store's read returns (the LogStore::read limits): the entries `entry_at(i)`
+/// gives for i in [from, to], at most `max_entries` and about `max_bytes` of payload, but
+/// at least one; it stops at the first index `entry_at` has nothing for (nullopt).
+template <class EntryAt>
+void read_limited(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
+                  EntryAt entry_at, std::vector<Entry>& out) {
+  out.clear();
+  std::size_t bytes = 0;
+  for (LogIndex i = from; i <= to && out.size() < max_entries; i = i.next()) {
+    std::optional<Entry> e = entry_at(i);
+    if (!e) break;
+    bytes += e->payload.size();
+    if (!out.empty() && bytes > max_bytes) break;
+    out.push_back(std::move(*e));
+  }
+}
+
 /// What a runtime would keep on disk for one node.
 struct Storage {
   HardState hard_state;
