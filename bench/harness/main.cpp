@@ -436,6 +436,12 @@ std::string glibc_tunables() {
   return t == nullptr ? std::string() : std::string(t);
 }
 
+/// " GLIBC_TUNABLES=..." for labels, "" when unset.
+std::string tunables_label() {
+  const std::string t = glibc_tunables();
+  return t.empty() ? std::string() : fmt::format(" GLIBC_TUNABLES={}", t);
+}
+
 std::string memory_label(const Options& o) {
   std::string s;
   if (o.memory_log_entries) s += fmt::format(" memory-log-entries={}", *o.memory_log_entries);
@@ -456,7 +462,7 @@ std::string params_label(const Options& o, std::size_t payload, int clients) {
                      o.compact_after > 0 ? fmt::format(" compact-after={}", o.compact_after) : "",
                      memory_label(o),
                      o.warm_until_compacted ? " warm-until-compacted" : "",
-                     glibc_tunables().empty() ? "" : fmt::format(" GLIBC_TUNABLES={}", glibc_tunables()));
+                     tunables_label());
 }
 
 Json params_json(const Options& o, std::size_t payload, int clients) {
@@ -848,7 +854,7 @@ void scenario_catchup(const Options& o, Report& rep) {
                         o.sync.value_or(false) ? "+sync" : "", payload, o.entries,
                         o.persist_thread ? " persist-thread" : "", o.default_allocator ? " default-allocator" : "",
                         memory_label(o),
-                        glibc_tunables().empty() ? "" : fmt::format(" GLIBC_TUNABLES={}", glibc_tunables()));
+                        tunables_label());
   r.params = params_json(o, payload, clients);
   r.params.set("entries", Json::integer(static_cast<std::int64_t>(o.entries)));
   note("rlr-bench: {} ...", r.label);

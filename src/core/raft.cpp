@@ -766,8 +766,9 @@ void Raft::send_appends() {
 }
 
 bool Raft::needs_read(const Progress& pr) const noexcept {
-  return options_.log_reader != nullptr && !pr.resend_probe && pr.next <= log_.last_index() &&
-         pr.next < log_.memory_first() && pr.next >= log_.first_index();
+  // Without a log reader nothing is evicted, so memory_first() == first_index().
+  return !pr.resend_probe && pr.next <= log_.last_index() && pr.next < log_.memory_first() &&
+         pr.next >= log_.first_index();
 }
 
 bool Raft::can_send_now(const Progress& pr) const noexcept {

@@ -81,13 +81,6 @@ void RaftLog::push(Entry e) {
   entries_.push_back(std::move(e));
 }
 
-std::vector<Entry> RaftLog::slice(LogIndex from, LogIndex to, std::size_t max_entries,
-                                  std::size_t max_bytes) const {
-  std::vector<Entry> out;
-  slice_into(from, to, max_entries, max_bytes, out);
-  return out;
-}
-
 void RaftLog::slice_into(LogIndex from, LogIndex to, std::size_t max_entries,
                          std::size_t max_bytes, std::vector<Entry>& out) const {
   out.clear();
@@ -189,20 +182,16 @@ LogIndex RaftLog::last_index_with_term_at_most(LogIndex i, Term t) const {
 void RaftLog::compact(SnapshotMeta s) {
   assert(s.index >= snapshot_.index && s.index <= last_index());
   assert(matches(s.index, s.term));
-  if (s.index >= memory_first_) {
-    drop_front(s.index.value() - memory_first_.value() + 1);
+  const LogIndex first = s.index.next();  // the new first_index()
+  if (first >= memory_first_) {
+    drop_front(first.value() - memory_first_.value());
     evicted_terms_.clear();
   } else {
     // The new base is among the evicted entries: drop the runs before it, and start the
     // run that holds its successor there.
-    const LogIndex first = s.index.next();
-    if (first >= memory_first_) {
-      evicted_terms_.clear();
-    } else {
-      const Term t = evicted_term(first);
-      std::erase_if(evicted_terms_, [&](const auto& run) { return run.first <= first; });
-      evicted_terms_.insert(evicted_terms_.begin(), {first, t});
-    }
+    const Term t = evicted_term(first);
+    std::erase_if(evicted_terms_, [&](const auto& run) { return run.first <= first; });
+    evicted_terms_.insert(evicted_terms_.begin(), {first, t});
   }
   snapshot_ = std::move(s);
 }

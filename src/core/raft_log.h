@@ -73,11 +73,9 @@ class RaftLog {
   /// The index of the first conflicting entry in `entries` (nullopt if none conflicts).
   [[nodiscard]] std::optional<LogIndex> find_conflict(std::span<const Entry> entries) const;
 
-  /// Entries in [from, to] limited by count and bytes; at least one entry when the range
-  /// is non-empty. REQUIRES: memory_first() <= from.
-  [[nodiscard]] std::vector<Entry> slice(LogIndex from, LogIndex to, std::size_t max_entries,
-                                         std::size_t max_bytes) const;
-  /// As slice(), into `out` (cleared first; its capacity is reused).
+  /// Entries in [from, to] limited by count and bytes, into `out` (cleared first; its
+  /// capacity is reused); at least one entry when the range is non-empty.
+  /// REQUIRES: memory_first() <= from.
   void slice_into(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
                   std::vector<Entry>& out) const;
   /// As slice_into(), also for evicted entries (first_index() <= from): those come from

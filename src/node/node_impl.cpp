@@ -175,8 +175,11 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
   ro.random_seed = std::random_device{}() ^ (options.id.value() * 0x9E3779B97F4A7C15ULL);
   ro.max_memory_entries = options.memory_log_entries;
   ro.max_memory_bytes = options.memory_log_bytes;
-  auto log_reader = std::make_unique<StorageLogReader>(*storage);
-  if (ro.max_memory_entries > 0 || ro.max_memory_bytes > 0) ro.log_reader = log_reader.get();
+  std::unique_ptr<core::LogReader> log_reader;  // none: the whole log stays in memory
+  if (ro.max_memory_entries > 0 || ro.max_memory_bytes > 0) {
+    log_reader = std::make_unique<StorageLogReader>(*storage);
+    ro.log_reader = log_reader.get();
+  }
   auto raft = core::Raft::create(ro, std::move(rs));
   if (!raft) return raft.status();
 

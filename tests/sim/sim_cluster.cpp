@@ -224,13 +224,13 @@ void SimCluster::observe(SimNode& n) {
     trace_.line(TraceLevel::Narrative, now_tick_, "node {} stepped down (now {} in term {})",
                 n.id.value(), to_string(r.role()), term.value());
   }
-  // A leader may commit and step down within one call (a leader outside C_new steps
-  // down as C_new commits): the commit was still the leader's.
   if (!n.reader.miss().empty()) {
     checker_.fail("evicted entries are durable",
                   fmt::format("node {} read back an evicted entry its disk does not have: {}",
                               n.id.value(), n.reader.miss()));
   }
+  // A leader may commit and step down within one call (a leader outside C_new steps
+  // down as C_new commits): the commit was still the leader's.
   const bool committed_as_leader = is_leader || (n.seen_leader && n.seen_term == term);
   n.seen_leader = is_leader;
   n.seen_term = term;
