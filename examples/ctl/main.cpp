@@ -3,6 +3,7 @@
 //   rlr-ctl --cluster demo --bootstrap 127.0.0.1:7001,127.0.0.1:7002 status [--json]
 //   rlr-ctl ... add-learner 4 127.0.0.1:7004 | promote 4 | remove 4 | transfer-leader 2
 //   rlr-ctl ... verify [--json] | propose "some text" | leader | watch [--from N] [--count K]
+//   rlr-ctl --cluster demo dump --data-dir DIR --id N [--from I] [--to J]   (offline; see ctl/dump.cpp)
 //
 // Exit status: 0 success, 1 the operation failed (or verify found divergence), 2 bad
 // command line, 3 the cluster could not be reached.
@@ -18,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "ctl/dump.h"
 #include "rlr/client.h"
 
 namespace {
@@ -319,7 +321,8 @@ int run(int argc, char** argv) {
   std::string token;
   std::uint32_t timeout_ms = 10000;
   cli.add_option("--cluster", cluster, "cluster id")->required()->envname("RLR_CLUSTER");
-  cli.add_option("--bootstrap", bootstrap, "HOST:PORT,HOST:PORT,... of some nodes")->required()->envname("RLR_BOOTSTRAP");
+  cli.add_option("--bootstrap", bootstrap, "HOST:PORT,HOST:PORT,... of some nodes (all but dump need it)")
+      ->envname("RLR_BOOTSTRAP");
   cli.add_option("--token", token, "auth token")->envname("RLR_TOKEN");
   cli.add_option("--timeout-ms", timeout_ms, "give up after this long (default 10000)");
 
@@ -350,6 +353,13 @@ int run(int argc, char** argv) {
   watch->add_option("--from", from, "first index (default 1)");
   watch->add_option("--count", count, "exit after this many commands (default: run until interrupted)");
   watch->add_flag("--all", all_kinds, "also print no-op and configuration entries");
+  rlr::ctl::DumpOptions dump_options;
+  auto* dump = cli.add_subcommand(
+      "dump", "print a stopped node's stored log and hard state from its data directory (no cluster contact)");
+  dump->add_option("--data-dir", dump_options.data_dir, "the node's data directory")->required();
+  dump->add_option("--id", dump_options.node_id, "the node's id")->required();
+  dump->add_option("--from", dump_options.from, "first index to print (default: the first stored)");
+  dump->add_option("--to", dump_options.to, "last index to print (default: the last stored)");
 
   try {
     cli.parse(argc, argv);
@@ -359,6 +369,15 @@ int run(int argc, char** argv) {
     return cli.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "rlr-ctl: %s\n(see rlr-ctl --help)\n", e.what());
+    return kExitUsage;
+  }
+
+  if (*dump) {
+    dump_options.cluster_id = cluster;
+    return rlr::ctl::dump_data_dir(dump_options);
+  }
+  if (bootstrap.empty()) {
+    std::fprintf(stderr, "rlr-ctl: --bootstrap is required\n(see rlr-ctl --help)\n");
     return kExitUsage;
   }
 

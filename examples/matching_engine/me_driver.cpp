@@ -5,6 +5,8 @@
 //   me-driver --bootstrap 127.0.0.1:7001,127.0.0.1:7002 --cluster demo --orders 20 --rate 10
 //
 // Exit status: 0 when every command was sequenced, 1 when some failed, 2 for bad usage.
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -37,6 +39,13 @@ matching engine and prints the log index each command was sequenced at.
   --cancel-pct P      share of commands that cancel an earlier order     (default: 20)
   --timeout-ms MS     give up on one command after this long         (default: 30000)
   --auth-token T      shared secret of the cluster
+  --duration-s S      stop after S seconds even if --orders are left; with it,
+                      --orders 0 means no limit                         (default: off)
+  --history FILE      append one line per command, for history checkers:
+                      <invoked-ns> <completed-ns> ok|unknown <index> <term> <command-hex>
+                      (CLOCK_MONOTONIC nanoseconds; index and term 0 when unknown;
+                      any error leaves the outcome unknown: a retried command may still
+                      commit)
   --quiet             print only the summary
 )";
 
@@ -51,6 +60,8 @@ struct Options {
   std::uint64_t cancel_pct = 20;
   std::uint64_t timeout_ms = 30000;
   std::string auth_token;
+  std::uint64_t duration_s = 0;
+  std::string history;
   bool quiet = false;
 };
 
@@ -116,6 +127,10 @@ std::string parse_args(int argc, char** argv, Options& o) {
       ok = parse_u64(v, o.timeout_ms) && o.timeout_ms > 0;
     } else if (a == "--auth-token") {
       o.auth_token = std::string(v);
+    } else if (a == "--duration-s") {
+      ok = parse_u64(v, o.duration_s);
+    } else if (a == "--history") {
+      o.history = std::string(v);
     } else {
       return fmt::format("unknown option {}", a);
     }
@@ -150,6 +165,23 @@ std::string describe(const rlr::me::Command& c) {
   return fmt::format("CANCEL order {:>6}", std::get<rlr::me::CancelOrder>(c).id);
 }
 
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::string to_hex(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (const char c : s) {
+    out += kHex[static_cast<unsigned char>(c) >> 4];
+    out += kHex[static_cast<unsigned char>(c) & 0xf];
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -176,6 +208,17 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  std::FILE* history = nullptr;
+  if (!o.history.empty()) {
+    history = std::fopen(o.history.c_str(), "a");
+    if (history == nullptr) {
+      std::fprintf(stderr, "me-driver: cannot open --history %s\n", o.history.c_str());
+      return 2;
+    }
+  }
+  const bool unlimited = o.duration_s > 0 && o.orders == 0;
+  std::uint64_t proposed = 0;
+
   std::mt19937_64 rng(o.seed);
   std::uint64_t next_id = o.first_id;
   std::vector<std::uint64_t> sent;
@@ -184,13 +227,24 @@ int main(int argc, char** argv) {
   std::uint64_t last_index = 0;
   std::uint64_t last_term = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (std::uint64_t i = 0; i < o.orders; ++i) {
+  for (std::uint64_t i = 0; unlimited || i < o.orders; ++i) {
     if (o.rate > 0) {
       std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1'000'000 / o.rate));
     }
+    if (o.duration_s > 0 && std::chrono::steady_clock::now() - start >= std::chrono::seconds(o.duration_s)) break;
+    ++proposed;
     const rlr::me::Command cmd = next_command(rng, o, next_id, sent);
+    const std::string line = rlr::me::encode(cmd);
     const auto t0 = std::chrono::steady_clock::now();
-    auto r = client.value()->propose(rlr::Bytes::copy_of(rlr::me::encode(cmd)));
+    const std::uint64_t invoked_ns = monotonic_ns();
+    auto r = client.value()->propose(rlr::Bytes::copy_of(line));
+    if (history != nullptr) {
+      std::fprintf(history, "%llu %llu %s %llu %llu %s\n", static_cast<unsigned long long>(invoked_ns),
+                   static_cast<unsigned long long>(monotonic_ns()), r ? "ok" : "unknown",
+                   static_cast<unsigned long long>(r ? r.value().index.value() : 0),
+                   static_cast<unsigned long long>(r ? r.value().term.value() : 0), to_hex(line).c_str());
+      std::fflush(history);
+    }
     const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - t0)
                              .count();
@@ -218,9 +272,10 @@ int main(int argc, char** argv) {
     }
     last_term = term;
   }
+  if (history != nullptr) std::fclose(history);
   std::printf("me-driver: %llu of %llu commands sequenced (indexes %llu..%llu), %llu failed\n",
-              static_cast<unsigned long long>(o.orders - failed),
-              static_cast<unsigned long long>(o.orders),
+              static_cast<unsigned long long>(proposed - failed),
+              static_cast<unsigned long long>(proposed),
               static_cast<unsigned long long>(first_index),
               static_cast<unsigned long long>(last_index),
               static_cast<unsigned long long>(failed));

@@ -1,0 +1,212 @@
+"""The chaos suite's network: one fault-injecting TCP proxy in front of each node.
+
+Every node is reached by its peers at its proxy address (127.0.0.1, a port of its own),
+never at its real listen port; clients reach nodes directly. The proxy forwards bytes
+unchanged. It learns which node dialed a connection from the kernel: the dialer's socket
+is found in /proc/net/tcp by its port and matched, by inode, with the sockets open in each
+node process (/proc/PID/fd). So a partition is a relation between node ids, exact for
+every link whichever side dialed it, and membership changes need no rewiring: a node added
+later is reached through its proxy too.
+
+Faults:
+  * block(a, b): bytes from node a to node b are read and discarded, silently (no reset,
+    no refusal: to the sender the peer simply goes quiet, as with dropped packets). A
+    one-way fault is one block; a partition blocks both directions of every cut pair.
+  * heal: blocks are lifted, and every connection that discarded bytes is closed (its
+    stream lost data, as TCP would have given up on it); the nodes redial.
+Connections from processes that are not nodes (clients, rlr-ctl) are never blocked.
+"""
+
+import asyncio
+import os
+import socket
+import threading
+
+
+def _proc_inode_of_dialer(dialer_port, listen_port):
+    """The inode of the socket 127.0.0.1:dialer_port -> 127.0.0.1:listen_port, or None."""
+    want_local = "0100007F:%04X" % dialer_port
+    want_remote = "0100007F:%04X" % listen_port
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if len(parts) > 9 and parts[1] == want_local and parts[2] == want_remote:
+                    return parts[9]
+    except OSError:
+        return None
+    return None
+
+
+def _pid_owns_inode(pid, inode):
+    target = "socket:[%s]" % inode
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+class Net:
+    """Partition state shared by all proxies, and the asyncio loop they run on."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._blocked = set()  # (from_id, to_id)
+        self._pids = {}  # node id -> pid of its current process
+        self._conns = set()
+        self._proxies = []
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="chaos-net", daemon=True)
+        self._thread.start()
+        self.connections_identified = 0
+        self.connections_unidentified = 0
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    # -- state --------------------------------------------------------------------
+    def set_pid(self, node_id, pid):
+        with self._lock:
+            if pid is None:
+                self._pids.pop(node_id, None)
+            else:
+                self._pids[node_id] = pid
+
+    def block(self, pairs):
+        with self._lock:
+            self._blocked.update(pairs)
+
+    def heal(self):
+        with self._lock:
+            self._blocked.clear()
+        asyncio.run_coroutine_threadsafe(self._close_tainted(), self.loop).result(timeout=10)
+
+    def blocked(self, a, b):
+        if a is None or b is None:
+            return False
+        with self._lock:
+            return (a, b) in self._blocked
+
+    def blocked_pairs(self):
+        with self._lock:
+            return set(self._blocked)
+
+    def identify(self, dialer_port, listen_port):
+        inode = _proc_inode_of_dialer(dialer_port, listen_port)
+        if inode is None:
+            return False, None
+        with self._lock:
+            pids = dict(self._pids)
+        for node_id, pid in pids.items():
+            if _pid_owns_inode(pid, inode):
+                return True, node_id
+        return True, None
+
+    # -- proxies ------------------------------------------------------------------
+    def add_proxy(self, node_id, target_port):
+        """Starts a proxy for node_id (real port target_port); returns its port."""
+        fut = asyncio.run_coroutine_threadsafe(self._start_proxy(node_id, target_port), self.loop)
+        return fut.result(timeout=10)
+
+    async def _start_proxy(self, node_id, target_port):
+        server = await asyncio.start_server(
+            lambda r, w: self._on_accept(node_id, target_port, r, w), "127.0.0.1", 0)
+        self._proxies.append(server)
+        return server.sockets[0].getsockname()[1]
+
+    async def _on_accept(self, node_id, target_port, reader, writer):
+        sock = writer.get_extra_info("socket")
+        peer_port = writer.get_extra_info("peername")[1]
+        listen_port = sock.getsockname()[1]
+        src = None
+        found = False
+        for _ in range(3):
+            found, src = self.identify(peer_port, listen_port)
+            if found:
+                break
+            await asyncio.sleep(0.005)
+        if not found:
+            # Cannot tell who dialed: refuse rather than let a cut link through.
+            self.connections_unidentified += 1
+            writer.close()
+            return
+        self.connections_identified += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        except OSError:
+            writer.close()
+            return
+        for w in (writer, up_writer):
+            s = w.get_extra_info("socket")
+            if s is not None:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _Conn(src, node_id, writer, up_writer)
+        self._conns.add(conn)
+        await asyncio.gather(self._pump(conn, reader, up_writer, src, node_id),
+                             self._pump(conn, up_reader, writer, node_id, src),
+                             return_exceptions=True)
+        conn.close()
+        self._conns.discard(conn)
+
+    async def _pump(self, conn, reader, writer, src, dst):
+        try:
+            while not conn.closed:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                if self.blocked(src, dst):
+                    conn.tainted = True
+                    continue
+                if conn.tainted:
+                    break  # the stream lost bytes: it cannot go on
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        conn.close()
+
+    async def _close_tainted(self):
+        for c in list(self._conns):
+            if c.tainted:
+                c.close()
+
+    def close(self):
+        async def stop():
+            for s in self._proxies:
+                s.close()
+            for c in list(self._conns):
+                c.close()
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=10)
+        except Exception:  # noqa: BLE001 - closing at exit must not raise
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+
+class _Conn:
+    def __init__(self, src, dst, down_writer, up_writer):
+        self.src = src
+        self.dst = dst
+        self.tainted = False
+        self.closed = False
+        self._writers = (down_writer, up_writer)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for w in self._writers:
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001
+                pass
