@@ -357,6 +357,7 @@ def main(argv=None):
         for w in workloads:
             wdir = os.path.join(workdir, w)
             os.makedirs(wdir, exist_ok=True)
+            registry.reopen()
             net = netproxy.Net()
             run = Run(args, w, wdir, registry, net)
             run.bins = bins

@@ -3,16 +3,21 @@ rlr-ctl calls the nemesis and the checkers make.
 
 Every process this module starts is recorded in a registry and killed (SIGKILL, after a
 SIGCONT for a paused one) by `Registry.kill_all`, which the suite runs on every way out:
-normal end, a failed check, an exception, SIGINT or SIGTERM. Children also get
-PR_SET_PDEATHSIG so that they die with the suite even if it is killed with SIGKILL.
+normal end, a failed check, an exception, SIGINT or SIGTERM; once it ran, the registry
+starts nothing more. Children also get PR_SET_PDEATHSIG so that they die with the suite
+even if it is killed with SIGKILL. The kernel sends that signal when the *thread* that
+forked the child ends, so every child is forked by one spawner thread that lives as long
+as the process, whichever thread asked for it.
 """
 
 import ctypes
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -40,16 +45,41 @@ class Registry:
 
     def __init__(self):
         self.procs = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._requests = queue.Queue()
+        threading.Thread(target=self._spawner, name="chaos-spawner", daemon=True).start()
 
-    def spawn(self, argv, log_path, **kw):
-        log = open(log_path, "ab")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             preexec_fn=_die_with_parent, **kw)
-        log.close()
-        self.procs.add(p)
+    def _spawner(self):
+        while True:
+            argv, log_path, reply = self._requests.get()
+            try:
+                with open(log_path, "ab") as log:
+                    p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent)
+                reply.put(p)
+            except Exception as e:  # noqa: BLE001 - handed to the caller
+                reply.put(e)
+
+    def spawn(self, argv, log_path):
+        reply = queue.Queue()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the suite is stopping: not starting %s" % os.path.basename(argv[0]))
+            self._requests.put((argv, log_path, reply))
+            p = reply.get()
+            if isinstance(p, Exception):
+                raise p
+            self.procs.add(p)
         return p
 
+    def reopen(self):
+        with self._lock:
+            self._closed = False
+
     def kill_all(self):
+        with self._lock:
+            self._closed = True
         for p in list(self.procs):
             if p.poll() is None:
                 try:
