@@ -7,11 +7,13 @@ holds a role when a fault starts is the cluster's doing and is logged with the f
 Kinds:
   kill-leader / kill-follower     kill -9, restart after 0.3-4 s
   pause-leader / pause-follower   SIGSTOP for 1-5 s, then SIGCONT
-  isolate-leader / isolate-follower  cut one node from every other for 1-6 s
+  isolate-leader / isolate-follower  cut one node from every other for 1-5 s
   split                           a random minority (with or without the leader) cut from
-                                  the majority for 1-6 s
-  oneway                          bytes from one node to another dropped (leader->follower
+                                  the majority for 1-5 s
+  oneway                          bytes from one node to another cut (leader->follower
                                   or follower->leader) for 1-5 s
+Every cut is "drop" (bytes discarded, connections reset at heal) or "stall" (bytes held,
+delivered late at heal, as TCP does): see netproxy.py.
   transfer                        leadership transfer to a random other voter
   member-cycle                    remove a follower, wipe it, restart it empty, add it as
                                   a learner, wait for it to catch up, promote it
@@ -36,7 +38,8 @@ def schedule(seed, seconds, kinds=None, gap=(1.5, 3.5)):
     while t < seconds:
         kind = rng.choices(kinds, weights)[0]
         params = {"hold": round(rng.uniform(1.0, 5.0), 2), "restart_after": round(rng.uniform(0.3, 4.0), 2),
-                  "pick": rng.random(), "pick2": rng.random(), "with_leader": rng.random() < 0.5}
+                  "pick": rng.random(), "with_leader": rng.random() < 0.5,
+                  "mode": "stall" if rng.random() < 0.5 else "drop"}
         out.append((round(t, 2), kind, params))
         t += params["hold"] + rng.uniform(*gap)
     return out
@@ -109,8 +112,8 @@ class Nemesis:
             self._note("SIGCONT node %d" % target)
         elif kind.startswith("isolate-"):
             others = [i for i in c.nodes if i != target]
-            self._note("isolate node %d (%s) for %.2f s" % (target, kind[8:], hold))
-            c.net.block({(target, o) for o in others} | {(o, target) for o in others})
+            self._note("isolate node %d (%s) for %.2f s (%s)" % (target, kind[8:], hold, p["mode"]))
+            c.net.block({(target, o) for o in others} | {(o, target) for o in others}, p["mode"])
             time.sleep(hold)
             c.net.heal()
             self._note("healed")
@@ -118,11 +121,12 @@ class Nemesis:
             members = sorted(self.voters)
             size = (len(members) - 1) // 2
             pool = members if p["with_leader"] else [m for m in members if m != leader]
-            rng = random.Random(p["pick"])
+            rng = random.Random(p["pick"])  # seeded by the schedule: the same minority on replay
             minority = set(rng.sample(pool, min(size, len(pool))))
             majority = set(c.nodes) - minority
-            self._note("split %s | %s for %.2f s" % (sorted(minority), sorted(majority), hold))
-            c.net.block({(a, b) for a in minority for b in majority} | {(b, a) for a in minority for b in majority})
+            self._note("split %s | %s for %.2f s (%s)" % (sorted(minority), sorted(majority), hold, p["mode"]))
+            c.net.block({(a, b) for a in minority for b in majority} | {(b, a) for a in minority for b in majority},
+                        p["mode"])
             time.sleep(hold)
             c.net.heal()
             self._note("healed")
@@ -132,8 +136,8 @@ class Nemesis:
                 self._note("oneway skipped: no live follower")
                 return False
             a, b = (leader, f) if p["with_leader"] else (f, leader)
-            self._note("drop bytes from node %d to node %d for %.2f s" % (a, b, hold))
-            c.net.block({(a, b)})
+            self._note("cut bytes from node %d to node %d for %.2f s (%s)" % (a, b, hold, p["mode"]))
+            c.net.block({(a, b)}, p["mode"])
             time.sleep(hold)
             c.net.heal()
             self._note("healed")

@@ -8,12 +8,16 @@ node process (/proc/PID/fd). So a partition is a relation between node ids, exac
 every link whichever side dialed it, and membership changes need no rewiring: a node added
 later is reached through its proxy too.
 
-Faults:
-  * block(a, b): bytes from node a to node b are read and discarded, silently (no reset,
-    no refusal: to the sender the peer simply goes quiet, as with dropped packets). A
-    one-way fault is one block; a partition blocks both directions of every cut pair.
-  * heal: blocks are lifted, and every connection that discarded bytes is closed (its
-    stream lost data, as TCP would have given up on it); the nodes redial.
+Faults, each in one of two modes:
+  * block(pairs, "drop"): bytes from node a to node b are read and discarded, silently
+    (no reset, no refusal: to the sender the peer simply goes quiet). At heal every
+    connection that discarded bytes is closed (its stream lost data, as TCP would have
+    given up on it) and the nodes redial.
+  * block(pairs, "stall"): bytes from a to b are left unread, as TCP leaves segments it
+    keeps retransmitting into a dead path: the sender's socket buffers fill, its writes
+    stop completing, and nothing tells either side. At heal the backlog is delivered,
+    late and in order, on the same connection, as TCP would once the path is back.
+  A one-way fault is one pair; a partition blocks both directions of every cut pair.
 Connections from processes that are not nodes (clients, rlr-ctl) are never blocked.
 """
 
@@ -59,7 +63,7 @@ class Net:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._blocked = set()  # (from_id, to_id)
+        self._blocked = {}  # (from_id, to_id) -> "drop" | "stall"
         self._pids = {}  # node id -> pid of its current process
         self._conns = set()
         self._proxies = []
@@ -81,9 +85,11 @@ class Net:
             else:
                 self._pids[node_id] = pid
 
-    def block(self, pairs):
+    def block(self, pairs, mode="drop"):
+        assert mode in ("drop", "stall")
         with self._lock:
-            self._blocked.update(pairs)
+            for pair in pairs:
+                self._blocked[pair] = mode
 
     def heal(self):
         with self._lock:
@@ -91,14 +97,11 @@ class Net:
         asyncio.run_coroutine_threadsafe(self._close_tainted(), self.loop).result(timeout=10)
 
     def blocked(self, a, b):
+        """None when bytes from a to b flow, else the mode of the block."""
         if a is None or b is None:
-            return False
+            return None
         with self._lock:
-            return (a, b) in self._blocked
-
-    def blocked_pairs(self):
-        with self._lock:
-            return set(self._blocked)
+            return self._blocked.get((a, b))
 
     def identify(self, dialer_port, listen_port):
         inode = _proc_inode_of_dialer(dialer_port, listen_port)
@@ -160,10 +163,18 @@ class Net:
     async def _pump(self, conn, reader, writer, src, dst):
         try:
             while not conn.closed:
+                while self.blocked(src, dst) == "stall" and not conn.closed:
+                    await asyncio.sleep(0.01)
                 data = await reader.read(65536)
                 if not data:
                     break
-                if self.blocked(src, dst):
+                mode = self.blocked(src, dst)
+                if mode == "stall":
+                    # Blocked while this read was pending: hold the bytes until heal.
+                    while self.blocked(src, dst) == "stall" and not conn.closed:
+                        await asyncio.sleep(0.01)
+                    mode = self.blocked(src, dst)
+                if mode == "drop":
                     conn.tainted = True
                     continue
                 if conn.tainted:

@@ -168,6 +168,15 @@ class SequencerChecks(unittest.TestCase):
                                             "4.0 order_event NEW 2\n")}
         self.assertFalse(ck.check_exactly_once(self.expected, extra, 4).ok)
 
+    def test_output_duplicated_under_another_key_is_flagged(self):
+        # An entry applied twice (say, a session retry not deduplicated) shows up as the
+        # same content at a key the log does not produce.
+        files = {"node 1": ck.parse_outputs("3.0 order_event NEW 1\n3.1 match_result M 1\n4.0 order_event NEW 2\n"
+                                            "5.0 order_event NEW 2\n")}
+        v = ck.check_exactly_once(self.expected, files, 5)
+        self.assertFalse(v.ok)
+        self.assertIn("5.0", v.evidence[0])
+
     def test_acknowledged_command_at_wrong_index_is_flagged(self):
         d = ck.Dump(1, dump_text([(1, "noop", b""), (1, "session", b"NEW 1")], 2))
         good = [{"f": "order", "type": "ok", "index": 2, "term": 1, "command": "NEW 1", "invoke": 0, "complete": 1}]
