@@ -119,6 +119,17 @@ struct NodeOptions {
   /// A pre-vote still needs a majority that no longer hears from the leader, so a
   /// connection that drops while the leader lives changes nothing. 0: off.
   std::uint32_t disconnect_campaign_ticks = 1;
+  /// Peer-link liveness: every link carries a keepalive (Ping, answered by Pong) each
+  /// heartbeat interval, and a link that heard nothing for `link_silence_ms` is closed
+  /// and redialled at once. A follower whose link from its leader goes silent treats
+  /// that like a dropped connection (disconnect_campaign_ticks above), so a paused or
+  /// partitioned leader is replaced without waiting for a whole election timeout, and a
+  /// healed partition is rejoined without waiting on TCP's retransmission backoff.
+  /// Nodes without it interoperate (the handshake says who sends keepalives).
+  bool link_keepalive = true;
+  /// 0: the minimum election timeout (election_ticks x tick_ms). Otherwise at least
+  /// three heartbeat intervals.
+  std::uint32_t link_silence_ms = 0;
   std::size_t max_append_entries = 4096;
   std::size_t max_append_bytes = 1U << 20;
   std::size_t max_inflight_appends = 64;

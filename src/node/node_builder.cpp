@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "node/client_service.h"
@@ -39,6 +41,12 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   ao.auth_token = o_.auth_token;
   ao.max_frame_bytes = o_.max_frame_bytes;
   ao.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;
+  if (o_.link_keepalive) {
+    ao.keepalive_interval_ms = o_.tick_ms * o_.heartbeat_ticks;
+    ao.silence_timeout_ms = o_.link_silence_ms != 0
+                                ? o_.link_silence_ms
+                                : std::max(o_.tick_ms * o_.election_ticks, 3 * ao.keepalive_interval_ms);
+  }
   auto transport = std::make_unique<transport::AsioTransport>(ao, service.get());
   auto node = node::NodeImpl::start(o_, std::move(store), std::move(transport));
   if (!node) return node.status();

@@ -37,6 +37,9 @@ Status validate(const NodeOptions& o) {
   if (o.heartbeat_ticks == 0 || o.election_ticks <= o.heartbeat_ticks) {
     return bad("need 0 < heartbeat_ticks < election_ticks");
   }
+  if (o.link_silence_ms != 0 && o.link_silence_ms < 3 * o.heartbeat_ticks * o.tick_ms) {
+    return bad("link_silence_ms must be at least three heartbeat intervals (0: the election timeout)");
+  }
   if (o.disconnect_campaign_ticks >= o.election_ticks) {
     return bad("disconnect_campaign_ticks must be below election_ticks (0 turns it off)");
   }

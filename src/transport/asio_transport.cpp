@@ -11,6 +11,8 @@
 #include <random>
 #include <set>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -189,7 +191,30 @@ class AsioTransport::Impl {
   std::atomic<std::uint64_t> rejected{0};
   std::atomic<std::uint64_t> snapshot_bytes_sent{0};
   std::atomic<std::uint64_t> snapshot_resumes{0};
+  std::atomic<std::uint64_t> links_silent{0};
+  std::atomic<std::uint64_t> dials_timed_out{0};
   std::atomic<bool> stopped{false};
+
+  [[nodiscard]] bool keepalive_on() const {
+    return opts.keepalive_interval_ms > 0 && opts.silence_timeout_ms > 0;
+  }
+  /// io thread: the kernel gives up on unacknowledged data as soon as we would.
+  void tune_socket(tcp::socket& s) const {
+    boost::system::error_code ignored;
+    s.set_option(tcp::no_delay(true), ignored);
+    if (!keepalive_on()) return;
+    const int fd = s.native_handle();
+    const unsigned user_timeout = opts.silence_timeout_ms;
+    const int on = 1;
+    const int idle_s = 1;
+    const int count = 3;
+    // Best effort: a socket that refuses an option still works, only less promptly.
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+    (void)::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle_s, sizeof idle_s);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  }
 
   /// A snapshot being received from one sender. It outlives the connection it arrived
   /// on, so a transfer cut by a lost connection resumes where it stopped.
@@ -236,7 +261,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
  public:
   Peer(Impl& impl, NodeId id, std::string address)
       : impl_(impl), id_(id), address_(std::move(address)), queue_(impl.opts.max_queue_bytes),
-        retry_(impl.io), reader_(impl.tag, impl.opts.max_frame_bytes) {}
+        retry_(impl.io), liveness_(impl.io), reader_(impl.tag, impl.opts.max_frame_bytes) {}
 
   /// Any thread: sends `frames` at once when the connection is idle, else queues them.
   void send_batch(std::vector<wire::Frame>& frames) {
@@ -260,6 +285,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   void close_for_good() {
     closed_ = true;
     retry_.cancel();
+    liveness_.cancel();
     queue_.set_fd(-1);
     if (sock_) {
       boost::system::error_code ec;
@@ -340,14 +366,27 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     }
     connected_ = false;
     writing_ = false;
+    peer_keepalive_ = false;
+    const std::uint64_t gen = ++gen_;
     sock_ = std::make_unique<tcp::socket>(impl_.io);
+    if (impl_.keepalive_on()) {
+      // The whole dial (connect, Hello, HelloAck) must be answered in time: a silent
+      // path is retried at once rather than left to the kernel's SYN retries.
+      liveness_.expires_after(std::chrono::milliseconds(2 * impl_.opts.keepalive_interval_ms));
+      liveness_.async_wait([self = shared_from_this(), gen](boost::system::error_code ec) {
+        if (ec || gen != self->gen_ || self->connected_) return;
+        ++self->impl_.dials_timed_out;
+        self->fail("no answer to the dial in time", false, /*silent=*/true);
+      });
+    }
     boost::system::error_code ec;
     const auto ip = asio::ip::make_address(host, ec);
     if (ec) {
       auto resolver = std::make_shared<tcp::resolver>(impl_.io);
       resolver->async_resolve(host, std::to_string(port),
-                              [self = shared_from_this(), resolver](boost::system::error_code e,
-                                                                    tcp::resolver::results_type r) {
+                              [self = shared_from_this(), resolver, gen](boost::system::error_code e,
+                                                                         tcp::resolver::results_type r) {
+                                if (gen != self->gen_) return;
                                 if (e || r.empty()) {
                                   self->fail("resolve: " + e.message());
                                   return;
@@ -361,13 +400,13 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
 
   void dial(tcp::endpoint ep) {
     if (closed_) return;
-    sock_->async_connect(ep, [self = shared_from_this()](boost::system::error_code ec) {
+    sock_->async_connect(ep, [self = shared_from_this(), gen = gen_](boost::system::error_code ec) {
+      if (gen != self->gen_) return;
       if (ec) {
         self->fail("connect: " + ec.message());
         return;
       }
-      boost::system::error_code ignored;
-      self->sock_->set_option(tcp::no_delay(true), ignored);
+      self->impl_.tune_socket(*self->sock_);
       self->hello();
     });
   }
@@ -379,10 +418,12 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     h.cluster_id = impl_.opts.cluster_id;
     h.token = impl_.opts.auth_token;
     h.address = impl_.advertise;
+    h.features = impl_.keepalive_on() ? wire::kFeatureKeepalive : 0;
     hello_frame_ = wire::encode_hello(h);
     reader_ = wire::FrameReader(impl_.tag, impl_.opts.max_frame_bytes);
     asio::async_write(*sock_, asio::buffer(hello_frame_.data(), hello_frame_.size()),
-                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                      [self = shared_from_this(), gen = gen_](boost::system::error_code ec, std::size_t) {
+                        if (gen != self->gen_) return;
                         if (ec) {
                           self->fail("hello: " + ec.message());
                           return;
@@ -392,8 +433,9 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   }
 
   void read_ack() {
-    sock_->async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
+    sock_->async_read_some(asio::buffer(rbuf_), [self = shared_from_this(), gen = gen_](
                                                     boost::system::error_code ec, std::size_t n) {
+      if (gen != self->gen_) return;
       if (ec) {
         self->fail("waiting for hello ack: " + ec.message());
         return;
@@ -418,8 +460,11 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       }
       self->attempts_ = 0;
       self->connected_ = true;
+      self->peer_keepalive_ = (ack.value().features & wire::kFeatureKeepalive) != 0;
+      self->last_heard_ = Clock::now();
       self->queue_.set_fd(self->sock_->native_handle());
       self->watch();
+      self->keep_alive();
       if (self->snap_) {
         // What was in flight on the lost connection is gone; the receiver kept what it
         // acknowledged, so go on from there.
@@ -435,12 +480,14 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   /// Reads what the peer sends back on our outbound connection (snapshot acks only), and
   /// notices when it closes.
   void watch() {
-    sock_->async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
+    sock_->async_read_some(asio::buffer(rbuf_), [self = shared_from_this(), gen = gen_](
                                                     boost::system::error_code ec, std::size_t n) {
+      if (gen != self->gen_) return;
       if (ec) {
         self->fail("connection lost: " + ec.message());
         return;
       }
+      self->last_heard_ = Clock::now();
       self->reader_.feed(std::span<const std::uint8_t>(self->rbuf_.data(), n));
       for (;;) {
         auto item = self->reader_.next();
@@ -449,6 +496,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
           return;
         }
         if (!item.value()) break;
+        if (item.value()->header.type == wire::FrameType::Pong && self->peer_keepalive_) continue;
         if (item.value()->header.type != wire::FrameType::SnapshotAck) {
           self->fail(fmt::format("unexpected frame type {} on an outbound connection",
                                  static_cast<int>(item.value()->header.type)), true);
@@ -512,8 +560,9 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     for (const auto& f : writing_frames_) buffers_.emplace_back(f.data(), f.size());
     impl_.frames_sent += writing_frames_.size();
     ++impl_.writes;
-    asio::async_write(*sock_, buffers_, [self = shared_from_this()](boost::system::error_code ec,
-                                                                   std::size_t) {
+    asio::async_write(*sock_, buffers_, [self = shared_from_this(), gen = gen_](boost::system::error_code ec,
+                                                                             std::size_t) {
+      if (gen != self->gen_) return;
       self->writing_ = false;
       if (ec) {
         self->fail("write: " + ec.message());
@@ -524,12 +573,37 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     });
   }
 
-  void fail(const std::string& why, bool loud = false) {
+  /// io thread, while connected: a Ping every keepalive interval, and the link closed
+  /// when nothing (Pong, snapshot ack) came back within the silence timeout.
+  void keep_alive() {
+    if (!impl_.keepalive_on() || !peer_keepalive_) return;
+    liveness_.expires_after(std::chrono::milliseconds(impl_.opts.keepalive_interval_ms));
+    liveness_.async_wait([self = shared_from_this(), gen = gen_](boost::system::error_code ec) {
+      if (ec || gen != self->gen_ || !self->connected_ || self->closed_) return;
+      const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - self->last_heard_);
+      if (silent.count() > static_cast<std::int64_t>(self->impl_.opts.silence_timeout_ms)) {
+        ++self->impl_.links_silent;
+        self->fail(fmt::format("nothing heard for {} ms", silent.count()), true, /*silent=*/true);
+        return;
+      }
+      bool schedule = false;
+      (void)self->queue_.push(wire::encode_keepalive(wire::FrameType::Ping, self->impl_.tag), schedule);
+      self->flush();
+      self->keep_alive();
+    });
+  }
+
+  /// `silent`: the path stopped answering (rather than refusing): retry at once, since
+  /// each such attempt already waited its time, and a healed path must not find us
+  /// deep in a backoff.
+  void fail(const std::string& why, bool loud = false, bool silent = false) {
     if (closed_ || impl_.stopped) return;
     if (connected_ || loud || attempts_ == 3) {
       log_line(impl_.opts.self, fmt::format("peer {} at {}: {}", id_.value(), address_, why));
     }
     if (connected_) impl_.inbox->peer_lost(id_);
+    ++gen_;  // whatever is still pending on the old socket is stale now
+    liveness_.cancel();
     connected_ = false;
     writing_ = false;
     queue_.set_fd(-1);
@@ -537,6 +611,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       boost::system::error_code ec;
       sock_->close(ec);
     }
+    if (silent) attempts_ = 0;
     // Exponential backoff with jitter, so restarted clusters don't dial in lockstep.
     const std::uint32_t base = impl_.opts.backoff_min_ms << std::min(attempts_, 16U);
     const std::uint32_t cap = std::min(base, impl_.opts.backoff_max_ms);
@@ -552,12 +627,19 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     });
   }
 
+  using Clock = std::chrono::steady_clock;
+
   Impl& impl_;
   NodeId id_;
   std::string address_;
   FrameQueue queue_;
   asio::steady_timer retry_;
+  asio::steady_timer liveness_;  ///< the dial's deadline, then the keepalive tick
   std::unique_ptr<tcp::socket> sock_;
+  /// Incremented by every dial and every failure: a handler of an older socket is stale.
+  std::uint64_t gen_ = 0;
+  Clock::time_point last_heard_;
+  bool peer_keepalive_ = false;  ///< the acceptor answers Pings (its HelloAck said so)
   wire::FrameReader reader_;
   std::array<std::uint8_t, 4096> rbuf_{};
   wire::Frame hello_frame_;
@@ -596,8 +678,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
         queue_(impl.opts.max_queue_bytes) {}
 
   void start() {
-    boost::system::error_code ignored;
-    sock_.set_option(tcp::no_delay(true), ignored);
+    impl_.tune_socket(sock_);
     timer_.expires_after(std::chrono::milliseconds(impl_.opts.handshake_timeout_ms));
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec && self->kind_ == Kind::Unknown) self->close("no handshake in time");
@@ -632,6 +713,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
 
  private:
   enum class Kind { Unknown, Node, Client };
+  using Clock = std::chrono::steady_clock;
 
   std::string remote() const {
     boost::system::error_code ec;
@@ -676,6 +758,11 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     using wire::FrameType;
     if (kind_ == Kind::Unknown) return handshake(item);
     if (kind_ == Kind::Node) {
+      last_heard_ = Clock::now();
+      if (item.header.type == FrameType::Ping && keepalive_) {
+        send(wire::encode_keepalive(FrameType::Pong, impl_.tag));
+        return true;
+      }
       if (item.header.type == FrameType::Raft) {
         auto m = wire::decode_raft(item.payload);
         if (!m) return reject("bad raft message: " + m.status().to_string());
@@ -739,6 +826,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     }
     wire::HelloAck ack;
     ack.node_id = impl_.opts.self;
+    ack.features = impl_.keepalive_on() ? wire::kFeatureKeepalive : 0;
     ack.accepted = refusal.empty();
     ack.reason = refusal;
     if (!refusal.empty()) {
@@ -761,7 +849,30 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     timer_.cancel();
     reader_ = wire::FrameReader(impl_.tag, impl_.opts.max_frame_bytes);
     send(wire::encode_hello_ack(ack, impl_.tag));
+    keepalive_ = kind_ == Kind::Node && impl_.keepalive_on() && (hello.features & wire::kFeatureKeepalive) != 0;
+    last_heard_ = Clock::now();
+    watch_silence();
     return true;
+  }
+
+  /// io thread: a peer that promised Pings (its Hello) and went quiet for the silence
+  /// timeout is gone as far as this node can tell: the connection is closed and the
+  /// core told (peer_lost), as when a crashed process's socket closes.
+  void watch_silence() {
+    if (!keepalive_ || closed_) return;
+    timer_.expires_after(std::chrono::milliseconds(impl_.opts.keepalive_interval_ms));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->closed_) return;
+      const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - self->last_heard_);
+      if (silent.count() > static_cast<std::int64_t>(self->impl_.opts.silence_timeout_ms)) {
+        ++self->impl_.links_silent;
+        self->closed_flag_ = true;
+        if (!self->impl_.stopped) self->impl_.inbox->peer_lost(self->peer_);
+        self->close(fmt::format("nothing heard for {} ms", silent.count()));
+        return;
+      }
+      self->watch_silence();
+    });
   }
 
   bool impl_accept_unknown() const;
@@ -808,6 +919,8 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
   NodeId peer_;
   bool writing_ = false;
   bool closed_ = false;
+  bool keepalive_ = false;  ///< a node link whose dialer sends Pings (its Hello said so)
+  Clock::time_point last_heard_;
   std::atomic<bool> closed_flag_{false};
 };
 
@@ -1085,7 +1198,8 @@ TransportStats AsioTransport::stats() const {
   return TransportStats{impl_->frames_sent.load(), impl_->writes.load(), impl_->dropped.load(),
                         impl_->refused.load(), impl_->rejected.load(),
                         impl_->snapshot_bytes_sent.load(), impl_->snapshot_resumes.load(),
-                        impl_->direct_writes.load()};
+                        impl_->direct_writes.load(), impl_->links_silent.load(),
+                        impl_->dials_timed_out.load()};
 }
 
 }  // namespace rlr::transport

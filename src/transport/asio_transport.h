@@ -6,6 +6,9 @@
 // single gathered write (coalescing). A lost connection is re-dialled with exponential
 // backoff and jitter. Each peer's queue is bounded in bytes: when it is full, new
 // messages to that peer are dropped and counted (Raft retransmits what matters).
+// With keepalives on, both ends of every peer link hear from each other at least every
+// keepalive interval (Ping and Pong), and a link silent for longer than the silence
+// timeout is closed and redialled instead of waiting on TCP.
 // Snapshots travel as a sequence of SnapshotChunk frames and are reassembled before
 // delivery. The receiver acknowledges each chunk (SnapshotAck, on the same connection)
 // with how many bytes it holds; the sender keeps a bounded window in flight, and after a
@@ -65,6 +68,19 @@ struct AsioOptions {
   std::uint32_t handshake_timeout_ms = 5000;
   std::uint32_t backoff_min_ms = 20;
   std::uint32_t backoff_max_ms = 2000;
+  /// Peer-link liveness; 0 turns it off. A connected outbound link sends a Ping every
+  /// `keepalive_interval_ms` (to a peer that understands it: wire::kFeatureKeepalive) and
+  /// the acceptor answers each with a Pong, so a link carries traffic both ways at least
+  /// that often whatever Raft has to say.
+  std::uint32_t keepalive_interval_ms = 0;
+  /// A peer link that received nothing for this long is closed as if the peer had gone
+  /// (Inbox::peer_lost, so a follower stops trusting a silent leader) and redialled at
+  /// once: a path that went silent (a partition, a paused process) is not left to TCP's
+  /// retransmission timers. Each dial attempt (connect and handshake) that gets no answer
+  /// within 2 x keepalive_interval_ms is abandoned and retried without backoff, so a link
+  /// comes back within about that long once the path heals. The sockets' TCP_USER_TIMEOUT
+  /// is set to it too. Needs keepalive_interval_ms; 0: off.
+  std::uint32_t silence_timeout_ms = 0;
 };
 
 struct TransportStats {
@@ -76,6 +92,8 @@ struct TransportStats {
   std::uint64_t snapshot_bytes_sent = 0;  ///< snapshot data queued, resends included
   std::uint64_t snapshot_resumes = 0;     ///< transfers resumed mid-way after a reconnect
   std::uint64_t direct_writes = 0;        ///< writes made by the sending thread (idle connection)
+  std::uint64_t links_silent = 0;         ///< peer links closed because nothing arrived in time
+  std::uint64_t dials_timed_out = 0;      ///< dial attempts abandoned for want of an answer
 };
 
 class AsioTransport final : public Transport {

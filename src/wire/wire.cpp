@@ -165,7 +165,7 @@ static_assert(kOffCrc + 4 == kHeaderBytes);
 
 bool known_frame_type(std::uint16_t t) noexcept {
   return t >= static_cast<std::uint16_t>(FrameType::Hello) &&
-         t <= static_cast<std::uint16_t>(FrameType::SnapshotAck);
+         t <= static_cast<std::uint16_t>(FrameType::Pong);
 }
 
 // ---- encoding -------------------------------------------------------------------------
@@ -545,6 +545,7 @@ Frame encode_hello(const Hello& h) {
   hb.add_cluster_id(cluster);
   hb.add_token(token);
   hb.add_protocol_version(h.protocol_version);
+  hb.add_features(h.features);
   b.Finish(hb.Finish());
   return finish_frame(b, FrameType::Hello, cluster_tag(h.cluster_id));
 }
@@ -556,8 +557,21 @@ Frame encode_hello_ack(const HelloAck& a, std::uint64_t tag) {
   ab.add_accepted(a.accepted);
   ab.add_reason(reason);
   ab.add_node_id(a.node_id.value());
+  ab.add_features(a.features);
   b.Finish(ab.Finish());
   return finish_frame(b, FrameType::HelloAck, tag);
+}
+
+Frame encode_keepalive(FrameType type, std::uint64_t tag) {
+  assert(type == FrameType::Ping || type == FrameType::Pong);
+  std::vector<std::uint8_t> v(kHeaderBytes);
+  put_be(v.data() + kOffMagic, kMagic, 4);
+  put_be(v.data() + kOffVersion, kProtocolVersion, 2);
+  put_be(v.data() + kOffType, static_cast<std::uint16_t>(type), 2);
+  put_be(v.data() + kOffTag, tag, 8);
+  put_be(v.data() + kOffLength, 0, 4);
+  put_be(v.data() + kOffCrc, util::crc32c(0, v.data(), 0), 4);
+  return Frame(std::move(v));
 }
 
 Result<Hello> decode_hello(std::span<const std::uint8_t> payload) {
@@ -578,6 +592,7 @@ Result<Hello> decode_hello(std::span<const std::uint8_t> payload) {
   h.token = get_string(r.token());
   h.protocol_version = r.protocol_version();
   h.address = get_string(r.address());
+  h.features = r.features();
   if (h.address.size() > 1024) return invalid("hello: address too long");
   if (h.kind == PeerKind::Node && h.node_id == kNoNode) {
     return invalid("hello: a node must give its id");
@@ -600,6 +615,7 @@ Result<HelloAck> decode_hello_ack(std::span<const std::uint8_t> payload) {
   a.accepted = r.accepted();
   a.reason = get_string(r.reason());
   a.node_id = NodeId{r.node_id()};
+  a.features = r.features();
   if (a.accepted && a.node_id == kNoNode) return invalid("hello ack: accepted without a node id");
   return a;
 }

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -57,6 +58,18 @@ class Collect final : public transport::Inbox {
     cv_.wait_for(lock, timeout, [&] { return got_.size() >= n; });
     return got_.size();
   }
+  void peer_lost(NodeId peer) override {
+    std::lock_guard lock(mu_);
+    lost_.push_back(peer);
+    cv_.notify_all();
+  }
+  /// Waits up to `timeout` until `peer` was reported lost at least once; how often it was.
+  std::size_t wait_lost(NodeId peer, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    auto count = [&] { return static_cast<std::size_t>(std::count(lost_.begin(), lost_.end(), peer)); };
+    cv_.wait_for(lock, timeout, [&] { return count() > 0; });
+    return count();
+  }
   std::size_t snapshots() {
     std::lock_guard lock(mu_);
     std::size_t n = 0;
@@ -68,6 +81,7 @@ class Collect final : public transport::Inbox {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<core::Message> got_;
+  std::vector<NodeId> lost_;
 };
 
 /// A TCP relay on 127.0.0.1 in front of `target`. `cut_after(n)` drops the current
@@ -99,6 +113,10 @@ class Relay {
     target_ = target;
     paused_ = false;
   }
+  /// While frozen, bytes are held in both directions (nothing is lost or refused: the
+  /// path just goes silent, as a partition or a paused process looks to TCP); thawing
+  /// delivers what was held.
+  void freeze(bool on) { frozen_ = on; }
   int cuts() const { return cuts_.load(); }
   int connections() const { return connections_.load(); }
 
@@ -112,6 +130,18 @@ class Relay {
     std::array<std::uint8_t, 16384> down{};
     std::uint64_t forwarded = 0;
     bool closed = false;
+    asio::steady_timer hold{relay.io_};
+
+    /// Runs `then` once the relay is not frozen (at once when it is not).
+    template <class F>
+    void when_thawed(F then) {
+      if (!relay.frozen_.load()) return then();
+      hold.expires_after(std::chrono::milliseconds(5));
+      hold.async_wait([self = shared_from_this(), then](boost::system::error_code ec) {
+        if (ec || self->closed) return self->close();
+        self->when_thawed(then);
+      });
+    }
 
     void close() {
       if (closed) return;
@@ -139,27 +169,31 @@ class Relay {
           cut = true;
         }
         self->forwarded += pass;
-        asio::async_write(self->out, asio::buffer(self->up.data(), pass),
-                          [self, cut](boost::system::error_code e, std::size_t) {
-                            if (e || self->closed) return self->close();
-                            if (cut) {
-                              self->relay.paused_ = true;
-                              self->relay.cut_at_ = 0;
-                              ++self->relay.cuts_;
-                              return self->close();
-                            }
-                            self->pump_up();
-                          });
+        self->when_thawed([self, pass, cut] {
+          asio::async_write(self->out, asio::buffer(self->up.data(), pass),
+                            [self, cut](boost::system::error_code e, std::size_t) {
+                              if (e || self->closed) return self->close();
+                              if (cut) {
+                                self->relay.paused_ = true;
+                                self->relay.cut_at_ = 0;
+                                ++self->relay.cuts_;
+                                return self->close();
+                              }
+                              self->pump_up();
+                            });
+        });
       });
     }
     void pump_down() {
       out.async_read_some(asio::buffer(down), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
         if (ec || self->closed) return self->close();
-        asio::async_write(self->in, asio::buffer(self->down.data(), n),
-                          [self](boost::system::error_code e, std::size_t) {
-                            if (e || self->closed) return self->close();
-                            self->pump_down();
-                          });
+        self->when_thawed([self, n] {
+          asio::async_write(self->in, asio::buffer(self->down.data(), n),
+                            [self](boost::system::error_code e, std::size_t) {
+                              if (e || self->closed) return self->close();
+                              self->pump_down();
+                            });
+        });
       });
     }
   };
@@ -183,6 +217,7 @@ class Relay {
   std::atomic<std::uint16_t> target_;
   std::atomic<std::uint64_t> cut_at_{0};
   std::atomic<bool> paused_{false};
+  std::atomic<bool> frozen_{false};
   std::atomic<int> cuts_{0};
   std::atomic<int> connections_{0};
   asio::io_context io_;
@@ -443,6 +478,95 @@ TEST_CASE("transport: a peer that dials in ends our backoff wait to it", "[trans
   INFO("node 1's queued heartbeat reaches node 2 once node 2 has dialled node 1, not after "
        "node 1's 30-60 s backoff");
   REQUIRE(inbox_b.wait_count(1, 10s) >= 1);
+  a.stop();
+  b.stop();
+}
+
+namespace {
+
+transport::AsioOptions keepalive_options(std::uint64_t self) {
+  transport::AsioOptions o = options(self);
+  o.keepalive_interval_ms = 20;
+  o.silence_timeout_ms = 100;
+  return o;
+}
+
+core::Message heartbeat(std::uint64_t from, std::uint64_t to) {
+  core::Message m;
+  m.type = core::MessageType::Heartbeat;
+  m.from = NodeId{from};
+  m.to = NodeId{to};
+  m.term = Term{4};
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("transport: a peer link that goes silent is reported lost and redialled, and comes back on heal",
+          "[transport][keepalive]") {
+  Collect inbox_b;
+  transport::AsioTransport b(keepalive_options(2), nullptr);
+  REQUIRE(b.start(inbox_b).is_ok());
+  Relay relay(b.bound_port());
+  Collect inbox_a;
+  transport::AsioTransport a(keepalive_options(1), nullptr);
+  a.set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", relay.port()));
+  REQUIRE(a.start(inbox_a).is_ok());
+
+  std::vector<core::Message> ms{heartbeat(1, 2)};
+  a.send(ms);
+  REQUIRE(inbox_b.wait_count(1, 10s) == 1);
+  // Idle, the link stays up: keepalives flow both ways.
+  std::this_thread::sleep_for(400ms);
+  CHECK(a.stats().links_silent == 0);
+  CHECK(relay.connections() == 1);
+
+  // The path goes silent while both sockets stay open: without keepalives neither side
+  // would notice before TCP gave up (minutes).
+  relay.freeze(true);
+  INFO("the acceptor reports the dialer lost once its link stayed silent");
+  REQUIRE(inbox_b.wait_lost(NodeId{1}, 10s) >= 1);
+  for (int i = 0; i < 500 && a.stats().links_silent == 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(a.stats().links_silent >= 1);
+  CHECK(b.stats().links_silent >= 1);
+  // Redials through the silent path are abandoned and retried, not left hanging.
+  for (int i = 0; i < 500 && a.stats().dials_timed_out == 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(a.stats().dials_timed_out >= 1);
+
+  relay.freeze(false);
+  std::vector<core::Message> more{heartbeat(1, 2)};
+  for (int i = 0; i < 200 && inbox_b.wait_count(2, 50ms) < 2; ++i) {
+    std::vector<core::Message> retry{heartbeat(1, 2)};
+    a.send(retry);
+  }
+  CHECK(inbox_b.wait_count(2, 1s) >= 2);
+  CHECK(relay.connections() >= 2);
+  a.stop();
+  b.stop();
+}
+
+TEST_CASE("transport: a peer without keepalives is not cut off when its link is idle", "[transport][keepalive]") {
+  // Node 2 predates keepalives (or has them off): node 1 must neither ping it nor expect
+  // pongs, and node 2 must not expect pings.
+  Collect inbox_b;
+  transport::AsioTransport b(options(2), nullptr);
+  REQUIRE(b.start(inbox_b).is_ok());
+  Relay relay(b.bound_port());
+  Collect inbox_a;
+  transport::AsioTransport a(keepalive_options(1), nullptr);
+  a.set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", relay.port()));
+  REQUIRE(a.start(inbox_a).is_ok());
+  std::vector<core::Message> ms{heartbeat(1, 2)};
+  a.send(ms);
+  REQUIRE(inbox_b.wait_count(1, 10s) == 1);
+  std::this_thread::sleep_for(500ms);  // five silence timeouts of node 1
+  std::vector<core::Message> more{heartbeat(1, 2)};
+  a.send(more);
+  CHECK(inbox_b.wait_count(2, 10s) == 2);
+  CHECK(a.stats().links_silent == 0);
+  CHECK(b.stats().frames_rejected == 0);
+  CHECK(relay.connections() == 1);
+  CHECK(inbox_b.wait_lost(NodeId{1}, 1ms) == 0);
   a.stop();
   b.stop();
 }

@@ -8,7 +8,7 @@
 namespace rlr::sim {
 namespace {
 
-constexpr std::array<FaultProfile, 5> kProfiles = [] {
+constexpr std::array<FaultProfile, 6> kProfiles = [] {
   FaultProfile mixed;
   mixed.name = "mixed";
   mixed.summary = "a bit of everything (default)";
@@ -60,7 +60,19 @@ constexpr std::array<FaultProfile, 5> kProfiles = [] {
   disconnects.leader_crash_share = 0.6;
   disconnects.disconnect_notice_chance = 0.8;
   disconnects.spurious_disconnect_per_tick = 0.01;
-  return std::array<FaultProfile, 5>{mixed, elections, partitions, figure8, disconnects};
+  FaultProfile silences = mixed;
+  silences.name = "silences";
+  silences.summary = "links that go silent (partitions, lossy and slow links) are noticed and reported "
+                     "lost, including false alarms from slow heartbeats";
+  silences.partition_per_tick = 0.01;
+  silences.partition_min_ticks = 5;
+  silences.partition_max_ticks = 200;
+  silences.storm_loss_max = 0.3;
+  silences.storm_slow_max = 0.2;
+  silences.storm_latency_max_ticks = 8;
+  silences.disconnect_notice_chance = 0.8;
+  silences.silence_notice_ticks = kElectionTicks / 2;
+  return std::array<FaultProfile, 6>{mixed, elections, partitions, figure8, disconnects, silences};
 }();
 
 std::string ids_to_string(const std::vector<NodeId>& ids) {
@@ -94,6 +106,7 @@ FaultScheduler::FaultScheduler(const FaultProfile& profile, SimCluster& cluster,
   const std::uint64_t tail = std::max(kLivenessBoundTicks + 100, total_ticks_ / 10);
   tail_start_tick_ = total_ticks_ > tail ? total_ticks_ - tail : 0;
   reported_config_index_ = checker_.committed_config_index();
+  cluster_.set_silence_notice_ticks(profile_.silence_notice_ticks);
   // The run opens with a calm: the first election is a liveness check too.
   start_calm(tail_start_tick_ == 0);
 }

@@ -59,6 +59,9 @@ struct FaultProfile {
   // connection-loss notices (Raft::peer_disconnected)
   double disconnect_notice_chance = 0.0;  ///< a survivor is told its connection to a crashed node dropped
   double spurious_disconnect_per_tick = 0.0;  ///< a live leader's connection to a follower "drops"
+  /// Link liveness: a follower that heard nothing from its leader for this many ticks is
+  /// told its connection dropped (SimCluster::set_silence_notice_ticks); 0: off.
+  std::uint64_t silence_notice_ticks = 0;
   // replication shape (0: derived from the seed)
   std::size_t max_append_entries = 0;
   // client load

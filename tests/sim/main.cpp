@@ -47,7 +47,7 @@ options:
                   commit-previous-term-by-count | grant-vote-without-log-check |
                   forget-vote-on-restart
   --faults NAME   fault mix: mixed (default) | elections | partitions | figure8
-                  | disconnects
+                  | disconnects | silences
   --no-liveness   check safety only (a liveness failure would end the run early)
   --jobs J        run seeds on J threads (output stays in seed order)
   --verbose       print every event: messages, fsyncs, applies, faults

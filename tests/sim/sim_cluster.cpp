@@ -127,6 +127,23 @@ void SimCluster::tick() {
     after_input(*n);
   }
   complete_due_writes();
+  if (silence_notice_ticks_ > 0) notice_silences();
+}
+
+void SimCluster::notice_silences() {
+  for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+    SimNode* n = slots_[slot].get();
+    if (n == nullptr || !n->up()) continue;
+    const NodeId leader = n->raft->leader();
+    if (leader == kNoNode || leader == n->id) continue;
+    const auto key = std::make_pair(n->id.value(), leader.value());
+    // A node that never heard from its leader in this process learned of it just now.
+    const std::uint64_t heard = heard_tick_.try_emplace(key, now_tick_).first->second;
+    if (now_tick_ - heard >= silence_notice_ticks_ && silence_noticed_.insert(key).second) {
+      ++stats_.silence_notices;
+      notify_disconnect(slot, leader);
+    }
+  }
 }
 
 void SimCluster::deliver(const core::Message& m) {
@@ -139,6 +156,11 @@ void SimCluster::deliver(const core::Message& m) {
   }
   if (trace_.enabled(TraceLevel::Verbose)) {
     trace_.line(TraceLevel::Verbose, now_tick_, "recv {}", core::describe(m));
+  }
+  if (silence_notice_ticks_ > 0) {
+    const auto key = std::make_pair(m.to.value(), m.from.value());
+    heard_tick_[key] = now_tick_;
+    silence_noticed_.erase(key);
   }
   if (Status s = n->raft->step(m); !s) {
     checker_.fail("message rejected", fmt::format("node {} rejected {}: {}", n->id.value(),

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,6 +94,7 @@ struct ClusterStats {
   std::uint64_t nodes_started = 0;
   std::uint64_t nodes_retired = 0;
   std::uint64_t entries_read_back = 0;  ///< evicted entries read back from the disks
+  std::uint64_t silence_notices = 0;    ///< followers told their leader's link went silent
 };
 
 class SimCluster {
@@ -122,6 +124,10 @@ class SimCluster {
   void crash(std::size_t slot, std::string_view why);
   /// Tells the node in `slot` that its connection to `lost` dropped (Raft::peer_disconnected).
   void notify_disconnect(std::size_t slot, NodeId lost);
+  /// The transport's link liveness (AsioOptions::silence_timeout_ms): a node that has
+  /// received nothing from its leader for `ticks` is told its connection to the leader
+  /// dropped, once per silence. 0 (the default): off.
+  void set_silence_notice_ticks(std::uint64_t ticks) { silence_notice_ticks_ = ticks; }
   void restart(std::size_t slot);
   /// Starts a brand-new node (fresh id, empty configuration) in an empty slot.
   NodeId start_new_node(std::size_t slot);
@@ -189,6 +195,12 @@ class SimCluster {
   std::vector<std::size_t> vote_grants_;
   std::vector<std::size_t> leader_commits_;
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> replication_tick_;
+  /// Silence detection: (to, from) -> the tick `to` last received from `from`; the pairs
+  /// already notified in the current silence.
+  void notice_silences();
+  std::uint64_t silence_notice_ticks_ = 0;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> heard_tick_;
+  std::set<std::pair<std::uint64_t, std::uint64_t>> silence_noticed_;
   ClusterStats stats_;
 };
 

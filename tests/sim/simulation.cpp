@@ -123,6 +123,7 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
   result.violations = checker.violations();
   result.cluster_state = cluster.describe_nodes();
   result.entries_read_back = cluster.stats().entries_read_back;
+  result.silence_notices = cluster.stats().silence_notices;
   const CheckerStats& cs = checker.stats();
   const SchedulerStats& ss = scheduler.stats();
   const NetworkStats& ns = cluster.network().stats();
@@ -130,11 +131,12 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
       "leaders {} | committed {} | proposals {} acked {} | reads {}/{} | crashes {} "
       "(after vote {}, after commit {}) | partitions {} | membership {} | transfers {} | "
       "compactions {} snapshots installed {} | read back from disk {} | liveness checks {} "
-      "(slowest {} ticks) | messages {} lost {} cut {} dup {}",
+      "(slowest {} ticks) | messages {} lost {} cut {} dup {} | silence notices {}",
       cs.leaders_elected, checker.known_commit().value(), ss.proposals_accepted, cs.acknowledged,
       cs.reads_confirmed, ss.reads, ss.crashes, ss.crashes_after_vote, ss.crashes_after_commit,
       ss.partitions, ss.membership_changes, ss.transfers, ss.compactions, cs.snapshots_installed,
-      cluster.stats().entries_read_back, ss.liveness_checks, ss.max_recovery_ticks, ns.sent, ns.lost, ns.cut, ns.duplicated);
+      cluster.stats().entries_read_back, ss.liveness_checks, ss.max_recovery_ticks, ns.sent, ns.lost, ns.cut, ns.duplicated,
+      cluster.stats().silence_notices);
   return result;
 }
 

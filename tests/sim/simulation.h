@@ -36,6 +36,7 @@ struct SimResult {
   std::string cluster_state;  ///< every node at the end (or at the failure)
   std::string summary;        ///< one line of statistics
   std::uint64_t entries_read_back = 0;  ///< evicted entries the nodes read back from disk
+  std::uint64_t silence_notices = 0;    ///< followers told their leader's link went silent
   [[nodiscard]] bool ok() const noexcept { return violations.empty(); }
 };
 

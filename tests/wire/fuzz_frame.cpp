@@ -70,6 +70,9 @@ void decode_as(FrameType type, const Bytes& payload) {
       if (auto v = dec(payload)) stable(enc(v.value()), dec, enc);
       break;
     }
+    case FrameType::Ping:
+    case FrameType::Pong:
+      break;  // no payload: the header is all there is
     case FrameType::ClientRequest: {
       auto enc = [](const ClientRequest& r) { return encode_client_request(r, kTag); };
       if (auto v = decode_client_request(payload)) stable(enc(v.value()), decode_client_request, enc);

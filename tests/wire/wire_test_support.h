@@ -156,6 +156,7 @@ inline Hello valid_hello() {
   h.token = any_string(64);
   h.protocol_version = *rc::gen::arbitrary<std::uint16_t>();
   if (h.kind == PeerKind::Node) h.address = any_string();
+  h.features = *rc::gen::arbitrary<std::uint32_t>();
   return h;
 }
 
@@ -164,6 +165,7 @@ inline HelloAck valid_hello_ack() {
   a.accepted = *rc::gen::arbitrary<bool>();
   a.reason = any_string(80);
   a.node_id = a.accepted ? any_node() : NodeId{any_u64()};
+  a.features = *rc::gen::arbitrary<std::uint32_t>();
   return a;
 }
 
@@ -308,6 +310,7 @@ inline std::string diff(const Hello& a, const Hello& b) {
   RLR_WIRE_CMP(token);
   RLR_WIRE_CMP(protocol_version);
   RLR_WIRE_CMP(address);
+  RLR_WIRE_CMP(features);
   return {};
 }
 
@@ -315,6 +318,7 @@ inline std::string diff(const HelloAck& a, const HelloAck& b) {
   RLR_WIRE_CMP(accepted);
   RLR_WIRE_CMP(reason);
   RLR_WIRE_CMP(node_id);
+  RLR_WIRE_CMP(features);
   return {};
 }
 
