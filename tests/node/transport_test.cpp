@@ -130,14 +130,19 @@ class Relay {
     std::array<std::uint8_t, 16384> down{};
     std::uint64_t forwarded = 0;
     bool closed = false;
-    asio::steady_timer hold{relay.io_};
 
+    /// A frozen path carries no FIN either: one side's close reaches the other only on thaw.
+    void close_when_thawed() {
+      if (closed) return;
+      when_thawed([self = shared_from_this()] { self->close(); });
+    }
     /// Runs `then` once the relay is not frozen (at once when it is not).
     template <class F>
     void when_thawed(F then) {
       if (!relay.frozen_.load()) return then();
-      hold.expires_after(std::chrono::milliseconds(5));
-      hold.async_wait([self = shared_from_this(), then](boost::system::error_code ec) {
+      // A timer per wait: both directions may be waiting at once.
+      auto hold = std::make_shared<asio::steady_timer>(relay.io_, std::chrono::milliseconds(5));
+      hold->async_wait([self = shared_from_this(), then, hold](boost::system::error_code ec) {
         if (ec || self->closed) return self->close();
         self->when_thawed(then);
       });
@@ -160,7 +165,7 @@ class Relay {
     }
     void pump_up() {
       in.async_read_some(asio::buffer(up), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-        if (ec || self->closed) return self->close();
+        if (ec || self->closed) return self->close_when_thawed();
         std::size_t pass = n;
         bool cut = false;
         const std::uint64_t at = self->relay.cut_at_.load();
@@ -186,7 +191,7 @@ class Relay {
     }
     void pump_down() {
       out.async_read_some(asio::buffer(down), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-        if (ec || self->closed) return self->close();
+        if (ec || self->closed) return self->close_when_thawed();
         self->when_thawed([self, n] {
           asio::async_write(self->in, asio::buffer(self->down.data(), n),
                             [self](boost::system::error_code e, std::size_t) {
