@@ -125,6 +125,17 @@ rlr::Status ProcCluster::start() {
   for (int i = 0; i < spec_.nodes; ++i) {
     procs_.push_back(Proc{static_cast<std::uint64_t>(i) + 1, free_port(), -1, false});
   }
+  if (spec_.proxied_links) {
+    proxies_ = std::make_unique<LinkProxies>();
+    for (const auto& a : procs_) {
+      for (const auto& b : procs_) {
+        if (a.id == b.id) continue;
+        const std::uint16_t port = proxies_->add(a.id, b.id, b.port);
+        if (port == 0) return rlr::Status{rlr::ErrorCode::IoError, "cannot open a link proxy"};
+        link_port_[{a.id, b.id}] = port;
+      }
+    }
+  }
   for (auto& p : procs_) {
     if (rlr::Status s = spawn(p); !s) return s;
   }
@@ -153,7 +164,8 @@ rlr::Status ProcCluster::spawn(Proc& p) {
   for (const auto& q : procs_) {
     if (q.join) continue;
     args.push_back("--peer");
-    args.push_back(fmt::format("{}=127.0.0.1:{}", q.id, q.port));
+    const auto link = link_port_.find({p.id, q.id});
+    args.push_back(fmt::format("{}=127.0.0.1:{}", q.id, link == link_port_.end() ? q.port : link->second));
   }
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
@@ -222,6 +234,16 @@ void ProcCluster::kill9(std::uint64_t id) {
     ::waitpid(p.pid, &status, 0);
     p.pid = -1;
   }
+}
+
+void ProcCluster::signal(std::uint64_t id, int sig) {
+  for (const auto& p : procs_) {
+    if (p.id == id && p.pid > 0) ::kill(p.pid, sig);
+  }
+}
+
+void ProcCluster::isolate(std::uint64_t id, bool cut) {
+  if (proxies_) proxies_->isolate(id, cut);
 }
 
 rlr::Status ProcCluster::restart(std::uint64_t id) {

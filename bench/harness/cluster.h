@@ -6,11 +6,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "fault_proxy.h"
 #include "rlr/client.h"
 #include "rlr/node.h"
 
@@ -36,6 +38,9 @@ struct ClusterSpec {
   /// In process only: NodeOptions::memory_log_entries / memory_log_bytes (nullopt: defaults).
   std::optional<std::size_t> memory_log_entries;
   std::optional<std::size_t> memory_log_bytes;
+  /// Multi-process only: every peer link goes through a LinkProxies proxy, so that
+  /// ProcCluster::isolate() can cut a node off.
+  bool proxied_links = false;
 };
 
 /// A free TCP port on 127.0.0.1 (bound, read back, released).
@@ -82,6 +87,10 @@ class ProcCluster {
   [[nodiscard]] std::vector<pid_t> pids() const;
   /// kill -9 and reap.
   void kill9(std::uint64_t id);
+  /// Sends `sig` (SIGSTOP, SIGCONT, ...) to the node's process.
+  void signal(std::uint64_t id, int sig);
+  /// Cuts the node's peer links (true) or heals them (false). Needs proxied_links.
+  void isolate(std::uint64_t id, bool cut);
   /// Starts the node again on its data directory.
   [[nodiscard]] rlr::Status restart(std::uint64_t id);
   /// Starts an empty node (id nodes+1, role join); returns its address.
@@ -102,6 +111,8 @@ class ProcCluster {
   [[nodiscard]] rlr::Status spawn(Proc& p);
   ClusterSpec spec_;
   std::vector<Proc> procs_;
+  std::unique_ptr<LinkProxies> proxies_;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint16_t> link_port_;  ///< (from, to) -> proxy
 };
 
 }  // namespace rlrbench

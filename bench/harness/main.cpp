@@ -58,6 +58,7 @@ struct Options {
   std::string node_binary;
   std::string node_log_level = "warn";
   int kills = 20;
+  std::string fault = "kill";  // failover: kill | pause | partition
   double settle = 1.0;
   std::uint64_t entries = 1'000'000;
   std::uint32_t tick_ms = 10;
@@ -329,6 +330,7 @@ ClusterSpec cluster_spec(const Options& o, const std::string& dir) {
   s.compact_after_entries = o.compact_after;
   s.memory_log_entries = o.memory_log_entries;
   s.memory_log_bytes = o.memory_log_bytes;
+  s.proxied_links = o.scenario == "failover" && o.fault == "partition";
   return s;
 }
 
@@ -700,6 +702,24 @@ std::optional<rlr::ClusterInfo> leader_view(rlr::Client& c, std::chrono::millise
 }
 
 /// Waits until every member follows the leader closely and proposals commit.
+/// After a paused or cut-off node is given back: how long until the leader's view of it
+/// shows an accepted append (its match index moves past `match_before`); nullopt after
+/// `timeout`. Polls the leader, so the resolution is one cluster_info round trip.
+std::optional<std::int64_t> wait_rejoin(rlr::Client& control, std::uint64_t victim, rlr::LogIndex match_before,
+                                        std::int64_t t_heal, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    auto ci = control.cluster_info();
+    if (ci && ci.value().role == rlr::Role::Leader) {
+      for (const auto& m : ci.value().members) {
+        if (m.id.value() == victim && m.match > match_before) return now_ns() - t_heal;
+      }
+    }
+    std::this_thread::sleep_for(200us);
+  }
+  return std::nullopt;
+}
+
 std::optional<rlr::ClusterInfo> wait_stable(rlr::Client& control, const Load& load, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
@@ -718,6 +738,11 @@ std::optional<rlr::ClusterInfo> wait_stable(rlr::Client& control, const Load& lo
 }
 
 void scenario_failover(const Options& o, Report& rep) {
+  if (o.fault != "kill" && o.fault != "pause" && o.fault != "partition") {
+    note("rlr-bench: --fault {}: want kill, pause or partition", o.fault);
+    rep.failures.push_back("failover");
+    return;
+  }
   if (o.mode != "procs") {
     note("rlr-bench: failover needs --mode procs (it kills rlr-node processes)");
     rep.failures.push_back("failover");
@@ -729,11 +754,12 @@ void scenario_failover(const Options& o, Report& rep) {
   r.label = params_label(o, payload, clients);
   r.params = params_json(o, payload, clients);
   r.params.set("kills", Json::integer(o.kills));
+  r.params.set("fault", Json::string(o.fault));
   r.params.set("tick_ms", Json::integer(o.tick_ms));
   r.params.set("election_ticks", Json::integer(o.election_ticks));
   r.params.set("heartbeat_ticks", Json::integer(o.heartbeat_ticks));
   r.params.set("client_backoff_min_ms", Json::integer(o.backoff_ms));
-  note("rlr-bench: {} kills={} ...", r.label, o.kills);
+  note("rlr-bench: {} fault={} x {} ...", r.label, o.fault, o.kills);
   Harness h;
   const std::string dir = fmt::format("{}/run0", o.data_dir);
   if (rlr::Status s = start_harness(o, dir, clients, h); !s) {
@@ -762,6 +788,8 @@ void scenario_failover(const Options& o, Report& rep) {
   const double cpu0 = h.cpu();
 
   std::vector<std::int64_t> failover_ns;
+  std::vector<std::int64_t> rejoin_ns;
+  int rejoin_timeouts = 0;
   Json kills = Json::array();
   std::atomic<bool> sampling{true};
   std::vector<std::pair<double, double>> timeline;
@@ -785,7 +813,13 @@ void scenario_failover(const Options& o, Report& rep) {
     watch.first_ack_ns = 0;
     watch.after_term.store(ci->term.value(), std::memory_order_release);
     const std::int64_t t_kill = now_ns();
-    h.procs->kill9(victim);
+    if (o.fault == "kill") {
+      h.procs->kill9(victim);
+    } else if (o.fault == "pause") {
+      h.procs->signal(victim, SIGSTOP);
+    } else {
+      h.procs->isolate(victim, true);
+    }
     r.markers.push_back(static_cast<double>(t_kill - start) / 1e9);
     const auto deadline = Clock::now() + 15s;
     while (watch.first_ack_ns.load() == 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
@@ -801,11 +835,40 @@ void scenario_failover(const Options& o, Report& rep) {
     } else {
       failover_ns.push_back(acked_at - t_kill);
       kj.set("failover_ms", Json::number(static_cast<double>(acked_at - t_kill) / 1e6));
-      note("rlr-bench: kill {} (node {}, term {}): first new-leader commit after {:.1f} ms", k + 1, victim,
-           ci->term.value(), static_cast<double>(acked_at - t_kill) / 1e6);
+      note("rlr-bench: {} {} (node {}, term {}): first new-leader commit after {:.1f} ms", o.fault, k + 1,
+           victim, ci->term.value(), static_cast<double>(acked_at - t_kill) / 1e6);
+    }
+    if (o.fault == "kill") {
+      if (rlr::Status s = h.procs->restart(victim); !s) note("rlr-bench: restart: {}", s.to_string());
+    } else {
+      // Give the node back and time its return: heal (or SIGCONT) to the first append
+      // it accepts from the new leader.
+      rlr::LogIndex match_before;
+      if (auto now = leader_view(*control.value(), 2s)) {
+        for (const auto& m : now->members) {
+          if (m.id.value() == victim) match_before = m.match;
+        }
+      }
+      const std::int64_t t_heal = now_ns();
+      if (o.fault == "pause") {
+        h.procs->signal(victim, SIGCONT);
+      } else {
+        h.procs->isolate(victim, false);
+      }
+      const auto back = wait_rejoin(*control.value(), victim, match_before, t_heal, 15s);
+      if (back) {
+        rejoin_ns.push_back(*back);
+        kj.set("rejoin_ms", Json::number(static_cast<double>(*back) / 1e6));
+        note("rlr-bench: {} {}: node {} accepted an append {:.1f} ms after it was given back", o.fault, k + 1,
+             victim, static_cast<double>(*back) / 1e6);
+      } else {
+        ++rejoin_timeouts;
+        kj.set("rejoin_ms", Json::string("timeout"));
+        note("rlr-bench: {} {}: node {} accepted no append within 15 s of being given back", o.fault, k + 1,
+             victim);
+      }
     }
     kills.push(kj);
-    if (rlr::Status s = h.procs->restart(victim); !s) note("rlr-bench: restart: {}", s.to_string());
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(o.settle * 1000)));
   }
   const double cpu1 = h.cpu();
@@ -835,10 +898,27 @@ void scenario_failover(const Options& o, Report& rep) {
   r.extra.set("timeouts", Json::integer(timeouts));
   rep.extra.set("failover_ms", to_json(Percentiles{fp.count, fp.mean_us / 1000, fp.p50_us / 1000, fp.p90_us / 1000,
                                                    fp.p99_us / 1000, fp.p999_us / 1000, fp.max_us / 1000}));
+  const char* fault_name = o.fault == "kill" ? "kill -9" : o.fault == "pause" ? "SIGSTOP" : "partition";
   std::fprintf(o.json ? stderr : stdout,
-               "failover: %zu kills measured (%d without a new-leader commit in 15 s): kill -9 to first "
+               "failover: %zu faults measured (%d without a new-leader commit in 15 s): %s of the leader to first "
                "new-leader commit p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
-               fp.count, timeouts, fp.p50_us / 1000, fp.p90_us / 1000, fp.p99_us / 1000, fp.max_us / 1000);
+               fp.count, timeouts, fault_name, fp.p50_us / 1000, fp.p90_us / 1000, fp.p99_us / 1000,
+               fp.max_us / 1000);
+  if (o.fault != "kill") {
+    const Percentiles rp = summarize(rejoin_ns);
+    const Json rj = to_json(Percentiles{rp.count, rp.mean_us / 1000, rp.p50_us / 1000, rp.p90_us / 1000,
+                                        rp.p99_us / 1000, rp.p999_us / 1000, rp.max_us / 1000});
+    r.extra.set("rejoin_ms", rj);
+    rep.extra.set("rejoin_ms", rj);
+    std::fprintf(o.json ? stderr : stdout,
+                 "rejoin: %zu measured (%d timed out): %s to the old leader's first accepted append "
+                 "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+                 rp.count, rejoin_timeouts, o.fault == "pause" ? "SIGCONT" : "heal", rp.p50_us / 1000,
+                 rp.p90_us / 1000, rp.p99_us / 1000, rp.max_us / 1000);
+    // Two heartbeat intervals and a loopback round trip (taken as 1 ms).
+    const double bound = 2.0 * o.heartbeat_ticks * o.tick_ms + 1.0;
+    rep.targets.push_back({"rejoin p99", rejoin_timeouts > 0 ? 15000.0 : rp.p99_us / 1000, "<=", bound, "ms"});
+  }
   const double worst = timeouts > 0 ? 15000.0 : fp.p99_us / 1000;
   rep.targets.push_back({"failover p99", worst, "<=", 300, "ms"});
   rep.targets.push_back({"failover p50", fp.p50_us / 1000, "<=", 150, "ms"});
@@ -1031,7 +1111,10 @@ int run(int argc, char** argv) {
   cli.add_option("--node-binary", o.node_binary, "rlr-node for --mode procs (default: next to rlr-bench)");
   cli.add_option("--node-log-level", o.node_log_level, "--mode procs: rlr-node's --log-level (with --keep-data the logs stay)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-  cli.add_option("--kills", o.kills, "failover: how many times to kill -9 the leader")->check(CLI::Range(1, 100000));
+  cli.add_option("--kills", o.kills, "failover: how many times to fault the leader")->check(CLI::Range(1, 100000));
+  cli.add_option("--fault", o.fault,
+                 "failover: kill (kill -9, then restart), pause (SIGSTOP, then SIGCONT) or partition (its peer "
+                 "links stall, then heal); pause and partition also time the old leader's rejoin");
   cli.add_option("--settle", o.settle, "failover: seconds to wait after restarting a killed node")
       ->check(CLI::NonNegativeNumber);
   cli.add_option("--entries", o.entries, "catchup: entries the learner starts behind");

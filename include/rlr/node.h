@@ -198,7 +198,8 @@ class Node {
   /// under a lock of the node; see NodeOptions::complete_on_raft_thread) once
   /// the entry committed, or with an error: NotLeader (with the leader's id when known),
   /// TransferInProgress, Busy (too many proposals pending), Timeout (no outcome within
-  /// proposal_timeout_ms; the entry may still commit), ShuttingDown.
+  /// proposal_timeout_ms, or this node lost leadership before the entry committed; either
+  /// way the entry may still commit), ShuttingDown.
   virtual void propose(Bytes command, ProposeCallback done) = 0;
   /// propose() with a client session: a retry of a (client_id, sequence) that already
   /// committed returns the original index and term instead of appending again.

@@ -804,6 +804,9 @@ void NodeImpl::report_log_read_failures(Clock::time_point now) {
 
 void NodeImpl::handle_ready(core::Ready& rd) {
   if (rd.soft_state) {
+    if (static_cast<Role>(role_.load()) == Role::Leader && rd.soft_state->role != Role::Leader) {
+      release_pending_on_step_down();
+    }
     role_ = static_cast<std::uint8_t>(rd.soft_state->role);
     leader_ = rd.soft_state->leader.value();
     term_ = rd.soft_state->term.value();
@@ -1025,6 +1028,23 @@ void NodeImpl::expire_pending(Clock::time_point now) {
       ++it;
     }
   }
+}
+
+void NodeImpl::release_pending_on_step_down() {
+  // A former leader cannot learn these outcomes before its proposers would time out
+  // (cut off from the others, it may never learn them): tell them now, as a timeout,
+  // since each entry may still commit under the next leader. A client with a session
+  // retries at the new leader and gets the original entry if it did.
+  const Status why{ErrorCode::Timeout, "leadership lost before the entry committed; it may still commit"};
+  std::deque<Pending> kept;
+  for (auto& p : pending_) {
+    if (p.internal) {
+      kept.push_back(std::move(p));  // membership bookkeeping: resolved by commit or timeout
+    } else {
+      complete(p.done, why);
+    }
+  }
+  pending_ = std::move(kept);
 }
 
 void NodeImpl::fail_everything(const Status& why) {

@@ -218,6 +218,8 @@ class NodeImpl final : public Node, private transport::Inbox {
   void enqueue(Proposal p);
   void propose_queued(std::vector<Proposal>& props);
 
+  /// On losing leadership: proposers waiting for their entries get Timeout at once.
+  void release_pending_on_step_down();
   struct Pending {
     core::EntryId id;
     std::function<void(Result<ProposeResult>)> done;

@@ -371,11 +371,18 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     sock_ = std::make_unique<tcp::socket>(impl_.io);
     if (impl_.keepalive_on()) {
       // The whole dial (connect, Hello, HelloAck) must be answered in time: a silent
-      // path is retried at once rather than left to the kernel's SYN retries.
-      liveness_.expires_after(std::chrono::milliseconds(2 * impl_.opts.keepalive_interval_ms));
+      // path is retried at once rather than left to the kernel's SYN retries. The
+      // deadline starts at two keepalive intervals and doubles with every dial that
+      // misses it, up to the silence timeout, so a path that is only slow (a long round
+      // trip, a loaded peer) is not dialled into a storm.
+      if (dial_deadline_ms_ == 0) dial_deadline_ms_ = 2 * impl_.opts.keepalive_interval_ms;
+      liveness_.expires_after(std::chrono::milliseconds(dial_deadline_ms_));
       liveness_.async_wait([self = shared_from_this(), gen](boost::system::error_code ec) {
         if (ec || gen != self->gen_ || self->connected_) return;
         ++self->impl_.dials_timed_out;
+        self->dial_deadline_ms_ =
+            std::min(2 * self->dial_deadline_ms_,
+                     std::max(self->impl_.opts.silence_timeout_ms, 2 * self->impl_.opts.keepalive_interval_ms));
         self->fail("no answer to the dial in time", false, /*silent=*/true);
       });
     }
@@ -459,6 +466,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
         return;
       }
       self->attempts_ = 0;
+      self->dial_deadline_ms_ = 0;
       self->connected_ = true;
       self->peer_keepalive_ = (ack.value().features & wire::kFeatureKeepalive) != 0;
       self->last_heard_ = Clock::now();
@@ -639,6 +647,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   /// Incremented by every dial and every failure: a handler of an older socket is stale.
   std::uint64_t gen_ = 0;
   Clock::time_point last_heard_;
+  std::uint32_t dial_deadline_ms_ = 0;  ///< the next dial's deadline; 0: the first one's
   bool peer_keepalive_ = false;  ///< the acceptor answers Pings (its HelloAck said so)
   wire::FrameReader reader_;
   std::array<std::uint8_t, 4096> rbuf_{};

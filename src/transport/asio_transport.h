@@ -76,10 +76,12 @@ struct AsioOptions {
   /// A peer link that received nothing for this long is closed as if the peer had gone
   /// (Inbox::peer_lost, so a follower stops trusting a silent leader) and redialled at
   /// once: a path that went silent (a partition, a paused process) is not left to TCP's
-  /// retransmission timers. Each dial attempt (connect and handshake) that gets no answer
-  /// within 2 x keepalive_interval_ms is abandoned and retried without backoff, so a link
-  /// comes back within about that long once the path heals. The sockets' TCP_USER_TIMEOUT
-  /// is set to it too. Needs keepalive_interval_ms; 0: off.
+  /// retransmission timers. A dial (connect and handshake) that gets no answer in time is
+  /// abandoned and retried without backoff; its deadline is 2 x keepalive_interval_ms,
+  /// doubling after each dial that missed it up to this timeout, so a link comes back
+  /// within about one deadline once the path heals, and a path that is merely slow is
+  /// not dialled into a storm. The sockets' TCP_USER_TIMEOUT is set to it too. Needs
+  /// keepalive_interval_ms; 0: off.
   std::uint32_t silence_timeout_ms = 0;
 };
 

@@ -117,6 +117,8 @@ class Relay {
   /// path just goes silent, as a partition or a paused process looks to TCP); thawing
   /// delivers what was held.
   void freeze(bool on) { frozen_ = on; }
+  /// Every new connection waits this long before it reaches the target (a slow path).
+  void delay_connections(std::chrono::milliseconds d) { delay_ms_ = static_cast<int>(d.count()); }
   int cuts() const { return cuts_.load(); }
   int connections() const { return connections_.load(); }
 
@@ -156,6 +158,17 @@ class Relay {
       out.close(ec);
     }
     void start(std::uint16_t target) {
+      if (const int d = relay.delay_ms_.load(); d > 0) {
+        auto t = std::make_shared<asio::steady_timer>(relay.io_, std::chrono::milliseconds(d));
+        t->async_wait([self = shared_from_this(), target, t](boost::system::error_code ec) {
+          if (ec || self->closed) return self->close();
+          self->connect(target);
+        });
+        return;
+      }
+      connect(target);
+    }
+    void connect(std::uint16_t target) {
       out.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), target),
                         [self = shared_from_this()](boost::system::error_code ec) {
                           if (ec) return self->close();
@@ -223,6 +236,7 @@ class Relay {
   std::atomic<std::uint64_t> cut_at_{0};
   std::atomic<bool> paused_{false};
   std::atomic<bool> frozen_{false};
+  std::atomic<int> delay_ms_{0};
   std::atomic<int> cuts_{0};
   std::atomic<int> connections_{0};
   asio::io_context io_;
@@ -572,6 +586,29 @@ TEST_CASE("transport: a peer without keepalives is not cut off when its link is 
   CHECK(b.stats().frames_rejected == 0);
   CHECK(relay.connections() == 1);
   CHECK(inbox_b.wait_lost(NodeId{1}, 1ms) == 0);
+  a.stop();
+  b.stop();
+}
+
+TEST_CASE("transport: a path slower than the first dial deadline still connects", "[transport][keepalive]") {
+  // Every dial through this relay takes 70 ms, more than the first deadline (two 20 ms
+  // keepalive intervals) but less than the 100 ms silence timeout. A fixed deadline
+  // would abandon every dial and never connect, while dialling in a storm (the chaos
+  // suite saw it through its proxies); a deadline that grows after each miss connects.
+  Collect inbox_b;
+  transport::AsioTransport b(keepalive_options(2), nullptr);
+  REQUIRE(b.start(inbox_b).is_ok());
+  Relay relay(b.bound_port());
+  relay.delay_connections(70ms);
+  Collect inbox_a;
+  transport::AsioTransport a(keepalive_options(1), nullptr);
+  a.set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", relay.port()));
+  REQUIRE(a.start(inbox_a).is_ok());
+  std::vector<core::Message> ms{heartbeat(1, 2)};
+  a.send(ms);
+  CHECK(inbox_b.wait_count(1, 10s) == 1);
+  CHECK(a.stats().dials_timed_out >= 1);
+  CHECK(relay.connections() < 10);
   a.stop();
   b.stop();
 }
