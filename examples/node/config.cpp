@@ -193,7 +193,8 @@ struct Raw {
   std::string forward_at;
   std::uint64_t tick_ms = 10, election_ticks = 15, heartbeat_ticks = 3, proposal_timeout_ms = 5000;
   std::uint64_t disconnect_campaign_ticks = 1;
-  std::string tick_at, election_at, heartbeat_at, proposal_at, disconnect_at;
+  std::uint64_t link_silence_ms = 0;
+  std::string tick_at, election_at, heartbeat_at, proposal_at, disconnect_at, silence_at;
   std::vector<Peer> peers;
   std::map<std::string, std::string> app_settings;
 };
@@ -259,7 +260,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
     if (!t->is_table()) return r.wrong_type(*t, "timeouts", "a table");
     const toml::table& tt = *t->as_table();
     if (auto e = r.only_keys(tt, {"tick_ms", "election_ticks", "heartbeat_ticks", "proposal_timeout_ms",
-                                  "disconnect_campaign_ticks"},
+                                  "disconnect_campaign_ticks", "link_silence_ms"},
                              "timeouts");
         e) {
       return e;
@@ -272,6 +273,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
       else if (k == "heartbeat_ticks") e = r.get_uint(node, k, 1, 100000, raw.heartbeat_ticks, raw.heartbeat_at);
       else if (k == "proposal_timeout_ms") e = r.get_uint(node, k, 1, 3600000, raw.proposal_timeout_ms, raw.proposal_at);
       else if (k == "disconnect_campaign_ticks") e = r.get_uint(node, k, 0, 100000, raw.disconnect_campaign_ticks, raw.disconnect_at);
+      else if (k == "link_silence_ms") e = r.get_uint(node, k, 0, 3600000, raw.link_silence_ms, raw.silence_at);
       if (e) return e;
     }
   }
@@ -350,6 +352,7 @@ void apply(const Overrides& o, Raw& raw) {
   set_u(o.heartbeat_ticks, raw.heartbeat_ticks, raw.heartbeat_at, "--heartbeat-ticks");
   set_u(o.proposal_timeout_ms, raw.proposal_timeout_ms, raw.proposal_at, "--proposal-timeout-ms");
   set_u(o.disconnect_campaign_ticks, raw.disconnect_campaign_ticks, raw.disconnect_at, "--disconnect-campaign-ticks");
+  set_u(o.link_silence_ms, raw.link_silence_ms, raw.silence_at, "--link-silence-ms");
   if (o.sync) {
     raw.sync = *o.sync;
     raw.sync_at = "--sync";
@@ -513,6 +516,13 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
                              raw.disconnect_campaign_ticks, raw.election_ticks)};
   }
   n.disconnect_campaign_ticks = static_cast<std::uint32_t>(raw.disconnect_campaign_ticks);
+  if (raw.link_silence_ms != 0 && raw.link_silence_ms < 3 * raw.heartbeat_ticks * raw.tick_ms) {
+    return Error{raw.silence_at,
+                 fmt::format("link_silence_ms ({}) must be 0 (the election timeout) or at least three heartbeat "
+                             "intervals ({} ms)",
+                             raw.link_silence_ms, 3 * raw.heartbeat_ticks * raw.tick_ms)};
+  }
+  n.link_silence_ms = static_cast<std::uint32_t>(raw.link_silence_ms);
 
   c.app = raw.app.empty() ? "none" : raw.app;
   c.app_settings = raw.app_settings;

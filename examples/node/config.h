@@ -36,7 +36,7 @@ struct Overrides {
   std::vector<std::string> peers;     ///< "ID=HOST:PORT"; when given, replace the file's
   std::vector<std::string> app_set;   ///< "KEY=VALUE", merged over the [app] table
   std::optional<std::uint32_t> tick_ms, election_ticks, heartbeat_ticks, proposal_timeout_ms,
-      disconnect_campaign_ticks;
+      disconnect_campaign_ticks, link_silence_ms;
   std::optional<bool> sync;
   bool forward_proposals = false;
 };

@@ -177,6 +177,9 @@ int run(int argc, char** argv) {
   cli.add_option("--disconnect-campaign-ticks", o.disconnect_campaign_ticks,
                  "on losing the leader's connection, pre-vote after this many ticks x (1 + 2 rank); 0: off");
   cli.add_option("--proposal-timeout-ms", o.proposal_timeout_ms, "how long a proposal may wait to commit");
+  cli.add_option("--link-silence-ms", o.link_silence_ms,
+                 "close and redial a peer link that heard nothing (not even a keepalive) this long; "
+                 "0: the election timeout");
   int sync_flag = 0;  // +1 per --sync, -1 per --no-sync
   cli.add_flag("--sync,!--no-sync", sync_flag, "fsync every persistence step (default on)");
   cli.add_option("--token", o.token, "shared secret for peers and clients");

@@ -255,6 +255,12 @@ TEST_CASE("rlr-node: every bad config exits 2 naming the line or flag", "[proces
     expect_config_error(kGood, {"--disconnect-campaign-ticks", "20"}, "--disconnect-campaign-ticks",
                         "must be below election_ticks (15)");
   }
+  SECTION("a link silence timeout shorter than three heartbeats") {
+    expect_config_error(std::string(kGood) + "[timeouts]\nlink_silence_ms = 40\n", {}, "9:",
+                        "link_silence_ms (40) must be 0 (the election timeout) or at least three heartbeat "
+                        "intervals (90 ms)");
+    expect_config_error(kGood, {"--link-silence-ms", "89"}, "--link-silence-ms", "at least three heartbeat");
+  }
   SECTION("non-numeric flag") {
     expect_config_error(kGood, {"--election-ticks", "many"}, "--election-ticks", "");
   }
