@@ -8,10 +8,10 @@
 //   ...
 //   end entries=<count>
 //
-// <kind> is normal, config, noop, session or watermark. For session entries <client> and
-// <sequence> come from the payload's 16-byte header and <payload-hex> is the command
-// without it; for every other kind both are 0 and <payload-hex> is the whole payload
-// ("-" when empty). The store is opened as a node opens it, so a torn last write is cut
+// <kind> is rlr::to_string(EntryKind): normal, config, noop, session or watermark. For
+// session entries <client> and <sequence> come from the payload's 16-byte header and
+// <payload-hex> is the command without it; for every other kind both are 0 and
+// <payload-hex> is the whole payload ("-" when empty). The store is opened as a node opens it, so a torn last write is cut
 // exactly as the node's next start would cut it; the node must not be running (the store
 // is locked by a running node and the open fails with IoError).
 #include "ctl/dump.h"
@@ -19,21 +19,11 @@
 #include <cstdio>
 #include <string>
 
+#include "rlr/status.h"
 #include "storage/rocksdb_storage.h"
 
 namespace rlr::ctl {
 namespace {
-
-const char* kind_name(EntryKind k) {
-  switch (k) {
-    case EntryKind::Normal: return "normal";
-    case EntryKind::Config: return "config";
-    case EntryKind::Noop: return "noop";
-    case EntryKind::Session: return "session";
-    case EntryKind::Watermark: return "watermark";
-  }
-  return "unknown";
-}
 
 std::uint64_t be64(std::span<const std::uint8_t> b) {
   std::uint64_t v = 0;
@@ -53,7 +43,7 @@ void print_entry(const Entry& e, std::string& line) {
   }
   line.clear();
   line += "entry " + std::to_string(e.index.value()) + ' ' + std::to_string(e.term.value()) + ' ' +
-          kind_name(e.kind) + ' ' + std::to_string(client) + ' ' + std::to_string(sequence) + ' ';
+          std::string(to_string(e.kind)) + ' ' + std::to_string(client) + ' ' + std::to_string(sequence) + ' ';
   if (body.empty()) line += '-';
   for (std::uint8_t b : body) {
     line += kHex[b >> 4];

@@ -55,6 +55,18 @@ class Run:
             f.write(line + "\n")
 
     # -- shared steps ---------------------------------------------------------------
+    def start_cluster(self, cluster_id, app, settings):
+        """The founding voters, started, with a leader elected."""
+        cluster = cl.Cluster(self.bins, self.workdir, self.registry, self.net, cluster_id, self.args.nodes, app,
+                             settings, self.log)
+        for i in cluster.founders:
+            cluster.start(i)
+        leader = cluster.wait_leader(60)
+        if leader is None:
+            raise SetupError("no leader elected")
+        self.log("cluster up: %d nodes, leader %d" % (self.args.nodes, leader))
+        return cluster
+
     def fault_period(self, cluster, voters, extra_stop=None):
         plan = nm.schedule(self.args.seed, self.args.seconds)
         with open(os.path.join(self.workdir, "schedule.json"), "w") as f:
@@ -129,14 +141,7 @@ class Run:
             return {"listen": "127.0.0.1:%d" % node.app_port,
                     "resp_peers": ",".join("%d=127.0.0.1:%d" % (n.id, n.app_port) for n in cluster.nodes.values())}
 
-        cluster = cl.Cluster(self.bins, self.workdir, self.registry, self.net, "chaos-kv-%d" % a.seed, a.nodes,
-                             "kv", settings, self.log)
-        for i in cluster.founders:
-            cluster.start(i)
-        leader = cluster.wait_leader(60)
-        if leader is None:
-            raise SetupError("no leader elected")
-        self.log("cluster up: %d nodes, leader %d" % (a.nodes, leader))
+        cluster = self.start_cluster("chaos-kv-%d" % a.seed, "kv", settings)
         rng = random.Random(a.seed)
         keys = kvw.KeyPool(a.keys, a.ops_per_key, random.Random(a.seed + 1))
         hist = kvw.History()
@@ -193,14 +198,7 @@ class Run:
                         "report": os.path.join(self.workdir, "audit-verify.txt"), "digest_interval": 100}
             return {"output_log": os.path.join(self.workdir, "n%d.outputs" % node.id), "digest_interval": 100}
 
-        cluster = cl.Cluster(self.bins, self.workdir, self.registry, self.net, "chaos-seq-%d" % a.seed, a.nodes,
-                             "matching-engine", settings, self.log)
-        for i in cluster.founders:
-            cluster.start(i)
-        leader = cluster.wait_leader(60)
-        if leader is None:
-            raise SetupError("no leader elected")
-        self.log("cluster up: %d nodes, leader %d" % (a.nodes, leader))
+        cluster = self.start_cluster("chaos-seq-%d" % a.seed, "matching-engine", settings)
         drivers = []
         duration = int(a.seconds + QUIET_S + 2)
         bootstrap = ",".join(n.addr for n in cluster.nodes.values())

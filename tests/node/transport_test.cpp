@@ -510,6 +510,29 @@ transport::AsioOptions keepalive_options(std::uint64_t self) {
   return o;
 }
 
+/// Node 1 dials node 2 through a relay; node 2 is up before node 1 starts.
+struct RelayedPair {
+  RelayedPair(const transport::AsioOptions& o1, const transport::AsioOptions& o2,
+              std::chrono::milliseconds relay_delay = 0ms)
+      : b(o2, nullptr) {
+    REQUIRE(b.start(inbox_b).is_ok());
+    relay.emplace(b.bound_port());
+    relay->delay_connections(relay_delay);
+    a.emplace(o1, nullptr);
+    a->set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", relay->port()));
+    REQUIRE(a->start(inbox_a).is_ok());
+  }
+  ~RelayedPair() {
+    a->stop();
+    b.stop();
+  }
+  Collect inbox_a;
+  Collect inbox_b;
+  transport::AsioTransport b;
+  std::optional<Relay> relay;
+  std::optional<transport::AsioTransport> a;
+};
+
 core::Message heartbeat(std::uint64_t from, std::uint64_t to) {
   core::Message m;
   m.type = core::MessageType::Heartbeat;
@@ -523,71 +546,51 @@ core::Message heartbeat(std::uint64_t from, std::uint64_t to) {
 
 TEST_CASE("transport: a peer link that goes silent is reported lost and redialled, and comes back on heal",
           "[transport][keepalive]") {
-  Collect inbox_b;
-  transport::AsioTransport b(keepalive_options(2), nullptr);
-  REQUIRE(b.start(inbox_b).is_ok());
-  Relay relay(b.bound_port());
-  Collect inbox_a;
-  transport::AsioTransport a(keepalive_options(1), nullptr);
-  a.set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", relay.port()));
-  REQUIRE(a.start(inbox_a).is_ok());
-
+  RelayedPair p(keepalive_options(1), keepalive_options(2));
   std::vector<core::Message> ms{heartbeat(1, 2)};
-  a.send(ms);
-  REQUIRE(inbox_b.wait_count(1, 10s) == 1);
+  p.a->send(ms);
+  REQUIRE(p.inbox_b.wait_count(1, 10s) == 1);
   // Idle, the link stays up: keepalives flow both ways.
   std::this_thread::sleep_for(400ms);
-  CHECK(a.stats().links_silent == 0);
-  CHECK(relay.connections() == 1);
+  CHECK(p.a->stats().links_silent == 0);
+  CHECK(p.relay->connections() == 1);
 
   // The path goes silent while both sockets stay open: without keepalives neither side
   // would notice before TCP gave up (minutes).
-  relay.freeze(true);
+  p.relay->freeze(true);
   INFO("the acceptor reports the dialer lost once its link stayed silent");
-  REQUIRE(inbox_b.wait_lost(NodeId{1}, 10s) >= 1);
-  for (int i = 0; i < 500 && a.stats().links_silent == 0; ++i) std::this_thread::sleep_for(10ms);
-  CHECK(a.stats().links_silent >= 1);
-  CHECK(b.stats().links_silent >= 1);
+  REQUIRE(p.inbox_b.wait_lost(NodeId{1}, 10s) >= 1);
+  for (int i = 0; i < 500 && p.a->stats().links_silent == 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(p.a->stats().links_silent >= 1);
+  CHECK(p.b.stats().links_silent >= 1);
   // Redials through the silent path are abandoned and retried, not left hanging.
-  for (int i = 0; i < 500 && a.stats().dials_timed_out == 0; ++i) std::this_thread::sleep_for(10ms);
-  CHECK(a.stats().dials_timed_out >= 1);
+  for (int i = 0; i < 500 && p.a->stats().dials_timed_out == 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(p.a->stats().dials_timed_out >= 1);
 
-  relay.freeze(false);
-  std::vector<core::Message> more{heartbeat(1, 2)};
-  for (int i = 0; i < 200 && inbox_b.wait_count(2, 50ms) < 2; ++i) {
+  p.relay->freeze(false);
+  for (int i = 0; i < 200 && p.inbox_b.wait_count(2, 50ms) < 2; ++i) {
     std::vector<core::Message> retry{heartbeat(1, 2)};
-    a.send(retry);
+    p.a->send(retry);
   }
-  CHECK(inbox_b.wait_count(2, 1s) >= 2);
-  CHECK(relay.connections() >= 2);
-  a.stop();
-  b.stop();
+  CHECK(p.inbox_b.wait_count(2, 1s) >= 2);
+  CHECK(p.relay->connections() >= 2);
 }
 
 TEST_CASE("transport: a peer without keepalives is not cut off when its link is idle", "[transport][keepalive]") {
   // Node 2 predates keepalives (or has them off): node 1 must neither ping it nor expect
   // pongs, and node 2 must not expect pings.
-  Collect inbox_b;
-  transport::AsioTransport b(options(2), nullptr);
-  REQUIRE(b.start(inbox_b).is_ok());
-  Relay relay(b.bound_port());
-  Collect inbox_a;
-  transport::AsioTransport a(keepalive_options(1), nullptr);
-  a.set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", relay.port()));
-  REQUIRE(a.start(inbox_a).is_ok());
+  RelayedPair p(keepalive_options(1), options(2));
   std::vector<core::Message> ms{heartbeat(1, 2)};
-  a.send(ms);
-  REQUIRE(inbox_b.wait_count(1, 10s) == 1);
+  p.a->send(ms);
+  REQUIRE(p.inbox_b.wait_count(1, 10s) == 1);
   std::this_thread::sleep_for(500ms);  // five silence timeouts of node 1
   std::vector<core::Message> more{heartbeat(1, 2)};
-  a.send(more);
-  CHECK(inbox_b.wait_count(2, 10s) == 2);
-  CHECK(a.stats().links_silent == 0);
-  CHECK(b.stats().frames_rejected == 0);
-  CHECK(relay.connections() == 1);
-  CHECK(inbox_b.wait_lost(NodeId{1}, 1ms) == 0);
-  a.stop();
-  b.stop();
+  p.a->send(more);
+  CHECK(p.inbox_b.wait_count(2, 10s) == 2);
+  CHECK(p.a->stats().links_silent == 0);
+  CHECK(p.b.stats().frames_rejected == 0);
+  CHECK(p.relay->connections() == 1);
+  CHECK(p.inbox_b.wait_lost(NodeId{1}, 1ms) == 0);
 }
 
 TEST_CASE("transport: a path slower than the first dial deadline still connects", "[transport][keepalive]") {
@@ -595,20 +598,10 @@ TEST_CASE("transport: a path slower than the first dial deadline still connects"
   // keepalive intervals) but less than the 100 ms silence timeout. A fixed deadline
   // would abandon every dial and never connect, while dialling in a storm (the chaos
   // suite saw it through its proxies); a deadline that grows after each miss connects.
-  Collect inbox_b;
-  transport::AsioTransport b(keepalive_options(2), nullptr);
-  REQUIRE(b.start(inbox_b).is_ok());
-  Relay relay(b.bound_port());
-  relay.delay_connections(70ms);
-  Collect inbox_a;
-  transport::AsioTransport a(keepalive_options(1), nullptr);
-  a.set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", relay.port()));
-  REQUIRE(a.start(inbox_a).is_ok());
+  RelayedPair p(keepalive_options(1), keepalive_options(2), 70ms);
   std::vector<core::Message> ms{heartbeat(1, 2)};
-  a.send(ms);
-  CHECK(inbox_b.wait_count(1, 10s) == 1);
-  CHECK(a.stats().dials_timed_out >= 1);
-  CHECK(relay.connections() < 10);
-  a.stop();
-  b.stop();
+  p.a->send(ms);
+  CHECK(p.inbox_b.wait_count(1, 10s) == 1);
+  CHECK(p.a->stats().dials_timed_out >= 1);
+  CHECK(p.relay->connections() < 10);
 }
