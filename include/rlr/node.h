@@ -119,7 +119,7 @@ struct NodeOptions {
   /// A pre-vote still needs a majority that no longer hears from the leader, so a
   /// connection that drops while the leader lives changes nothing. 0: off.
   std::uint32_t disconnect_campaign_ticks = 1;
-  /// Peer-link liveness: every link carries a keepalive (Ping, answered by Pong) each
+  /// Peer-link liveness: every link carries a keepalive (a Ping frame) at least each
   /// heartbeat interval, and a link that heard nothing for `link_silence_ms` is closed
   /// and redialled at once. A follower whose link from its leader goes silent treats
   /// that like a dropped connection (disconnect_campaign_ticks above), so a paused or

@@ -242,6 +242,8 @@ class AsioTransport::Impl {
   }
   /// io thread: peer `id` connected to us; our own connection to it stops backing off.
   void dialled_by(NodeId id);
+  /// io thread: peer `id`'s link to us went silent; our own link to it is redialled.
+  void silent_peer(NodeId id);
   /// Peers we dialled back only because they dialled us (not from the configuration).
   std::set<NodeId> learned;  // guarded by peers_mu
 
@@ -331,6 +333,14 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     snap_->acked = a.received;
     if (snap_->next < snap_->acked) snap_->next = snap_->acked;
     pump_snapshot();
+  }
+
+  /// io thread: the peer's link to us went silent, so this link is suspect too (it may
+  /// look established through a path that drops everything): drop it and dial again.
+  void restart_silent() {
+    if (closed_ || impl_.stopped || !connected_) return;
+    ++impl_.links_silent;
+    fail("the peer's link to us went silent", true, /*silent=*/true);
   }
 
   /// io thread: the peer has just dialled us, so it listens again. A backoff wait (up to
@@ -469,7 +479,6 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
       self->dial_deadline_ms_ = 0;
       self->connected_ = true;
       self->peer_keepalive_ = (ack.value().features & wire::kFeatureKeepalive) != 0;
-      self->last_heard_ = Clock::now();
       self->queue_.set_fd(self->sock_->native_handle());
       self->watch();
       self->keep_alive();
@@ -495,7 +504,6 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
         self->fail("connection lost: " + ec.message());
         return;
       }
-      self->last_heard_ = Clock::now();
       self->reader_.feed(std::span<const std::uint8_t>(self->rbuf_.data(), n));
       for (;;) {
         auto item = self->reader_.next();
@@ -504,7 +512,6 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
           return;
         }
         if (!item.value()) break;
-        if (item.value()->header.type == wire::FrameType::Pong && self->peer_keepalive_) continue;
         if (item.value()->header.type != wire::FrameType::SnapshotAck) {
           self->fail(fmt::format("unexpected frame type {} on an outbound connection",
                                  static_cast<int>(item.value()->header.type)), true);
@@ -581,21 +588,20 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     });
   }
 
-  /// io thread, while connected: a Ping every keepalive interval, and the link closed
-  /// when nothing (Pong, snapshot ack) came back within the silence timeout.
+  /// io thread, while connected: a Ping every keepalive interval, so that the acceptor
+  /// hears from this node at least that often whatever Raft has to say. Whether the
+  /// path works is judged elsewhere: by the acceptor (silence on this link), by this
+  /// node's side of the peer's link to it (silence there resets this link too, see
+  /// restart_silent()), and by the kernel (TCP_USER_TIMEOUT on unacknowledged bytes).
+  /// Not by answers on this link: behind a backlog on a slow path an answer can be late
+  /// while the path is busy, not silent.
   void keep_alive() {
     if (!impl_.keepalive_on() || !peer_keepalive_) return;
     liveness_.expires_after(std::chrono::milliseconds(impl_.opts.keepalive_interval_ms));
     liveness_.async_wait([self = shared_from_this(), gen = gen_](boost::system::error_code ec) {
       if (ec || gen != self->gen_ || !self->connected_ || self->closed_) return;
-      const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - self->last_heard_);
-      if (silent.count() > static_cast<std::int64_t>(self->impl_.opts.silence_timeout_ms)) {
-        ++self->impl_.links_silent;
-        self->fail(fmt::format("nothing heard for {} ms", silent.count()), true, /*silent=*/true);
-        return;
-      }
       bool schedule = false;
-      (void)self->queue_.push(wire::encode_keepalive(wire::FrameType::Ping, self->impl_.tag), schedule);
+      (void)self->queue_.push(wire::encode_ping(self->impl_.tag), schedule);
       self->flush();
       self->keep_alive();
     });
@@ -635,8 +641,6 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     });
   }
 
-  using Clock = std::chrono::steady_clock;
-
   Impl& impl_;
   NodeId id_;
   std::string address_;
@@ -646,7 +650,6 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
   std::unique_ptr<tcp::socket> sock_;
   /// Incremented by every dial and every failure: a handler of an older socket is stale.
   std::uint64_t gen_ = 0;
-  Clock::time_point last_heard_;
   std::uint32_t dial_deadline_ms_ = 0;  ///< the next dial's deadline; 0: the first one's
   bool peer_keepalive_ = false;  ///< the acceptor answers Pings (its HelloAck said so)
   wire::FrameReader reader_;
@@ -744,6 +747,8 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
         self->close(ec == asio::error::eof ? "" : "read: " + ec.message());
         return;
       }
+      // Any bytes count, not only whole frames: a large frame on a slow path is progress.
+      self->last_heard_ = Clock::now();
       for (;;) {
         auto item = self->reader_.next();
         if (!item) {
@@ -767,11 +772,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     using wire::FrameType;
     if (kind_ == Kind::Unknown) return handshake(item);
     if (kind_ == Kind::Node) {
-      last_heard_ = Clock::now();
-      if (item.header.type == FrameType::Ping && keepalive_) {
-        send(wire::encode_keepalive(FrameType::Pong, impl_.tag));
-        return true;
-      }
+      if (item.header.type == FrameType::Ping && keepalive_) return true;  // hearing it is the point
       if (item.header.type == FrameType::Raft) {
         auto m = wire::decode_raft(item.payload);
         if (!m) return reject("bad raft message: " + m.status().to_string());
@@ -878,6 +879,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
         self->closed_flag_ = true;
         if (!self->impl_.stopped) self->impl_.inbox->peer_lost(self->peer_);
         self->close(fmt::format("nothing heard for {} ms", silent.count()));
+        self->impl_.silent_peer(self->peer_);
         return;
       }
       self->watch_silence();
@@ -974,6 +976,17 @@ void AsioTransport::Impl::dialled_by(NodeId id) {
     peer = it->second;
   }
   peer->dial_now();  // io thread, outside peers_mu: connect() may take it
+}
+
+void AsioTransport::Impl::silent_peer(NodeId id) {
+  std::shared_ptr<Peer> peer;
+  {
+    std::lock_guard lock(peers_mu);
+    auto it = peers.find(id);
+    if (it == peers.end()) return;
+    peer = it->second;
+  }
+  peer->restart_silent();
 }
 
 void AsioTransport::Impl::accept() {

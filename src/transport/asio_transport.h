@@ -6,9 +6,9 @@
 // single gathered write (coalescing). A lost connection is re-dialled with exponential
 // backoff and jitter. Each peer's queue is bounded in bytes: when it is full, new
 // messages to that peer are dropped and counted (Raft retransmits what matters).
-// With keepalives on, both ends of every peer link hear from each other at least every
-// keepalive interval (Ping and Pong), and a link silent for longer than the silence
-// timeout is closed and redialled instead of waiting on TCP.
+// With keepalives on, every peer link carries at least a Ping each keepalive interval,
+// and a peer whose link to us stays silent for the silence timeout is reported lost and
+// our link to it redialled, instead of waiting on TCP.
 // Snapshots travel as a sequence of SnapshotChunk frames and are reassembled before
 // delivery. The receiver acknowledges each chunk (SnapshotAck, on the same connection)
 // with how many bytes it holds; the sender keeps a bounded window in flight, and after a
@@ -69,14 +69,15 @@ struct AsioOptions {
   std::uint32_t backoff_min_ms = 20;
   std::uint32_t backoff_max_ms = 2000;
   /// Peer-link liveness; 0 turns it off. A connected outbound link sends a Ping every
-  /// `keepalive_interval_ms` (to a peer that understands it: wire::kFeatureKeepalive) and
-  /// the acceptor answers each with a Pong, so a link carries traffic both ways at least
-  /// that often whatever Raft has to say.
+  /// `keepalive_interval_ms` (to a peer that understands it: wire::kFeatureKeepalive), so
+  /// the acceptor hears from the dialer at least that often whatever Raft has to say.
   std::uint32_t keepalive_interval_ms = 0;
-  /// A peer link that received nothing for this long is closed as if the peer had gone
-  /// (Inbox::peer_lost, so a follower stops trusting a silent leader) and redialled at
-  /// once: a path that went silent (a partition, a paused process) is not left to TCP's
-  /// retransmission timers. A dial (connect and handshake) that gets no answer in time is
+  /// A link from a peer that delivered nothing (not even a Ping) for this long is closed
+  /// as if the peer had gone (Inbox::peer_lost, so a follower stops trusting a silent
+  /// leader), and this node's own link to that peer is redialled at once: a path that
+  /// went silent (a partition, a paused process) is not left to TCP's retransmission
+  /// timers. Silence is judged on received bytes only, so a link busy with a backlog on
+  /// a slow path is never mistaken for a silent one. A dial (connect and handshake) that gets no answer in time is
   /// abandoned and retried without backoff; its deadline is 2 x keepalive_interval_ms,
   /// doubling after each dial that missed it up to this timeout, so a link comes back
   /// within about one deadline once the path heals, and a path that is merely slow is

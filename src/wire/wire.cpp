@@ -165,7 +165,7 @@ static_assert(kOffCrc + 4 == kHeaderBytes);
 
 bool known_frame_type(std::uint16_t t) noexcept {
   return t >= static_cast<std::uint16_t>(FrameType::Hello) &&
-         t <= static_cast<std::uint16_t>(FrameType::Pong);
+         t <= static_cast<std::uint16_t>(FrameType::Ping);
 }
 
 // ---- encoding -------------------------------------------------------------------------
@@ -562,12 +562,11 @@ Frame encode_hello_ack(const HelloAck& a, std::uint64_t tag) {
   return finish_frame(b, FrameType::HelloAck, tag);
 }
 
-Frame encode_keepalive(FrameType type, std::uint64_t tag) {
-  assert(type == FrameType::Ping || type == FrameType::Pong);
+Frame encode_ping(std::uint64_t tag) {
   std::vector<std::uint8_t> v(kHeaderBytes);
   put_be(v.data() + kOffMagic, kMagic, 4);
   put_be(v.data() + kOffVersion, kProtocolVersion, 2);
-  put_be(v.data() + kOffType, static_cast<std::uint16_t>(type), 2);
+  put_be(v.data() + kOffType, static_cast<std::uint16_t>(FrameType::Ping), 2);
   put_be(v.data() + kOffTag, tag, 8);
   put_be(v.data() + kOffLength, 0, 4);
   put_be(v.data() + kOffCrc, util::crc32c(0, v.data(), 0), 4);

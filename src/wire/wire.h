@@ -46,8 +46,7 @@ enum class FrameType : std::uint16_t {
   ClientRequest = 5,
   ClientReply = 6,
   SnapshotAck = 7,    ///< receiver -> sender flow control and resume point of a snapshot
-  Ping = 8,           ///< dialer -> acceptor on a peer link: "are you there?" (no payload)
-  Pong = 9,           ///< acceptor -> dialer: the answer to a Ping (no payload)
+  Ping = 8,           ///< dialer -> acceptor on an idle peer link: "still here" (no payload)
 };
 
 struct FrameHeader {
@@ -120,8 +119,8 @@ class Frame {
 enum class PeerKind : std::uint8_t { Node = 0, Client = 1 };
 
 /// Hello / HelloAck feature bits: what the sender of the handshake understands.
-/// kFeatureKeepalive: Ping and Pong frames on a peer link; a dialer sends Pings only to
-/// an acceptor whose HelloAck has the bit, and an acceptor expects them (and may close a
+/// kFeatureKeepalive: Ping frames on a peer link; a dialer sends Pings only to an
+/// acceptor whose HelloAck has the bit, and an acceptor expects them (and may close a
 /// link that stays silent) only from a dialer whose Hello has it, so a node without the
 /// feature keeps working with one that has it.
 inline constexpr std::uint32_t kFeatureKeepalive = 1U << 0;
@@ -149,8 +148,8 @@ struct HelloAck {
 /// `payload` is the frame's payload (after the header).
 [[nodiscard]] Result<Hello> decode_hello(std::span<const std::uint8_t> payload);
 [[nodiscard]] Result<HelloAck> decode_hello_ack(std::span<const std::uint8_t> payload);
-/// A Ping or Pong frame (header only, no payload).
-[[nodiscard]] Frame encode_keepalive(FrameType type, std::uint64_t tag);
+/// A Ping frame (header only, no payload).
+[[nodiscard]] Frame encode_ping(std::uint64_t tag);
 
 // ---- peer messages ------------------------------------------------------------------
 /// Encodes a core message. A Snapshot message's SnapshotMeta is carried without its

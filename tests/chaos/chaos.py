@@ -46,6 +46,7 @@ class Run:
         self.verdicts = []
         self.history = []
         self.nemesis = None
+        self.cluster = None
         self.stats = {}
 
     def log(self, text):
@@ -59,6 +60,7 @@ class Run:
         """The founding voters, started, with a leader elected."""
         cluster = cl.Cluster(self.bins, self.workdir, self.registry, self.net, cluster_id, self.args.nodes, app,
                              settings, self.log)
+        self.cluster = cluster  # before any node starts: `settings` may read the others' ports
         for i in cluster.founders:
             cluster.start(i)
         leader = cluster.wait_leader(60)
@@ -139,7 +141,7 @@ class Run:
 
         def settings(node):
             return {"listen": "127.0.0.1:%d" % node.app_port,
-                    "resp_peers": ",".join("%d=127.0.0.1:%d" % (n.id, n.app_port) for n in cluster.nodes.values())}
+                    "resp_peers": ",".join("%d=127.0.0.1:%d" % (n.id, n.app_port) for n in self.cluster.nodes.values())}
 
         cluster = self.start_cluster("chaos-kv-%d" % a.seed, "kv", settings)
         rng = random.Random(a.seed)

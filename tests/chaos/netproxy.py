@@ -196,6 +196,11 @@ class Net:
                 s.close()
             for c in list(self._conns):
                 c.close()
+            # Let every connection's task end here rather than be destroyed pending.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         try:
             asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=10)
         except Exception:  # noqa: BLE001 - closing at exit must not raise

@@ -117,6 +117,8 @@ class Relay {
   /// path just goes silent, as a partition or a paused process looks to TCP); thawing
   /// delivers what was held.
   void freeze(bool on) { frozen_ = on; }
+  /// Bytes from the dialer to the target cross at about this rate (0: as fast as they come).
+  void throttle_up(int bytes_per_ms) { up_bytes_per_ms_ = bytes_per_ms; }
   /// Every new connection waits this long before it reaches the target (a slow path).
   void delay_connections(std::chrono::milliseconds d) { delay_ms_ = static_cast<int>(d.count()); }
   int cuts() const { return cuts_.load(); }
@@ -187,7 +189,7 @@ class Relay {
           cut = true;
         }
         self->forwarded += pass;
-        self->when_thawed([self, pass, cut] {
+        auto forward = [self, pass, cut] {
           asio::async_write(self->out, asio::buffer(self->up.data(), pass),
                             [self, cut](boost::system::error_code e, std::size_t) {
                               if (e || self->closed) return self->close();
@@ -199,7 +201,18 @@ class Relay {
                               }
                               self->pump_up();
                             });
-        });
+        };
+        if (const int rate = self->relay.up_bytes_per_ms_.load(); rate > 0) {
+          // A slow path: this chunk takes its time to cross.
+          auto t = std::make_shared<asio::steady_timer>(self->relay.io_,
+                                                        std::chrono::milliseconds(1 + pass / static_cast<std::size_t>(rate)));
+          t->async_wait([self, t, forward](boost::system::error_code e) {
+            if (e || self->closed) return self->close();
+            self->when_thawed(forward);
+          });
+          return;
+        }
+        self->when_thawed(forward);
       });
     }
     void pump_down() {
@@ -237,6 +250,7 @@ class Relay {
   std::atomic<bool> paused_{false};
   std::atomic<bool> frozen_{false};
   std::atomic<int> delay_ms_{0};
+  std::atomic<int> up_bytes_per_ms_{0};
   std::atomic<int> cuts_{0};
   std::atomic<int> connections_{0};
   asio::io_context io_;
@@ -546,28 +560,41 @@ core::Message heartbeat(std::uint64_t from, std::uint64_t to) {
 
 TEST_CASE("transport: a peer link that goes silent is reported lost and redialled, and comes back on heal",
           "[transport][keepalive]") {
+  // Both links of the pair cross the relay: node 1 dials node 2 through it, and node 2
+  // dials node 1 through a second one. Freezing both makes the pair silent to each other
+  // while every socket stays open.
   RelayedPair p(keepalive_options(1), keepalive_options(2));
+  Relay back(p.a->bound_port());
+  p.b.set_peer(NodeId{1}, fmt::format("127.0.0.1:{}", back.port()));
   std::vector<core::Message> ms{heartbeat(1, 2)};
   p.a->send(ms);
+  std::vector<core::Message> reply{heartbeat(2, 1)};
+  p.b.send(reply);
   REQUIRE(p.inbox_b.wait_count(1, 10s) == 1);
-  // Idle, the link stays up: keepalives flow both ways.
+  REQUIRE(p.inbox_a.wait_count(1, 10s) == 1);
+  // Idle, the links stay up: Pings keep them audible.
   std::this_thread::sleep_for(400ms);
   CHECK(p.a->stats().links_silent == 0);
+  CHECK(p.b.stats().links_silent == 0);
   CHECK(p.relay->connections() == 1);
+  CHECK(back.connections() == 1);
 
-  // The path goes silent while both sockets stay open: without keepalives neither side
+  // The paths go silent while every socket stays open: without keepalives neither side
   // would notice before TCP gave up (minutes).
   p.relay->freeze(true);
-  INFO("the acceptor reports the dialer lost once its link stayed silent");
+  back.freeze(true);
+  INFO("each side reports the other lost once the other's link to it stayed silent");
   REQUIRE(p.inbox_b.wait_lost(NodeId{1}, 10s) >= 1);
-  for (int i = 0; i < 500 && p.a->stats().links_silent == 0; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(p.inbox_a.wait_lost(NodeId{2}, 10s) >= 1);
   CHECK(p.a->stats().links_silent >= 1);
   CHECK(p.b.stats().links_silent >= 1);
-  // Redials through the silent path are abandoned and retried, not left hanging.
+  // Each side dropped its own link too and keeps redialling through the silent path:
+  // those dials are abandoned and retried, not left hanging on an unanswered Hello.
   for (int i = 0; i < 500 && p.a->stats().dials_timed_out == 0; ++i) std::this_thread::sleep_for(10ms);
   CHECK(p.a->stats().dials_timed_out >= 1);
 
   p.relay->freeze(false);
+  back.freeze(false);
   for (int i = 0; i < 200 && p.inbox_b.wait_count(2, 50ms) < 2; ++i) {
     std::vector<core::Message> retry{heartbeat(1, 2)};
     p.a->send(retry);
@@ -604,4 +631,33 @@ TEST_CASE("transport: a path slower than the first dial deadline still connects"
   CHECK(p.inbox_b.wait_count(1, 10s) == 1);
   CHECK(p.a->stats().dials_timed_out >= 1);
   CHECK(p.relay->connections() < 10);
+}
+
+TEST_CASE("transport: a backlog on a slow path delays the keepalives without cutting the link",
+          "[transport][keepalive]") {
+  // 4 MiB of appends through a path of about 4 MB/s: a Ping queued behind them arrives
+  // about a second later, ten silence timeouts. The bytes arriving meanwhile show the
+  // path is busy, not silent: the link must stay up and deliver everything.
+  RelayedPair p(keepalive_options(1), keepalive_options(2));
+  std::vector<core::Message> first{heartbeat(1, 2)};
+  p.a->send(first);
+  REQUIRE(p.inbox_b.wait_count(1, 10s) == 1);
+  p.relay->throttle_up(4096);
+  constexpr int kAppends = 128;
+  for (int i = 0; i < kAppends; ++i) {
+    core::Message m;
+    m.type = core::MessageType::Append;
+    m.from = NodeId{1};
+    m.to = NodeId{2};
+    m.term = Term{4};
+    std::vector<std::uint8_t> payload(32U << 10, static_cast<std::uint8_t>(i));
+    m.entries.push_back(Entry{LogIndex{static_cast<std::uint64_t>(i) + 1}, Term{4}, EntryKind::Normal,
+                              Bytes(std::move(payload))});
+    std::vector<core::Message> one{std::move(m)};
+    p.a->send(one);
+  }
+  CHECK(p.inbox_b.wait_count(1 + kAppends, 30s) == 1 + kAppends);
+  CHECK(p.a->stats().links_silent == 0);
+  CHECK(p.b.stats().links_silent == 0);
+  CHECK(p.relay->connections() == 1);
 }

@@ -71,7 +71,6 @@ void decode_as(FrameType type, const Bytes& payload) {
       break;
     }
     case FrameType::Ping:
-    case FrameType::Pong:
       break;  // no payload: the header is all there is
     case FrameType::ClientRequest: {
       auto enc = [](const ClientRequest& r) { return encode_client_request(r, kTag); };

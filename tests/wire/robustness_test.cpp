@@ -214,8 +214,7 @@ void expect_rejected(const Frame& f, std::string_view what) {
     case FrameType::Hello: s = decode_hello(p.span()).status(); break;
     case FrameType::HelloAck: s = decode_hello_ack(p.span()).status(); break;
     case FrameType::SnapshotAck: s = decode_snapshot_ack(p.span()).status(); break;
-    case FrameType::Ping:
-    case FrameType::Pong: FAIL("keepalive frames have no payload to validate"); break;
+    case FrameType::Ping: FAIL("a Ping has no payload to validate"); break;
   }
   INFO(s.to_string());
   CHECK(s.code() == ErrorCode::InvalidArgument);
