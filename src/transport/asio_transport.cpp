@@ -244,6 +244,8 @@ class AsioTransport::Impl {
   void dialled_by(NodeId id);
   /// io thread: peer `id`'s link to us went silent; our own link to it is redialled.
   void silent_peer(NodeId id);
+  /// Our link to `id`, or null. Any thread.
+  [[nodiscard]] std::shared_ptr<Peer> find_peer(NodeId id);
   /// Peers we dialled back only because they dialled us (not from the configuration).
   std::set<NodeId> learned;  // guarded by peers_mu
 
@@ -967,26 +969,19 @@ bool AsioTransport::Impl::Conn::impl_accept_unknown() const {
   return impl_.peers.size() == impl_.learned.size();
 }
 
+std::shared_ptr<AsioTransport::Impl::Peer> AsioTransport::Impl::find_peer(NodeId id) {
+  std::lock_guard lock(peers_mu);
+  auto it = peers.find(id);
+  return it == peers.end() ? nullptr : it->second;
+}
+
 void AsioTransport::Impl::dialled_by(NodeId id) {
-  std::shared_ptr<Peer> peer;
-  {
-    std::lock_guard lock(peers_mu);
-    auto it = peers.find(id);
-    if (it == peers.end()) return;
-    peer = it->second;
-  }
-  peer->dial_now();  // io thread, outside peers_mu: connect() may take it
+  // Outside peers_mu: connect() may take it.
+  if (auto peer = find_peer(id)) peer->dial_now();
 }
 
 void AsioTransport::Impl::silent_peer(NodeId id) {
-  std::shared_ptr<Peer> peer;
-  {
-    std::lock_guard lock(peers_mu);
-    auto it = peers.find(id);
-    if (it == peers.end()) return;
-    peer = it->second;
-  }
-  peer->restart_silent();
+  if (auto peer = find_peer(id)) peer->restart_silent();
 }
 
 void AsioTransport::Impl::accept() {
