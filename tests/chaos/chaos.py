@@ -269,7 +269,8 @@ class Run:
                 with open(path, errors="replace") as f:
                     delivered["node %d" % i] = checkers.parse_outputs(f.read())
         self.verdicts.append(checkers.check_exactly_once(expected, delivered, committed))
-        self.verdicts.append(checkers.check_audit(expected, os.path.join(learner.data_dir, "audit.sqlite")))
+        self.verdicts.append(checkers.check_audit(expected, os.path.join(learner.data_dir, "audit.sqlite"),
+                                                  committed))
         self.add_availability(history)
 
 

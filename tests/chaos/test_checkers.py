@@ -197,6 +197,16 @@ class SequencerChecks(unittest.TestCase):
             con.executemany("INSERT INTO order_events VALUES (?, ?, ?)", [(3, 0, "NEW 1"), (4, 0, "NEW 2")])
             con.commit()
             self.assertTrue(ck.check_audit(self.expected, path).ok)
+            # The learner may have acknowledged past where the log was replayed: a row
+            # beyond that is not judged against a replay that stopped short of it.
+            con.execute("INSERT INTO order_events VALUES (5, 0, 'NEW 9')")
+            con.execute("UPDATE audit_meta SET v = 5")
+            con.commit()
+            self.assertFalse(ck.check_audit(self.expected, path).ok)
+            self.assertTrue(ck.check_audit(self.expected, path, through=4).ok)
+            con.execute("DELETE FROM order_events WHERE idx = 5")
+            con.execute("UPDATE audit_meta SET v = 4")
+            con.commit()
             con.execute("DELETE FROM order_events WHERE idx = 4")
             con.commit()
             self.assertFalse(ck.check_audit(self.expected, path).ok)
