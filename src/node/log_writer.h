@@ -40,7 +40,28 @@ struct WriteStep {
 /// REQUIRES: next's entries are contiguous and start at most one past into's end.
 void merge_entries(std::vector<Entry>& into, std::vector<Entry>&& next);
 
-class LogWriter {
+/// Where a replica hands its persistence steps when it does not write them itself: the
+/// storage thread in a node (LogWriter), simulated fsyncs in the simulator. The replica
+/// calls it from its own thread only.
+class Persister {
+ public:
+  virtual ~Persister() = default;
+  /// Queues a step (also one with nothing to write: its messages and mark still wait for
+  /// every step before it). Steps become durable in the order submitted; then their
+  /// `after_persist` messages leave and their marks reach the replica
+  /// (Replica::persisted), or, when a write fails, the replica hears of it
+  /// (Replica::storage_failed) and no later step claims durability.
+  virtual void submit(WriteStep step) = 0;
+  /// True when no step is queued or being written.
+  [[nodiscard]] virtual bool idle() const = 0;
+  /// Waits until every submitted step is written (or dropped after a failure), so the
+  /// caller may write to storage itself.
+  virtual void drain() = 0;
+};
+
+/// The storage thread: a Persister that writes on a thread of its own, merging the steps
+/// queued during one write into the next (group commit).
+class LogWriter final : public Persister {
  public:
   /// Called on the writer thread, in order, once steps are durable: their marks.
   using Durable = std::function<void(std::vector<core::PersistMark>&& marks)>;
@@ -49,19 +70,15 @@ class LogWriter {
 
   LogWriter(storage::Storage& storage, transport::Transport& transport, Durable durable,
             Failed failed);
-  ~LogWriter();
+  ~LogWriter() override;
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
 
-  /// Queues a step (also one with nothing to write: its messages and mark still wait for
-  /// every step before it).
-  void submit(WriteStep step);
-  /// True when no step is queued or being written (raft thread only: no other thread
-  /// submits, so the answer cannot turn false behind its back).
-  [[nodiscard]] bool idle() const;
-  /// Waits until every submitted step is written (or dropped after a failure), so the
-  /// caller may write to storage itself.
-  void drain();
+  void submit(WriteStep step) override;
+  /// (From the one thread that submits: no other thread submits, so the answer cannot
+  /// turn false behind its back.)
+  [[nodiscard]] bool idle() const override;
+  void drain() override;
   /// Writes what is queued, then ends the thread. Idempotent.
   void stop();
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "node/node_impl.h"
+#include "node/committed_cache.h"
 #include "node_test_util.h"
 
 namespace rlr::node {
@@ -54,7 +54,7 @@ TEST_CASE("committed cache: a ring of the newest entries, read from any held ind
   REQUIRE(cache.read(LogIndex{20}, 10, out));
   CHECK(out == entries(20, 21));
 
-  cache.reset(LogIndex{30});
+  cache.reset();
   out.clear();
   CHECK_FALSE(cache.read(LogIndex{20}, 10, out));
   cache.append(entries(31, 36));

@@ -1,0 +1,262 @@
+// node::Replica on its own: no threads, a memory store, a transport that records what
+// leaves, and a clock the test moves. Each case drives the step object directly.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "node/replica.h"
+#include "node/sessions.h"
+#include "storage/memory_storage.h"
+
+namespace rlr::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Keeps what the replica sends, for the test to answer.
+class RecordingTransport final : public transport::Transport {
+ public:
+  Status start(transport::Inbox& /*inbox*/) override { return Status::ok(); }
+  void send(std::vector<core::Message>& msgs) override {
+    for (auto& m : msgs) sent.push_back(std::move(m));
+    msgs.clear();
+  }
+  void set_peer(NodeId /*id*/, const std::string& /*address*/) override {}
+  void stop() override {}
+  std::vector<core::Message> sent;
+};
+
+class QuietObserver final : public ReplicaObserver {
+ public:
+  void on_soft_state(const core::SoftState& /*s*/) override {}
+  void on_committed(const std::vector<Entry>& entries) override {
+    committed.insert(committed.end(), entries.begin(), entries.end());
+  }
+  void on_snapshot_installed(LogIndex index) override { snapshot_at = index; }
+  void on_config(const core::Configuration& /*config*/) override {}
+  LogIndex compaction_floor() override { return LogIndex{~std::uint64_t{0}}; }
+  void warn(std::string_view line) override { warnings.emplace_back(line); }
+  std::vector<Entry> committed;
+  std::optional<LogIndex> snapshot_at;
+  std::vector<std::string> warnings;
+};
+
+/// Node 1 of a two-voter cluster {1, 2}; the test plays node 2.
+struct Harness {
+  explicit Harness() {
+    core::Configuration config;
+    config.voters = {NodeId{1}, NodeId{2}};
+    store = std::make_unique<storage::MemoryStorage>(storage::Identity{"test", NodeId{1}}, config);
+    options.id = NodeId{1};
+    core::RaftOptions ro = raft_options_for(options);
+    ro.random_seed = 7;
+    auto r = Replica::open(options, ro, ReplicaParts{*store, transport, observer, nullptr});
+    REQUIRE(r.is_ok());
+    replica = std::move(r).value();
+  }
+
+  /// Node 2 answers everything node 1 sent: grants votes, accepts appends.
+  void answer_peer() {
+    std::vector<core::Message> sent = std::move(transport.sent);
+    transport.sent.clear();
+    for (const core::Message& m : sent) {
+      core::Message reply;
+      reply.from = NodeId{2};
+      reply.to = NodeId{1};
+      reply.term = m.term;
+      switch (m.type) {
+        case core::MessageType::PreVote: reply.type = core::MessageType::PreVoteResponse; break;
+        case core::MessageType::Vote: reply.type = core::MessageType::VoteResponse; break;
+        case core::MessageType::Append:
+          reply.type = core::MessageType::AppendResponse;
+          reply.log_index = m.entries.empty() ? m.log_index : m.entries.back().index;
+          break;
+        case core::MessageType::Heartbeat:
+          reply.type = core::MessageType::HeartbeatResponse;
+          reply.context = m.context;
+          break;
+        default: continue;
+      }
+      replica->step(reply);
+    }
+    replica->process_ready();
+  }
+
+  /// Ticks until node 1 leads (node 2 grants every vote).
+  void elect() {
+    for (int i = 0; i < 200 && replica->core().role() != Role::Leader; ++i) {
+      now += 10ms;
+      replica->tick(now);
+      replica->process_ready();
+      answer_peer();
+    }
+    REQUIRE(replica->core().role() == Role::Leader);
+  }
+
+  /// Runs the completions produced so far.
+  void complete() {
+    std::vector<Completion> done = std::move(replica->completions());
+    replica->completions().clear();
+    for (auto& c : done) c.run();
+  }
+
+  NodeOptions options;
+  std::unique_ptr<storage::MemoryStorage> store;
+  RecordingTransport transport;
+  QuietObserver observer;
+  std::unique_ptr<Replica> replica;
+  Clock::time_point now{};
+};
+
+Proposal session_proposal(std::uint64_t client, std::uint64_t sequence,
+                          std::vector<Result<ProposeResult>>& results) {
+  return Proposal{Bytes::copy_of("order"),
+                  [&results](Result<ProposeResult> r) { results.push_back(std::move(r)); },
+                  EntryKind::Session, ClientSession{client, sequence}};
+}
+
+std::size_t session_copies(const std::vector<Entry>& log, std::uint64_t client, std::uint64_t sequence) {
+  std::size_t n = 0;
+  for (const Entry& e : log) {
+    if (e.kind != EntryKind::Session) continue;
+    const auto c = decode_session_command(e.payload);
+    if (c && c->client_id == client && c->sequence == sequence) ++n;
+  }
+  return n;
+}
+
+TEST_CASE("a session command twice in one batch is appended once and both answers name it",
+          "[replica][sessions]") {
+  Harness h;
+  h.elect();
+  std::vector<Result<ProposeResult>> results;
+  std::vector<Proposal> batch;
+  batch.push_back(session_proposal(9, 1, results));
+  batch.push_back(session_proposal(9, 1, results));
+  h.replica->propose(batch, h.now);
+  h.replica->process_ready();
+  for (int i = 0; i < 5; ++i) h.answer_peer();
+  h.complete();
+  REQUIRE(results.size() == 2);
+  REQUIRE(results[0].is_ok());
+  REQUIRE(results[1].is_ok());
+  CHECK(results[0].value().index == results[1].value().index);
+  CHECK(session_copies(h.observer.committed, 9, 1) == 1);
+}
+
+TEST_CASE("a retry after a snapshot install finds the original entry in the snapshot's "
+          "session table",
+          "[replica][sessions]") {
+  Harness h;
+  // Node 2, leading term 2, sends a snapshot at index 10 whose session table holds
+  // sequence 1 of client 7, committed at index 5.
+  SessionTable table(h.options.session_ttl_entries, h.options.max_sessions);
+  (void)table.apply(LogIndex{5}, Term{2}, 7, 1);
+  core::Message snap;
+  snap.type = core::MessageType::Snapshot;
+  snap.from = NodeId{2};
+  snap.to = NodeId{1};
+  snap.term = Term{2};
+  snap.snapshot = core::SnapshotMeta{};
+  snap.snapshot->index = LogIndex{10};
+  snap.snapshot->term = Term{2};
+  snap.snapshot->config.voters = {NodeId{1}, NodeId{2}};
+  snap.snapshot->data = table.encode();
+  h.replica->step(snap);
+  h.replica->process_ready();
+  REQUIRE(h.observer.snapshot_at == LogIndex{10});
+  REQUIRE(h.observer.warnings.empty());
+
+  h.elect();
+  std::vector<Result<ProposeResult>> results;
+  std::vector<Proposal> batch;
+  batch.push_back(session_proposal(7, 1, results));
+  const LogIndex last = h.replica->core().log().last_index();
+  h.replica->propose(batch, h.now);
+  h.replica->process_ready();
+  h.complete();
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].is_ok());
+  CHECK(results[0].value().index == LogIndex{5});
+  CHECK(h.replica->core().log().last_index() == last);  // nothing appended
+}
+
+TEST_CASE("a snapshot with a malformed session table stops the replica with Corruption",
+          "[replica][sessions]") {
+  Harness h;
+  core::Message snap;
+  snap.type = core::MessageType::Snapshot;
+  snap.from = NodeId{2};
+  snap.to = NodeId{1};
+  snap.term = Term{2};
+  snap.snapshot = core::SnapshotMeta{};
+  snap.snapshot->index = LogIndex{10};
+  snap.snapshot->term = Term{2};
+  snap.snapshot->config.voters = {NodeId{1}, NodeId{2}};
+  snap.snapshot->data = Bytes::copy_of("not a session table");
+  h.replica->step(snap);
+  h.replica->process_ready();
+  CHECK(h.replica->failed());
+  REQUIRE(h.observer.warnings.size() == 1);
+  CHECK(h.observer.warnings.front().find("malformed session table") != std::string::npos);
+}
+
+TEST_CASE("max_pending_proposals bounds what waits for commit, across turns", "[replica][bounds]") {
+  Harness h;
+  h.options.max_pending_proposals = 3;
+  // Re-open with the bound (the harness opened with the default).
+  core::RaftOptions ro = raft_options_for(h.options);
+  ro.random_seed = 7;
+  auto r = Replica::open(h.options, ro, ReplicaParts{*h.store, h.transport, h.observer, nullptr});
+  REQUIRE(r.is_ok());
+  h.replica = std::move(r).value();
+  h.elect();
+  h.transport.sent.clear();  // node 2 stops answering: nothing commits
+  std::vector<Result<ProposeResult>> results;
+  for (int turn = 0; turn < 3; ++turn) {
+    std::vector<Proposal> batch;
+    batch.push_back(Proposal{Bytes::copy_of("x"),
+                             [&results](Result<ProposeResult> res) { results.push_back(std::move(res)); },
+                             EntryKind::Normal, ClientSession{}});
+    batch.push_back(Proposal{Bytes::copy_of("y"),
+                             [&results](Result<ProposeResult> res) { results.push_back(std::move(res)); },
+                             EntryKind::Normal, ClientSession{}});
+    h.replica->propose(batch, h.now);
+    h.replica->process_ready();
+    h.complete();
+  }
+  CHECK(h.replica->waiters().pending_proposals() == 3);
+  REQUIRE(results.size() == 3);  // the other three were refused
+  for (const auto& res : results) CHECK(res.status().code() == ErrorCode::Busy);
+}
+
+TEST_CASE("waiters time out at their deadline and a stop answers the rest", "[replica][waiters]") {
+  Harness h;
+  h.elect();
+  h.transport.sent.clear();
+  std::vector<Result<ProposeResult>> results;
+  std::vector<Proposal> batch;
+  batch.push_back(Proposal{Bytes::copy_of("x"),
+                           [&results](Result<ProposeResult> res) { results.push_back(std::move(res)); },
+                           EntryKind::Normal, ClientSession{}});
+  h.replica->propose(batch, h.now);
+  std::optional<Status> read;
+  h.replica->read_index(h.now + 1h, [&read](Result<LogIndex> res) { read = res.status(); });
+  h.replica->process_ready();
+  h.replica->tick(h.now + std::chrono::milliseconds(h.options.proposal_timeout_ms));
+  h.complete();
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].status().code() == ErrorCode::Timeout);
+  CHECK_FALSE(read.has_value());  // its deadline is later
+  h.replica->shutdown(Status{ErrorCode::ShuttingDown, "stop"});
+  REQUIRE(read.has_value());
+  CHECK(read->code() == ErrorCode::ShuttingDown);
+  CHECK(h.replica->waiters().size() == 0);
+}
+
+}  // namespace
+}  // namespace rlr::node
