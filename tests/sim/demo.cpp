@@ -70,6 +70,8 @@ class Demo {
     o.raft.heartbeat_ticks = 3;
     o.raft.max_append_entries = 64;
     o.fsync_max_ticks = 2;
+    o.node.tick_ms = 1;
+    o.node.compact_after_entries = 64;  // each replica compacts its log as it goes
     return o;
   }
 
@@ -81,7 +83,7 @@ class Demo {
   SimNode* follower(std::size_t k = 0) {
     SimNode* l = leader();
     if (l == nullptr) return nullptr;
-    for (NodeId id : l->raft->config().voters) {
+    for (NodeId id : l->core().config().voters) {
       SimNode* n = cluster_.find(id);
       if (n == nullptr || n == l || !n->up()) continue;
       if (k-- == 0) return n;
@@ -167,7 +169,7 @@ class Demo {
       SimNode* f = follower(0);
       if (l == nullptr || f == nullptr) return false;
       const NodeId target = f->id;
-      const Status s = cluster_.call(l->id, [&](core::Raft& r) { return r.transfer_leadership(target); });
+      const Status s = cluster_.transfer(l->id, target);
       if (!s) return false;
       say(fmt::format("TRANSFER leadership from node {} to node {}", l->id.value(), target.value()));
       return true;
@@ -178,19 +180,7 @@ class Demo {
       if (f == nullptr) return false;
       crashed_ = f->slot;
       cluster_.crash(f->slot, "long outage");
-      say("while it is down every node compacts its log, so it must get a snapshot");
-      return true;
-    }});
-    scenes_.push_back({2150, "", [this] {
-      for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
-        SimNode* n = cluster_.node_at(s);
-        if (n == nullptr || !n->up()) continue;
-        const LogIndex at = std::min(n->applied, n->raft->persisted_index());
-        if (cluster_.compact(n->id, at)) {
-          say(fmt::format("COMPACT node {} snapshots its state machine at index {}", n->id.value(),
-                          at.value()));
-        }
-      }
+      say("while it is down every replica compacts its log (every 64 entries), so it must get a snapshot");
       return true;
     }});
     scenes_.push_back({2250, "", [this] {
@@ -217,23 +207,26 @@ class Demo {
   }
 
   bool membership(SimNode& l, std::string_view what, NodeId id) {
-    const auto r = cluster_.call(l.id, [&](core::Raft& raft) {
-      if (what == "add learner") return raft.add_learner(id);
-      if (what == "promote") return raft.promote_learner(id);
-      return raft.remove_member(id);
-    });
+    const Status r = cluster_.change(
+        l.id,
+        [what, id](core::Raft& raft) -> Result<core::EntryId> {
+          if (what == "add learner") return raft.add_learner(id);
+          if (what == "promote") return raft.promote_learner(id);
+          return raft.remove_member(id);
+        },
+        std::string(what));
     if (!r) return false;  // e.g. the learner has not caught up yet: retry next tick
-    say(fmt::format("MEMBERSHIP leader {}: {} node {} (config entry at index {})", l.id.value(),
-                    what, id.value(), r.value().index.value()));
+    say(fmt::format("MEMBERSHIP leader {}: {} node {} (config entry appended)", l.id.value(), what,
+                    id.value()));
     return true;
   }
 
   void client_traffic() {
     SimNode* l = leader();
     if (l == nullptr || !rng_.chance(0.5)) return;
-    const Bytes command = Bytes::copy_of(fmt::format("order-{}", ++commands_));
-    const auto r = cluster_.call(l->id, [&](core::Raft& raft) { return raft.propose(command); });
-    if (r) checker_.on_proposed(r.value(), cluster_.now());
+    std::vector<SimProposal> batch(1);
+    batch.front().command = Bytes::copy_of(fmt::format("order-{}", ++commands_));
+    cluster_.propose(l->id, std::move(batch));
   }
 
   void report_config() {
@@ -256,7 +249,7 @@ class Demo {
     say(fmt::format("commit index {} (+{}), {} acknowledged writes; leader {}; applied by node:{}",
                     commit.value(), commit.value() - last_commit_.value(),
                     checker_.acknowledged_count(),
-                    l ? fmt::format("node {} (term {})", l->id.value(), l->raft->term().value())
+                    l ? fmt::format("node {} (term {})", l->id.value(), l->core().term().value())
                       : std::string("none"),
                     nodes));
     last_commit_ = commit;

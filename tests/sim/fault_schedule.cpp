@@ -211,7 +211,7 @@ void FaultScheduler::after_tick() {
       const SimNode* leader = cluster_.leader();
       trace_.line(TraceLevel::Narrative, now(),
                   "recovered: leader {} in term {}, first new commit {} ticks after the heal",
-                  leader ? leader->id.value() : 0, leader ? leader->raft->term().value() : 0,
+                  leader ? leader->id.value() : 0, leader ? leader->core().term().value() : 0,
                   now() - heal_tick_);
     }
   } else if (now() >= heal_tick_ + kLivenessBoundTicks) {
@@ -220,14 +220,14 @@ void FaultScheduler::after_tick() {
     std::string suspect;
     if (leader != nullptr) {
       // Name the followers a leader has stopped sending entries to, if any.
-      for (const auto& [peer, pr] : leader->raft->progress()) {
+      for (const auto& [peer, pr] : leader->core().progress()) {
         const std::uint64_t last_sent = cluster_.last_replication_tick(leader->id, peer);
-        if (pr.match < leader->raft->log().last_index() &&
+        if (pr.match < leader->core().log().last_index() &&
             now() - last_sent > 2ULL * kElectionTicks) {
           suspect += fmt::format(
               "; replication to node {} is stalled: match {} < last index {}, no entries sent "
               "since t={} (progress: {}, {} in flight{})",
-              peer.value(), pr.match.value(), leader->raft->log().last_index().value(),
+              peer.value(), pr.match.value(), leader->core().log().last_index().value(),
               last_sent, progress_state_name(pr.state), pr.inflight.size(),
               pr.probe_sent ? ", probe sent" : "");
         }
@@ -236,12 +236,12 @@ void FaultScheduler::after_tick() {
       // Name nodes that still honour a leader that is gone: they ignore vote requests.
       for (std::size_t slot = 0; slot < cluster_.slot_count(); ++slot) {
         const SimNode* n = cluster_.node_at(slot);
-        if (n == nullptr || !n->up() || n->raft->leader().is_zero()) continue;
-        const SimNode* named = cluster_.find(n->raft->leader());
-        if (named == nullptr || !named->up() || named->raft->role() != Role::Leader) {
+        if (n == nullptr || !n->up() || n->core().leader().is_zero()) continue;
+        const SimNode* named = cluster_.find(n->core().leader());
+        if (named == nullptr || !named->up() || named->core().role() != Role::Leader) {
           suspect += fmt::format("; node {} ({}) still follows node {}, which is not leading",
-                                 n->id.value(), to_string(n->raft->role()),
-                                 n->raft->leader().value());
+                                 n->id.value(), to_string(n->core().role()),
+                                 n->core().leader().value());
         }
       }
     }
@@ -250,7 +250,7 @@ void FaultScheduler::after_tick() {
                               "committed within {} ticks (leader now: {}){}",
                               heal_tick_, kLivenessBoundTicks,
                               leader ? fmt::format("node {} term {}", leader->id.value(),
-                                                   leader->raft->term().value())
+                                                   leader->core().term().value())
                                      : std::string("none"),
                               suspect));
   }
@@ -309,13 +309,13 @@ void FaultScheduler::storm_faults() {
     std::vector<std::size_t> up;
     for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
       const SimNode* n = cluster_.node_at(s);
-      if (n != nullptr && n->up() && n->raft->leader() != kNoNode && n->raft->leader() != n->id) {
+      if (n != nullptr && n->up() && n->core().leader() != kNoNode && n->core().leader() != n->id) {
         up.push_back(s);
       }
     }
     if (!up.empty()) {
       const std::size_t s = up[rng_.index(up.size())];
-      cluster_.notify_disconnect(s, cluster_.node_at(s)->raft->leader());
+      cluster_.notify_disconnect(s, cluster_.node_at(s)->core().leader());
     }
   }
 }
@@ -336,7 +336,7 @@ void FaultScheduler::crash(std::size_t slot, std::string_view why, std::uint64_t
 }
 
 core::Configuration FaultScheduler::current_config() {
-  if (const SimNode* leader = cluster_.leader()) return leader->raft->config();
+  if (const SimNode* leader = cluster_.leader()) return leader->core().config();
   return checker_.committed_config();
 }
 
@@ -433,23 +433,24 @@ NodeId FaultScheduler::node_for_spare(std::size_t slot) {
 }
 
 void FaultScheduler::propose_membership(SimNode& leader, std::string_view what, NodeId id) {
-  const auto result = cluster_.call(leader.id, [&](core::Raft& r) {
-    if (what == "add learner") return r.add_learner(id);
-    if (what == "promote") return r.promote_learner(id);
-    return r.remove_member(id);
-  });
+  const Status result = cluster_.change(
+      leader.id,
+      [what, id](core::Raft& r) -> Result<core::EntryId> {
+        if (what == "add learner") return r.add_learner(id);
+        if (what == "promote") return r.promote_learner(id);
+        return r.remove_member(id);
+      },
+      std::string(what));
   if (result) ++stats_.membership_changes;
   trace_.line(result ? TraceLevel::Narrative : TraceLevel::Verbose, now(),
-              "MEMBERSHIP leader {}: {} node {}: {}",
-              leader.id.value(), what, id.value(),
-              result ? fmt::format("proposed at index {}", result.value().index.value())
-                     : result.status().to_string());
+              "MEMBERSHIP leader {}: {} node {}: {}", leader.id.value(), what, id.value(),
+              result ? std::string("proposed") : result.to_string());
 }
 
 void FaultScheduler::membership_change() {
   SimNode* leader = cluster_.leader();
   if (leader == nullptr) return;
-  const core::Configuration config = leader->raft->config();
+  const core::Configuration config = leader->core().config();
   if (config.is_joint()) return;
   const auto spare = spare_slot(config);
   std::vector<int> ops;
@@ -494,7 +495,7 @@ void FaultScheduler::drive_replace_plan() {
   }
   SimNode* leader = cluster_.leader();
   if (leader == nullptr) return;
-  const core::Configuration& config = leader->raft->config();
+  const core::Configuration& config = leader->core().config();
   if (config.is_joint()) return;
   if (!config.is_member(plan_->new_node)) {
     propose_membership(*leader, "add learner", plan_->new_node);
@@ -512,11 +513,11 @@ void FaultScheduler::drive_replace_plan() {
 void FaultScheduler::transfer_leadership() {
   SimNode* leader = cluster_.leader();
   if (leader == nullptr) return;
-  std::vector<NodeId> voters = leader->raft->config().voters;
+  std::vector<NodeId> voters = leader->core().config().voters;
   std::erase(voters, leader->id);
   if (voters.empty()) return;
   const NodeId target = voters[rng_.index(voters.size())];
-  const Status s = cluster_.call(leader->id, [&](core::Raft& r) { return r.transfer_leadership(target); });
+  const Status s = cluster_.transfer(leader->id, target);
   if (s) ++stats_.transfers;
   trace_.line(TraceLevel::Narrative, now(), "TRANSFER leadership from node {} to node {}: {}",
               leader->id.value(), target.value(), s ? std::string("started") : s.to_string());
@@ -532,7 +533,7 @@ void FaultScheduler::retire_unused_nodes() {
     bool referenced = false;
     for (std::size_t o = 0; o < cluster_.slot_count() && !referenced; ++o) {
       const SimNode* other = cluster_.node_at(o);
-      referenced = other != nullptr && other != n && other->raft->config().is_member(n->id);
+      referenced = other != nullptr && other != n && other->core().config().is_member(n->id);
     }
     if (!referenced) cluster_.retire(s);
   }
@@ -546,8 +547,8 @@ void FaultScheduler::client_traffic() {
   // work once this much is pending, so the backlog a heal has to clear stays bounded.
   constexpr std::uint64_t kMaxUncommittedEntries = 64;
   const bool backlogged =
-      leader != nullptr && leader->raft->log().last_index().value() >
-                               leader->raft->commit_index().value() + kMaxUncommittedEntries;
+      leader != nullptr && leader->core().log().last_index().value() >
+                               leader->core().commit_index().value() + kMaxUncommittedEntries;
   if (rng_.chance(profile_.propose_per_tick) && !backlogged) {
     NodeId target = leader != nullptr ? leader->id : NodeId{};
     if (leader == nullptr || rng_.chance(0.1)) {
@@ -557,45 +558,39 @@ void FaultScheduler::client_traffic() {
     }
     if (!target.is_zero()) {
       const std::size_t count = rng_.chance(profile_.batch_share) ? rng_.uniform(2, 8) : 1;
-      std::vector<Bytes> commands;
-      for (std::size_t i = 0; i < count; ++i) {
-        commands.push_back(Bytes::copy_of(fmt::format("cmd-{}", ++next_command_)));
-      }
-      const auto result = cluster_.call(target, [&](core::Raft& r) {
-        return count == 1 ? r.propose(commands.front()) : r.propose_batch(commands);
-      });
-      if (result) {
-        ++stats_.proposals_accepted;
-        checker_.on_proposed(result.value(), now());
-      }
+      cluster_.propose(target, client_commands(count));
+      stats_.proposals += count;
     }
   }
   if (leader != nullptr && rng_.chance(profile_.read_per_tick)) {
-    const std::uint64_t id = ++next_read_id_;
-    checker_.on_read_requested(id, leader->id);
-    const Status s = cluster_.call(leader->id, [&](core::Raft& r) { return r.read_index(id); });
-    if (s) {
-      ++stats_.reads;
-    } else {
-      checker_.on_read_cancelled(id);
-    }
+    cluster_.read_index(leader->id, ++next_read_id_);
+    ++stats_.reads;
   }
-  if (rng_.chance(profile_.compact_per_tick)) compact_some_node();
 }
 
-void FaultScheduler::compact_some_node() {
-  std::vector<std::size_t> up;
-  for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
-    if (cluster_.node_at(s) != nullptr && cluster_.node_at(s)->up()) up.push_back(s);
+std::vector<SimProposal> FaultScheduler::client_commands(std::size_t count) {
+  std::vector<SimProposal> batch;
+  for (std::size_t i = 0; i < count; ++i) {
+    SimProposal p;
+    if (!sessions_.empty() && rng_.chance(profile_.session_retry_share)) {
+      // A client that lost its answer sends the same command again (to whoever leads).
+      const auto& [session, command] = sessions_[rng_.index(sessions_.size())];
+      p.session = session;
+      p.command = command;
+      ++stats_.session_retries;
+    } else if (rng_.chance(profile_.session_share)) {
+      SimClient& client = clients_[rng_.index(clients_.size())];
+      p.session = ClientSession{client.id, ++client.sequence};
+      p.command = Bytes::copy_of(fmt::format("c{}-s{}", client.id, client.sequence));
+      sessions_.emplace_back(p.session, p.command);
+      if (sessions_.size() > kRetryableCommands) sessions_.erase(sessions_.begin());
+    } else {
+      p.command = Bytes::copy_of(fmt::format("cmd-{}", ++next_command_));
+    }
+    batch.push_back(std::move(p));
   }
-  if (up.empty()) return;
-  SimNode& n = *cluster_.node_at(up[rng_.index(up.size())]);
-  const core::Raft& r = *n.raft;
-  const LogIndex top = std::min({n.applied, r.applied_index(), r.persisted_index()});
-  const LogIndex base = r.log().snapshot().index;
-  if (top <= base) return;
-  const std::uint64_t back = rng_.uniform(0, std::min<std::uint64_t>(top.value() - base.value() - 1, 16));
-  if (cluster_.compact(n.id, LogIndex{top.value() - back})) ++stats_.compactions;
+  return batch;
 }
+
 
 }  // namespace rlr::sim

@@ -3,7 +3,8 @@
 // weather) with calms (everything healed and restarted), and always ends with a calm
 // tail. Each calm is a liveness check: once all nodes are up and no partition is left,
 // some leader must be elected and a new proposal must commit within a bounded number of
-// ticks. Client proposals, ReadIndex requests and log compaction run throughout.
+// ticks. Client proposals (some under sessions, some retried), ReadIndex requests and
+// the replicas' own log compaction run throughout.
 #pragma once
 
 #include <cstdint>
@@ -55,7 +56,6 @@ struct FaultProfile {
   // operations
   double membership_per_tick = 0.003;
   double transfer_per_tick = 0.002;
-  double compact_per_tick = 0.01;
   // connection-loss notices (Raft::peer_disconnected)
   double disconnect_notice_chance = 0.0;  ///< a survivor is told its connection to a crashed node dropped
   double spurious_disconnect_per_tick = 0.0;  ///< a live leader's connection to a follower "drops"
@@ -68,6 +68,8 @@ struct FaultProfile {
   double propose_per_tick = 0.3;
   double batch_share = 0.3;
   double read_per_tick = 0.05;
+  double session_share = 0.3;        ///< commands sent under a client session
+  double session_retry_share = 0.1;  ///< commands that are a retry of a recent session command
 };
 
 /// The named fault mixes; the first is the default.
@@ -84,8 +86,8 @@ struct SchedulerStats {
   std::uint64_t partitions = 0;
   std::uint64_t membership_changes = 0;   ///< accepted by a leader
   std::uint64_t transfers = 0;            ///< accepted by a leader
-  std::uint64_t compactions = 0;
-  std::uint64_t proposals_accepted = 0;
+  std::uint64_t proposals = 0;        ///< client commands submitted
+  std::uint64_t session_retries = 0;  ///< of which retries of a session command
   std::uint64_t reads = 0;
 };
 
@@ -129,7 +131,8 @@ class FaultScheduler {
   void membership_change();
   void drive_replace_plan();
   void transfer_leadership();
-  void compact_some_node();
+  /// `count` client commands: new ones, with or without a session, and retries.
+  [[nodiscard]] std::vector<SimProposal> client_commands(std::size_t count);
   void retire_unused_nodes();
   /// A slot that can host a node to be added: empty, or hosting a non-member.
   [[nodiscard]] std::optional<std::size_t> spare_slot(const core::Configuration& config);
@@ -155,6 +158,14 @@ class FaultScheduler {
   std::optional<ReplacePlan> plan_;
   LogIndex reported_config_index_;
   std::uint64_t next_command_ = 0;
+  struct SimClient {
+    std::uint64_t id = 0;
+    std::uint64_t sequence = 0;
+  };
+  std::vector<SimClient> clients_{{1, 0}, {2, 0}, {3, 0}, {4, 0}};
+  /// Recent session commands a client may send again.
+  static constexpr std::size_t kRetryableCommands = 64;
+  std::vector<std::pair<ClientSession, Bytes>> sessions_;
   std::uint64_t next_read_id_ = 0;
   SchedulerStats stats_;
 };

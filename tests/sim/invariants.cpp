@@ -1,5 +1,7 @@
 #include "invariants.h"
 
+#include "node/sessions.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -302,15 +304,10 @@ void InvariantChecker::on_apply(NodeId id, LogIndex applied_before, const Entry&
     return;
   }
   c->state_hash = state_hash;
-  const std::uint64_t idx = e.index.value();
-  auto it = proposals_.lower_bound({idx, 0});
-  while (it != proposals_.end() && it->first.first == idx) {
-    if (it->first.second == e.term.value()) {
-      c->acknowledged = true;
-      ++stats_.acknowledged;
-      last_ack_submit_tick_ = std::max(last_ack_submit_tick_, it->second);
+  if (e.kind == EntryKind::Session) {
+    if (auto cmd = node::decode_session_command(e.payload)) {
+      session_copies_[{cmd->client_id, cmd->sequence}].insert(e.index);
     }
-    it = proposals_.erase(it);  // the others proposed at this index can never commit
   }
 }
 
@@ -343,9 +340,43 @@ void InvariantChecker::on_snapshot_restored(NodeId id, const core::SnapshotMeta&
 
 // ---- clients ----------------------------------------------------------------------
 
-void InvariantChecker::on_proposed(const core::EntryId& id, std::uint64_t tick) {
-  ++stats_.proposals;
-  proposals_[{id.index.value(), id.term.value()}] = tick;
+std::optional<LogIndex> InvariantChecker::first_session_copy(
+    const std::pair<std::uint64_t, std::uint64_t>& key) const {
+  const auto it = session_copies_.find(key);
+  if (it == session_copies_.end()) return std::nullopt;
+  return *it->second.begin();
+}
+
+void InvariantChecker::on_acknowledged(NodeId id, const ProposeResult& result,
+                                       std::uint64_t submit_tick, const ClientSession& session) {
+  Committed* c = committed_at(result.index);
+  if (c == nullptr || c->term != result.term) {
+    fail("acknowledged proposals",
+         fmt::format("node {} acknowledged a proposal as entry {} of term {}, but {}", id.value(),
+                     result.index.value(), result.term.value(),
+                     c == nullptr ? fmt::format("no leader committed beyond {}", committed_.size())
+                                  : fmt::format("the entry committed there has term {}",
+                                                c->term.value())));
+    return;
+  }
+  if (!c->acknowledged) ++stats_.acknowledged;
+  c->acknowledged = true;
+  last_ack_submit_tick_ = std::max(last_ack_submit_tick_, submit_tick);
+  if (session.client_id == 0) return;
+  const auto it = session_copies_.find({session.client_id, session.sequence});
+  if (it == session_copies_.end()) return;  // no node applied it yet (restored past it)
+  if (*it->second.begin() < result.index) {
+    fail("exactly once",
+         fmt::format("node {} acknowledged sequence {} of client {} as entry {}, but its first "
+                     "copy committed at {}",
+                     id.value(), session.sequence, session.client_id, result.index.value(),
+                     it->second.begin()->value()));
+  } else if (!it->second.contains(result.index)) {
+    fail("exactly once",
+         fmt::format("node {} acknowledged sequence {} of client {} as entry {}, which holds "
+                     "another command",
+                     id.value(), session.sequence, session.client_id, result.index.value()));
+  }
 }
 
 void InvariantChecker::on_read_requested(std::uint64_t request_id, NodeId node) {

@@ -13,12 +13,15 @@
 //   committed never changes  no node rewrites an entry it knows is committed
 //   applied order         each node applies gap-free and in order
 //   linearizable reads    a confirmed ReadIndex covers every write committed before it
+//   acknowledged proposals  an acknowledgement names the committed entry (index, term)
+//   exactly once          a session command is acknowledged with its first committed copy
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,6 +29,7 @@
 #include "core/configuration.h"
 #include "core/raft.h"
 #include "core/raft_log.h"
+#include "rlr/node.h"
 #include "rlr/types.h"
 
 namespace rlr::sim {
@@ -117,8 +121,16 @@ class InvariantChecker {
   void on_snapshot_restored(NodeId id, const core::SnapshotMeta& s, std::uint64_t state_hash);
 
   // ---- clients ------------------------------------------------------------------
-  void on_proposed(const core::EntryId& id, std::uint64_t tick);
-  /// The submit tick of the newest proposal seen committed (0 before the first).
+  /// Node `id` acknowledged a proposal submitted at `submit_tick` with `result`: the
+  /// committed log must hold it there (acknowledged writes); under a client session the
+  /// entry there must be that command's first committed copy (exactly once: a retry gets
+  /// the original index, and no later copy is ever acknowledged).
+  void on_acknowledged(NodeId id, const ProposeResult& result, std::uint64_t submit_tick,
+                       const ClientSession& session);
+  /// The index of the first copy of a session command some node applied, if any.
+  [[nodiscard]] std::optional<LogIndex> first_session_copy(
+      const std::pair<std::uint64_t, std::uint64_t>& key) const;
+  /// The submit tick of the newest proposal acknowledged (0 before the first).
   [[nodiscard]] std::uint64_t last_acknowledged_submit_tick() const noexcept {
     return last_ack_submit_tick_;
   }
@@ -163,8 +175,9 @@ class InvariantChecker {
   std::vector<std::vector<Written>> written_;  ///< [i] holds the pairs seen at index i
   core::Configuration committed_config_;
   LogIndex committed_config_index_;
-  /// Proposals not yet seen applied: (index, term) -> submit tick.
-  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> proposals_;
+  /// Session commands seen applied: (client, sequence) -> the committed indexes of
+  /// their copies.
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::set<LogIndex>> session_copies_;
   std::uint64_t last_ack_submit_tick_ = 0;
   std::map<std::uint64_t, PendingRead> reads_;  ///< by request id
   CheckerStats stats_;

@@ -43,9 +43,10 @@ options:
   --seeds A-B     run every seed from A to B (inclusive)
   --steps N       ticks of simulated time per seed (default 10000)
   --nodes K       cluster size 3..7 (default: derived from each seed)
-  --bug NAME      switch on a deliberate core bug, to show the checks catch it:
+  --bug NAME      switch on a deliberate bug, to show the checks catch it: in the core
                   commit-previous-term-by-count | grant-vote-without-log-check |
-                  forget-vote-on-restart
+                  forget-vote-on-restart; in the runtime ack-before-durable |
+                  skip-session-check | forget-sessions-on-snapshot
   --faults NAME   fault mix: mixed (default) | elections | partitions | figure8
                   | disconnects | silences
   --no-liveness   check safety only (a liveness failure would end the run early)

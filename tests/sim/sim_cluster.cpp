@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "node/sessions.h"
+
 #include <fmt/format.h>
 
 namespace rlr::sim {
@@ -12,6 +14,8 @@ namespace {
 constexpr int kMaxReadysPerDrain = 10'000;
 // Likewise for fsyncs completing within one tick (zero-delay writes can chain).
 constexpr int kMaxWritesPerTick = 100'000;
+// How long membership changes, transfers and reads may take before they time out.
+constexpr std::uint64_t kRequestTimeoutTicks = 2'000;
 
 core::SnapshotMeta initial_snapshot(const std::vector<NodeId>& voters) {
   core::SnapshotMeta s;
@@ -41,8 +45,8 @@ SimCluster::SimCluster(const ClusterOptions& options, SimRng rng, InvariantCheck
   slots_.resize(options_.slots);
   for (std::size_t slot = 0; slot < options_.initial_voters; ++slot) {
     const NodeId id{next_node_id_++};
-    slots_[slot] = std::make_unique<SimNode>(slot, id, SimStorage(initial_snapshot(voters),
-                                                                  kInitialStateHash));
+    slots_[slot] = std::make_unique<SimNode>(*this, slot, id,
+                                             SimStorage(initial_snapshot(voters), kInitialStateHash));
     slot_of_[id] = slot;
     ++stats_.nodes_started;
   }
@@ -55,31 +59,7 @@ core::RaftOptions SimCluster::options_for(SimNode& n) {
   core::RaftOptions o = options_.raft;
   o.id = n.id;
   o.random_seed = rng_.next();
-  o.log_reader = &n.reader;
-  n.reader.count_into(&stats_.entries_read_back);
   return o;
-}
-
-Status SimLogReader::read(LogIndex from, LogIndex to, std::size_t max_entries,
-                          std::size_t max_bytes, std::vector<Entry>& out) {
-  out.clear();
-  std::size_t bytes = 0;
-  for (LogIndex i = from; i <= to && out.size() < max_entries; i = i.next()) {
-    const Entry* e = storage_.entry_at(i);
-    if (e == nullptr) {
-      if (miss_.empty()) {
-        miss_ = fmt::format("entries {}..{} asked for, entry {} is not on the disk (disk log ..{})",
-                            from.value(), to.value(), i.value(), storage_.last_index().value());
-      }
-      out.clear();
-      return {ErrorCode::Corruption, miss_};
-    }
-    bytes += e->payload.size();
-    if (!out.empty() && bytes > max_bytes) break;
-    out.push_back(*e);
-  }
-  if (total_ != nullptr) *total_ += out.size();
-  return Status::ok();
 }
 
 SimNode* SimCluster::find(NodeId id) noexcept {
@@ -95,8 +75,8 @@ const SimNode* SimCluster::find(NodeId id) const noexcept {
 SimNode* SimCluster::leader() noexcept {
   SimNode* best = nullptr;
   for (auto& n : slots_) {
-    if (!n || !n->up() || n->raft->role() != Role::Leader) continue;
-    if (best == nullptr || n->raft->term() > best->raft->term()) best = n.get();
+    if (!n || !n->up() || n->core().role() != Role::Leader) continue;
+    if (best == nullptr || n->core().term() > best->core().term()) best = n.get();
   }
   return best;
 }
@@ -123,7 +103,7 @@ void SimCluster::tick() {
   complete_due_writes();
   for (auto& n : slots_) {
     if (!n || !n->up()) continue;
-    n->raft->tick();
+    n->replica->tick(clock());
     after_input(*n);
   }
   complete_due_writes();
@@ -134,7 +114,7 @@ void SimCluster::notice_silences() {
   for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
     SimNode* n = slots_[slot].get();
     if (n == nullptr || !n->up()) continue;
-    const NodeId leader = n->raft->leader();
+    const NodeId leader = n->core().leader();
     if (leader == kNoNode || leader == n->id) continue;
     const auto key = std::make_pair(n->id.value(), leader.value());
     // A node that never heard from its leader in this process learned of it just now.
@@ -162,10 +142,7 @@ void SimCluster::deliver(const core::Message& m) {
     heard_tick_[key] = now_tick_;
     silence_noticed_.erase(key);
   }
-  if (Status s = n->raft->step(m); !s) {
-    checker_.fail("message rejected", fmt::format("node {} rejected {}: {}", n->id.value(),
-                                                  core::describe(m), s.to_string()));
-  }
+  n->replica->step(m);  // a rejected message is a warning, which fails the run
   after_input(*n);
 }
 
@@ -176,7 +153,7 @@ void SimCluster::complete_due_writes() {
     progress = false;
     for (auto& n : slots_) {
       while (n && n->up() && n->storage.has_due(now_tick_)) {
-        complete_write(*n);
+        complete_write(*n, false);
         progress = true;
         if (++completed > kMaxWritesPerTick) {
           checker_.fail("ready loop", "fsyncs keep completing within one tick");
@@ -187,7 +164,7 @@ void SimCluster::complete_due_writes() {
   }
 }
 
-void SimCluster::complete_write(SimNode& n) {
+void SimCluster::complete_write(SimNode& n, bool deferred) {
   std::string error;
   PendingWrite w = n.storage.complete_next(error);
   ++stats_.fsyncs;
@@ -196,8 +173,7 @@ void SimCluster::complete_write(SimNode& n) {
   }
   if (trace_.enabled(TraceLevel::Verbose)) {
     trace_.line(TraceLevel::Verbose, now_tick_,
-                "n{} fsync done: snapshot {} entries {}..{} hard state {} -> ack {}/t{}",
-                n.id.value(), w.snapshot ? w.snapshot->index.value() : 0,
+                "n{} fsync done: entries {}..{} hard state {} -> ack {}/t{}", n.id.value(),
                 w.entries.empty() ? 0 : w.entries.front().index.value(),
                 w.entries.empty() ? 0 : w.entries.back().index.value(),
                 w.hard_state ? fmt::format("t{} vote {} commit {}", w.hard_state->term.value(),
@@ -206,36 +182,137 @@ void SimCluster::complete_write(SimNode& n) {
                              : std::string("-"),
                 w.mark.index.value(), w.mark.term.value());
   }
-  if (w.snapshot) restore_state_machine(n, *w.snapshot);
   for (core::Message& m : w.messages_after_persist) send(n, std::move(m));
-  if (w.must_ack) {
-    n.raft->ack_persisted(w.mark);
-    after_input(n);
+  if (deferred) {
+    n.deferred_marks.push_back(w.mark);
+    return;
   }
+  const core::PersistMark mark = w.mark;
+  n.replica->persisted(std::span<const core::PersistMark>(&mark, 1));
+  after_input(n);
 }
 
-// ---- one core's outputs -------------------------------------------------------------
+// ---- one replica's inputs and outputs ---------------------------------------------------
 
 void SimCluster::after_input(SimNode& n) {
-  observe(n);
-  drain(n);
-}
-
-void SimCluster::drain(SimNode& n) {
-  int readys = 0;
-  while (n.up() && n.raft->has_ready()) {
-    if (++readys > kMaxReadysPerDrain) {
+  for (int round = 0; n.up(); ++round) {
+    observe(n);
+    n.replica->process_ready();
+    if (!n.up()) return;
+    if (n.core().has_ready() && !n.replica->failed()) {
       checker_.fail("ready loop", fmt::format("node {} reports has_ready() forever: {}",
-                                              n.id.value(), n.raft->describe()));
+                                              n.id.value(), n.core().describe()));
       return;
     }
-    handle_ready(n, n.raft->ready());
     observe(n);
+    run_completions(n);
+    if (n.deferred_marks.empty()) return;
+    if (round > kMaxReadysPerDrain) {
+      checker_.fail("ready loop", fmt::format("node {}: drains keep completing writes", n.id.value()));
+      return;
+    }
+    const std::vector<core::PersistMark> marks = std::exchange(n.deferred_marks, {});
+    n.replica->persisted(marks);
   }
+}
+
+void SimCluster::run_completions(SimNode& n) {
+  if (n.replica->completions().empty()) return;
+  std::vector<node::Completion> done;
+  done.swap(n.replica->completions());
+  for (node::Completion& c : done) c.run();
+  if (n.up() && n.replica->completions().empty()) {
+    done.clear();
+    done.swap(n.replica->completions());  // its capacity serves the next turn
+  }
+}
+
+void SimCluster::on_soft_state(SimNode& n, const core::SoftState& s) {
+  if (trace_.enabled(TraceLevel::Verbose)) {
+    trace_.line(TraceLevel::Verbose, now_tick_, "n{} is {} in term {} (leader {})", n.id.value(),
+                to_string(s.role), s.term.value(), s.leader.value());
+  }
+}
+
+void SimCluster::on_entries_written(SimNode& n, std::span<const Entry> entries) {
+  if (entries.empty()) return;
+  const core::Raft& r = n.core();
+  checker_.on_entries_written(n.id, entries, r.log().term_at(entries.front().index.prev()),
+                              r.commit_index());
+  if (r.role() != Role::Leader) return;
+  // Exactly once, at the source: a leader appends a session command only when it knows of
+  // no copy of it, neither applied nor appended by itself in this term.
+  if (n.appended_term != r.term()) {
+    n.appended_term = r.term();
+    n.appended_sessions.clear();
+  }
+  for (const Entry& e : entries) {
+    if (e.kind != EntryKind::Session || e.term != r.term()) continue;
+    const auto cmd = node::decode_session_command(e.payload);
+    if (!cmd) continue;
+    const std::pair<std::uint64_t, std::uint64_t> key{cmd->client_id, cmd->sequence};
+    if (const auto it = n.appended_sessions.find(key);
+        it != n.appended_sessions.end() && it->second < e.index && r.log().matches(it->second, e.term)) {
+      checker_.fail("exactly once",
+                    fmt::format("leader {} appended sequence {} of client {} at {}, and again at {} "
+                                "in the same term",
+                                n.id.value(), key.second, key.first, it->second.value(), e.index.value()));
+    }
+    if (const auto first = checker_.first_session_copy(key); first && *first <= n.replica->applied()) {
+      checker_.fail("exactly once",
+                    fmt::format("leader {} appended sequence {} of client {} at {}, though its "
+                                "copy at {} is committed and applied there",
+                                n.id.value(), key.second, key.first, e.index.value(), first->value()));
+    }
+    n.appended_sessions[key] = e.index;
+  }
+}
+
+void SimCluster::on_write_submitted(SimNode& n, node::WriteStep step) {
+  on_entries_written(n, step.entries);
+  PendingWrite w;
+  w.complete_tick = now_tick_ + fsync_delay();
+  w.entries = std::move(step.entries);
+  w.hard_state = step.hard_state;
+  w.messages_after_persist = std::move(step.after_persist);
+  w.must_ack = true;
+  w.mark = step.mark;
+  n.storage.enqueue(std::move(w));
+}
+
+void SimCluster::on_drain(SimNode& n) {
+  while (n.storage.queued() != 0) complete_write(n, true);
+}
+
+void SimCluster::on_committed(SimNode& n, const std::vector<Entry>& entries) {
+  observe(n);  // the checker learns of the commit before it sees the entries applied
+  for (const Entry& e : entries) {
+    if (e.index > n.applied) apply(n, e);
+  }
+}
+
+void SimCluster::on_snapshot_installed(SimNode& n, LogIndex index) {
+  observe(n);
+  const core::SnapshotMeta& s = n.core().log().snapshot();
+  trace_.line(TraceLevel::Narrative, now_tick_,
+              "node {} installed a snapshot at index {} (term {}) from the leader", n.id.value(),
+              index.value(), s.term.value());
+  if (s.index != index) {
+    checker_.fail("snapshot install", fmt::format("node {} reported a snapshot at {}, its log's is at {}",
+                                                  n.id.value(), index.value(), s.index.value()));
+  }
+  if (index > n.applied) {
+    restore_state_machine(n, index, "snapshot installed");
+    if (const auto hash = checker_.state_hash_at(index)) checker_.on_snapshot_restored(n.id, s, *hash);
+  }
+}
+
+void SimCluster::on_warn(SimNode& n, std::string_view line) {
+  checker_.fail("runtime warning", fmt::format("node {}: {}", n.id.value(), line));
 }
 
 void SimCluster::observe(SimNode& n) {
-  const core::Raft& r = *n.raft;
+  const core::Raft& r = n.core();
   const bool is_leader = r.role() == Role::Leader;
   const Term term = r.term();
   if (is_leader && !(n.seen_leader && n.seen_term == term)) {
@@ -246,10 +323,16 @@ void SimCluster::observe(SimNode& n) {
     trace_.line(TraceLevel::Narrative, now_tick_, "node {} stepped down (now {} in term {})",
                 n.id.value(), to_string(r.role()), term.value());
   }
-  if (!n.reader.miss().empty()) {
+  if (!n.store.miss().empty()) {
     checker_.fail("evicted entries are durable",
-                  fmt::format("node {} read back an evicted entry its disk does not have: {}",
-                              n.id.value(), n.reader.miss()));
+                  fmt::format("node {} read back an entry its disk does not have: {}",
+                              n.id.value(), n.store.miss()));
+  }
+  if (n.replica->waiters().pending_proposals() > n.options.max_pending_proposals) {
+    checker_.fail("bounded queues",
+                  fmt::format("node {} has {} proposals pending, its bound is {}", n.id.value(),
+                              n.replica->waiters().pending_proposals(),
+                              n.options.max_pending_proposals));
   }
   // A leader may commit and step down within one call (a leader outside C_new steps
   // down as C_new commits): the commit was still the leader's.
@@ -266,44 +349,12 @@ void SimCluster::observe(SimNode& n) {
   // Leaders of later terms elected before this commit was observed must hold it too.
   for (auto& other : slots_) {
     if (!other || other.get() == &n || !other->up()) continue;
-    const core::Raft& o = *other->raft;
+    const core::Raft& o = other->core();
     if (o.role() == Role::Leader && o.term() > term) {
       checker_.check_leader_holds(other->id, o.term(), o.log(), lookup(*other), newly->first,
                                   newly->second);
     }
   }
-}
-
-void SimCluster::handle_ready(SimNode& n, core::Ready rd) {
-  core::Raft& r = *n.raft;
-  if (rd.soft_state && trace_.enabled(TraceLevel::Verbose)) {
-    trace_.line(TraceLevel::Verbose, now_tick_, "n{} is {} in term {} (leader {})", n.id.value(),
-                to_string(rd.soft_state->role), rd.soft_state->term.value(),
-                rd.soft_state->leader.value());
-  }
-  if (!rd.entries.empty()) {
-    checker_.on_entries_written(n.id, rd.entries, r.log().term_at(rd.entries.front().index.prev()),
-                                r.commit_index());
-  }
-  for (core::Message& m : rd.messages) send(n, std::move(m));
-  for (const Entry& e : rd.committed) apply(n, e);
-  for (const core::ReadState& rs : rd.read_states) {
-    if (trace_.enabled(TraceLevel::Verbose)) {
-      trace_.line(TraceLevel::Verbose, now_tick_, "n{} read {} {} at index {}", n.id.value(),
-                  rs.request_id, rs.ok ? "confirmed" : "failed", rs.index.value());
-    }
-    checker_.on_read_state(n.id, rs);
-  }
-  if (!rd.must_persist() && rd.messages_after_persist.empty()) return;
-  PendingWrite w;
-  w.complete_tick = now_tick_ + rng_.uniform(options_.fsync_min_ticks, options_.fsync_max_ticks);
-  w.snapshot = std::move(rd.snapshot);
-  w.entries = std::move(rd.entries);
-  w.hard_state = rd.hard_state;
-  w.messages_after_persist = std::move(rd.messages_after_persist);
-  w.must_ack = w.snapshot.has_value() || !w.entries.empty() || w.hard_state.has_value();
-  w.mark = rd.persist_mark;
-  n.storage.enqueue(std::move(w));
 }
 
 void SimCluster::send(SimNode& from, core::Message m) {
@@ -341,22 +392,89 @@ void SimCluster::apply(SimNode& n, const Entry& e) {
   }
 }
 
-void SimCluster::restore_state_machine(SimNode& n, const core::SnapshotMeta& s) {
-  if (s.index <= n.applied) return;
-  const auto hash = decode_snapshot_data(s);
+void SimCluster::restore_state_machine(SimNode& n, LogIndex index, std::string_view why) {
+  const auto hash = index.is_zero() ? std::optional<std::uint64_t>(kInitialStateHash)
+                                    : checker_.state_hash_at(index);
   if (!hash) {
-    checker_.fail("snapshot data", fmt::format("node {} got a snapshot at index {} whose data "
-                                               "is not a state machine snapshot",
-                                               n.id.value(), s.index.value()));
+    checker_.fail("state machine restore",
+                  fmt::format("node {} must restore its state machine at index {} ({}), which no "
+                              "node has applied",
+                              n.id.value(), index.value(), why));
     return;
   }
-  trace_.line(TraceLevel::Narrative, now_tick_,
-              "node {} installed a snapshot at index {} (term {}) from the leader", n.id.value(),
-              s.index.value(), s.term.value());
-  checker_.on_snapshot_restored(n.id, s, *hash);
-  n.applied = s.index;
+  trace_.line(TraceLevel::Verbose, now_tick_, "n{} state machine restored at index {} ({})",
+              n.id.value(), index.value(), why);
+  n.applied = index;
   n.state_hash = *hash;
   n.storage.save_checkpoint(StateMachineCheckpoint{n.applied, n.state_hash});
+}
+
+// ---- requests -------------------------------------------------------------------------
+
+void SimCluster::propose(NodeId id, std::vector<SimProposal> batch) {
+  SimNode& n = *find(id);
+  std::vector<node::Proposal> props;
+  props.reserve(batch.size());
+  const std::uint64_t submitted = now_tick_;
+  for (SimProposal& p : batch) {
+    const ClientSession session = p.session;
+    const EntryKind kind = session.client_id == 0 ? EntryKind::Normal : EntryKind::Session;
+    props.push_back(node::Proposal{
+        std::move(p.command),
+        [this, id, session, submitted](Result<ProposeResult> r) {
+          if (!r) {
+            ++stats_.proposals_failed;
+            return;
+          }
+          checker_.on_acknowledged(id, r.value(), submitted, session);
+        },
+        kind, session});
+  }
+  n.replica->propose(props, clock());
+  after_input(n);
+}
+
+Status SimCluster::change(NodeId id, const node::Replica::ChangeOp& op, std::string what) {
+  SimNode& n = *find(id);
+  // A refusal is answered inside the call; the outcome of an accepted change comes later.
+  auto outcome = std::make_shared<std::optional<Status>>();
+  n.replica->change(op, clock() + std::chrono::milliseconds(kRequestTimeoutTicks),
+                    [this, outcome, id, what](Status s) {
+                      if (!outcome->has_value()) *outcome = s;
+                      trace_.line(TraceLevel::Verbose, now_tick_, "n{} membership change ({}): {}",
+                                  id.value(), what, s.to_string());
+                    });
+  const Status refused = outcome->value_or(Status::ok());
+  after_input(n);
+  return refused;
+}
+
+Status SimCluster::transfer(NodeId id, NodeId to) {
+  SimNode& n = *find(id);
+  auto outcome = std::make_shared<std::optional<Status>>();
+  n.replica->transfer(to, clock() + std::chrono::milliseconds(kRequestTimeoutTicks),
+                      [this, outcome, id, to](Status s) {
+                        if (!outcome->has_value()) *outcome = s;
+                        trace_.line(TraceLevel::Verbose, now_tick_, "n{} transfer to {}: {}",
+                                    id.value(), to.value(), s.to_string());
+                      });
+  const Status refused = outcome->value_or(Status::ok());
+  after_input(n);
+  return refused;
+}
+
+void SimCluster::read_index(NodeId id, std::uint64_t request_id) {
+  SimNode& n = *find(id);
+  checker_.on_read_requested(request_id, id);
+  n.replica->read_index(clock() + std::chrono::milliseconds(kRequestTimeoutTicks),
+                        [this, id, request_id](Result<LogIndex> r) {
+                          if (r) {
+                            checker_.on_read_state(id, core::ReadState{request_id, r.value(), true});
+                          } else {
+                            checker_.on_read_cancelled(request_id);
+                          }
+                        });
+  after_input(n);
 }
 
 // ---- faults -----------------------------------------------------------------------
@@ -366,9 +484,10 @@ void SimCluster::crash(std::size_t slot, std::string_view why) {
   if (!n.up()) return;
   const std::size_t lost = n.storage.queued();
   trace_.line(TraceLevel::Narrative, now_tick_, "CRASH node {} ({}{}){}", n.id.value(),
-              to_string(n.raft->role()), why.empty() ? "" : fmt::format(", {}", why),
+              to_string(n.core().role()), why.empty() ? "" : fmt::format(", {}", why),
               lost == 0 ? "" : fmt::format(": {} unsynced writes lost", lost));
-  n.raft.reset();
+  n.replica.reset();
+  n.deferred_marks.clear();
   n.storage.crash();
   n.seen_leader = false;
   n.down_since_tick = now_tick_;
@@ -381,7 +500,7 @@ void SimCluster::notify_disconnect(std::size_t slot, NodeId lost) {
   if (!n.up()) return;
   trace_.line(TraceLevel::Narrative, now_tick_, "DISCONNECT node {} loses its connection to node {}",
               n.id.value(), lost.value());
-  n.raft->peer_disconnected(lost);
+  n.replica->peer_lost(lost);
   after_input(n);
 }
 
@@ -390,10 +509,10 @@ void SimCluster::restart(std::size_t slot) {
   if (n.up() || !boot(n)) return;
   ++stats_.restarts;
   trace_.line(TraceLevel::Narrative, now_tick_,
-              "RESTART node {} after {} ticks down: term {}, log {}..{}, commit {}",
-              n.id.value(), now_tick_ - n.down_since_tick, n.raft->term().value(),
-              n.raft->log().first_index().value(), n.raft->log().last_index().value(),
-              n.raft->commit_index().value());
+              "RESTART node {} after {} ticks down: term {}, log {}..{}, commit {}, state machine at {}",
+              n.id.value(), now_tick_ - n.down_since_tick, n.core().term().value(),
+              n.core().log().first_index().value(), n.core().log().last_index().value(),
+              n.core().commit_index().value(), n.applied.value());
   after_input(n);
 }
 
@@ -405,49 +524,50 @@ bool SimCluster::boot(SimNode& n) {
                               n.id.value(), d.hard_state.commit.value(),
                               n.storage.last_index().value()));
   }
-  // The state machine resumes from its own checkpoint or replays from the snapshot;
-  // the core clamps it to the durable commit index.
-  const LogIndex snapshot_index = d.snapshot.index;
-  const LogIndex commit = std::clamp(d.hard_state.commit, snapshot_index, n.storage.last_index());
-  LogIndex applied = rng_.chance(0.5) ? d.checkpoint.applied : snapshot_index;
-  applied = std::clamp(applied, snapshot_index, commit);
-  std::optional<std::uint64_t> hash;
-  if (applied == d.checkpoint.applied) {
-    hash = d.checkpoint.state_hash;
-  } else if (applied == snapshot_index) {
-    hash = decode_snapshot_data(d.snapshot);
-  } else {
-    hash = checker_.state_hash_at(applied);
-  }
-  if (!hash) {
-    applied = snapshot_index;
-    hash = decode_snapshot_data(d.snapshot);
-  }
-  auto created = core::Raft::create(options_for(n), n.storage.restore_state(applied));
-  if (!created) {
-    checker_.fail("restart", fmt::format("node {} cannot restart from its disk: {}",
-                                         n.id.value(), created.status().to_string()));
+  n.options = options_.node;
+  n.options.id = n.id;
+  n.use_disk_thread = rng_.chance(options_.disk_thread_chance);
+  auto opened = node::Replica::open(n.options, options_for(n),
+                                    node::ReplicaParts{n.store, n.wire, n,
+                                                       n.use_disk_thread ? &n.disk : nullptr});
+  if (!opened) {
+    checker_.fail("restart", fmt::format("node {} cannot open its replica on its disk: {}",
+                                         n.id.value(), opened.status().to_string()));
     return false;
   }
-  n.raft.emplace(std::move(created).value());
-  n.applied = applied;
-  n.state_hash = hash.value_or(kInitialStateHash);
-  if (n.raft->applied_index() != applied) {
-    checker_.fail("restart", fmt::format("node {} resumed applying after {}, its state machine "
-                                         "after {}",
-                                         n.id.value(), n.raft->applied_index().value(),
-                                         applied.value()));
-  }
+  n.replica = std::move(opened).value();
+  n.replica->set_testing_bug(options_.replica_bug);
   n.seen_leader = false;
-  n.seen_term = n.raft->term();
+  n.seen_term = n.core().term();
   n.seen_commit = d.snapshot.index;
+  // The state machine resumes from its own checkpoint, or from its own snapshot at the
+  // log's snapshot index (the log cannot replay what it compacted), then replays the
+  // committed entries the replica will not hand out again.
+  const LogIndex snapshot_index = d.snapshot.index;
+  if (d.checkpoint.applied >= snapshot_index && rng_.chance(0.5)) {
+    n.applied = d.checkpoint.applied;
+    n.state_hash = d.checkpoint.state_hash;
+  } else {
+    restore_state_machine(n, snapshot_index, "restart");
+  }
+  for (LogIndex i = n.applied.next(); i <= n.replica->applied(); i = i.next()) {
+    const Entry* e = n.storage.entry_at(i);
+    if (e == nullptr) {
+      checker_.fail("durable state", fmt::format("node {} restarted with commit {} but entry {} "
+                                                 "is not on its disk",
+                                                 n.id.value(), n.replica->applied().value(),
+                                                 i.value()));
+      return true;
+    }
+    apply(n, *e);
+  }
   return true;
 }
 
 NodeId SimCluster::start_new_node(std::size_t slot) {
   const NodeId id{next_node_id_++};
-  slots_[slot] = std::make_unique<SimNode>(slot, id, SimStorage(core::SnapshotMeta{},
-                                                                kInitialStateHash));
+  slots_[slot] = std::make_unique<SimNode>(*this, slot, id,
+                                           SimStorage(core::SnapshotMeta{}, kInitialStateHash));
   slot_of_[id] = slot;
   ++stats_.nodes_started;
   trace_.line(TraceLevel::Narrative, now_tick_, "node {} started empty, waiting to be added",
@@ -461,28 +581,11 @@ void SimCluster::retire(std::size_t slot) {
   SimNode& n = *slots_[slot];
   trace_.line(TraceLevel::Narrative, now_tick_, "node {} retired (no longer in any configuration)",
               n.id.value());
+  stats_.entries_read_back += n.store.entries_read();
+  stats_.compactions += n.store.compactions();
   slot_of_.erase(n.id);
   slots_[slot].reset();
   ++stats_.nodes_retired;
-}
-
-// ---- requests ---------------------------------------------------------------------
-
-Status SimCluster::compact(NodeId id, LogIndex index) {
-  SimNode& n = *find(id);
-  const auto hash = checker_.state_hash_at(index);
-  if (!hash) return Status{ErrorCode::NotFound, "no state known at that index"};
-  Status s = n.raft->compact(index, encode_snapshot_data(index, *hash));
-  if (s) {
-    // The application keeps its snapshot durably before it lets the log go.
-    n.storage.save_snapshot(n.raft->log().snapshot());
-    if (trace_.enabled(TraceLevel::Verbose)) {
-      trace_.line(TraceLevel::Verbose, now_tick_, "n{} compacted its log up to {}", id.value(),
-                  index.value());
-    }
-  }
-  after_input(n);
-  return s;
 }
 
 // ---- checks -----------------------------------------------------------------------
@@ -492,9 +595,19 @@ std::uint64_t SimCluster::last_replication_tick(NodeId from, NodeId to) const {
   return it == replication_tick_.end() ? 0 : it->second;
 }
 
+ClusterStats SimCluster::stats() const noexcept {
+  ClusterStats s = stats_;
+  for (const auto& n : slots_) {
+    if (!n) continue;
+    s.entries_read_back += n->store.entries_read();
+    s.compactions += n->store.compactions();
+  }
+  return s;
+}
+
 InvariantChecker::EntryLookup SimCluster::lookup(const SimNode& n) {
   return [&n](LogIndex i) -> const Entry* {
-    const core::RaftLog& log = n.raft->log();
+    const core::RaftLog& log = n.core().log();
     if (i < log.first_index() || i > log.last_index()) return nullptr;
     if (i >= log.memory_first()) return &log.at(i);
     // Evicted: the disk must hold it, with the term the log kept for it.
@@ -508,8 +621,8 @@ void SimCluster::check_all_logs() {
     if (!slots_[a] || !slots_[a]->up()) continue;
     for (std::size_t b = a + 1; b < slots_.size(); ++b) {
       if (!slots_[b] || !slots_[b]->up()) continue;
-      checker_.check_logs_match(slots_[a]->id, slots_[a]->raft->log(), lookup(*slots_[a]),
-                                slots_[b]->id, slots_[b]->raft->log(), lookup(*slots_[b]));
+      checker_.check_logs_match(slots_[a]->id, slots_[a]->core().log(), lookup(*slots_[a]),
+                                slots_[b]->id, slots_[b]->core().log(), lookup(*slots_[b]));
     }
   }
 }
@@ -519,8 +632,10 @@ std::string SimCluster::describe_nodes() const {
   for (const auto& n : slots_) {
     if (!n) continue;
     if (n->up()) {
-      out += fmt::format("  {}\n", n->raft->describe());
-      for (const auto& [peer, pr] : n->raft->progress()) {
+      out += fmt::format("  {} | state machine at {}, {} waiting, {}\n", n->core().describe(),
+                         n->applied.value(), n->replica->waiters().size(),
+                         n->use_disk_thread ? "disk thread" : "writes inline");
+      for (const auto& [peer, pr] : n->core().progress()) {
         out += fmt::format("      progress of {}: {} match {} next {} inflight {}{}{}\n",
                            peer.value(), progress_state_name(pr.state), pr.match.value(),
                            pr.next.value(), pr.inflight.size(),

@@ -1,15 +1,12 @@
-// A cluster of Raft cores wired to the simulated network and disks. The cluster owns the
-// clock and honours the Ready contract of core/raft.h exactly:
-//   - `messages` go on the wire as soon as the Ready is taken;
-//   - the Ready's snapshot, entries and hard state are queued on the node's disk and
-//     become durable after a random fsync delay; only then are `messages_after_persist`
-//     sent and ack_persisted(persist_mark) called, one Ready after another;
-//   - `committed` entries are applied at once (the check that they are already durable
-//     is one of the invariants);
-//   - a crash loses the core, the in-memory state machine and the disk's write queue;
-//     a restart rebuilds the core with Raft::create from what the disk holds.
-// After every call into a core the cluster reports what it observes to the
-// InvariantChecker.
+// A cluster of nodes running the runtime's node::Replica (see sim_node.h) on the
+// simulated network and disks. The cluster owns the clock and plays the part of each
+// node's threads: it feeds one input at a time to a replica (a delivered message, a tick,
+// a proposal, a request, a completed fsync), lets it handle what became ready, runs the
+// completions it produced, and hands back the persistence marks that came due. The
+// replica's own persistence policy decides what is written and when; the simulated disk
+// makes a write durable after a random fsync delay and loses the unsynced ones in a
+// crash; a restart opens a new replica on what the disk holds.
+// After every input the cluster reports what it observes to the InvariantChecker.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +21,9 @@
 
 #include "core/raft.h"
 #include "invariants.h"
+#include "node/replica.h"
 #include "sim_network.h"
+#include "sim_node.h"
 #include "sim_rng.h"
 #include "sim_storage.h"
 #include "trace.h"
@@ -38,51 +37,11 @@ struct ClusterOptions {
   std::size_t slots = 5;           ///< nodes the cluster can host at once (3..7)
   std::size_t initial_voters = 5;  ///< founding members, in slots [0, initial_voters)
   core::RaftOptions raft;          ///< template; id and random_seed are set per node
+  NodeOptions node;               ///< the runtime's options (id set per node; 1 tick = 1 ms)
+  node::ReplicaBug replica_bug = node::ReplicaBug::None;  ///< a deliberate runtime bug
+  double disk_thread_chance = 0.8;  ///< a node writes through its SimDisk (else on its own thread)
   std::uint64_t fsync_min_ticks = 0;
   std::uint64_t fsync_max_ticks = 2;
-};
-
-/// Reads a node's evicted entries back from its simulated disk, as the runtime reads them
-/// from its log store. Every read must find what it asks for: the core evicts only what
-/// is durable, and a miss is reported as a failed invariant.
-class SimLogReader final : public core::LogReader {
- public:
-  explicit SimLogReader(const SimStorage& storage) : storage_(storage) {}
-  Status read(LogIndex from, LogIndex to, std::size_t max_entries, std::size_t max_bytes,
-              std::vector<Entry>& out) override;
-  /// The first read that did not find its entries ("" when none has failed).
-  [[nodiscard]] const std::string& miss() const noexcept { return miss_; }
-  /// Adds the number of entries each read returns to `*total`.
-  void count_into(std::uint64_t* total) noexcept { total_ = total; }
-
- private:
-  const SimStorage& storage_;
-  std::string miss_;
-  std::uint64_t* total_ = nullptr;
-};
-
-/// One hosted node: its disk survives crashes, everything else does not.
-struct SimNode {
-  SimNode(std::size_t slot_, NodeId id_, SimStorage storage_)
-      : slot(slot_), id(id_), storage(std::move(storage_)) {}
-  SimNode(const SimNode&) = delete;  // `reader` refers to `storage`
-  SimNode& operator=(const SimNode&) = delete;
-
-  std::size_t slot;
-  NodeId id;
-  SimStorage storage;
-  SimLogReader reader{storage};
-  std::optional<core::Raft> raft;  ///< empty while crashed
-  /// The in-memory application state machine.
-  LogIndex applied;
-  std::uint64_t state_hash = kInitialStateHash;
-  /// What the cluster last observed of the core, to notice changes.
-  bool seen_leader = false;
-  Term seen_term;
-  LogIndex seen_commit;
-  std::uint64_t down_since_tick = 0;
-
-  [[nodiscard]] bool up() const noexcept { return raft.has_value(); }
 };
 
 struct ClusterStats {
@@ -95,6 +54,14 @@ struct ClusterStats {
   std::uint64_t nodes_retired = 0;
   std::uint64_t entries_read_back = 0;  ///< evicted entries read back from the disks
   std::uint64_t silence_notices = 0;    ///< followers told their leader's link went silent
+  std::uint64_t compactions = 0;        ///< snapshots the replicas took of their logs
+  std::uint64_t proposals_failed = 0;   ///< proposals answered with an error
+};
+
+/// What a simulated client proposes: a command, optionally under a client session.
+struct SimProposal {
+  Bytes command;
+  ClientSession session;  ///< client_id 0: none
 };
 
 class SimCluster {
@@ -135,19 +102,16 @@ class SimCluster {
   void retire(std::size_t slot);
   [[nodiscard]] SimNetwork& network() noexcept { return network_; }
 
-  // ---- requests -----------------------------------------------------------------
-  /// Runs `f` on the running core of node `id`, then observes it and handles its Ready.
-  /// REQUIRES: the node is up.
-  template <class F>
-  auto call(NodeId id, F&& f) {
-    SimNode& n = *find(id);
-    auto result = std::forward<F>(f)(*n.raft);
-    after_input(n);
-    return result;
-  }
-  /// Compacts node `id`'s log up to `index` with a snapshot of its state machine, and
-  /// stores that snapshot on its disk as the application would.
-  Status compact(NodeId id, LogIndex index);
+  // ---- requests (each answered later, through the replica's completions) ----------
+  /// Proposes `batch` at node `id` (in one turn, as a node batches what queued); each
+  /// acknowledgement is checked against the committed log. REQUIRES: the node is up.
+  void propose(NodeId id, std::vector<SimProposal> batch);
+  /// A membership change at node `id`; the error when it is refused at once.
+  Status change(NodeId id, const node::Replica::ChangeOp& op, std::string what);
+  /// Leadership transfer from node `id` to `to`; the error when refused at once.
+  Status transfer(NodeId id, NodeId to);
+  /// A ReadIndex request at node `id`, checked when it is confirmed.
+  void read_index(NodeId id, std::uint64_t request_id);
 
   // ---- what the fault scheduler reacts to ---------------------------------------
   /// Slots whose node granted a vote (the response left) since the last call.
@@ -163,25 +127,51 @@ class SimCluster {
   void check_all_logs();
   /// One line per slot, for failure reports.
   [[nodiscard]] std::string describe_nodes() const;
-  [[nodiscard]] const ClusterStats& stats() const noexcept { return stats_; }
+  /// The run's counts so far (entries read back include the running nodes').
+  [[nodiscard]] ClusterStats stats() const noexcept;
   [[nodiscard]] const ClusterOptions& options() const noexcept { return options_; }
 
  private:
+  friend class SimDisk;
+  friend class SimStore;
+  friend class SimWire;
+  friend struct SimNode;
+  using Clock = node::Clock;
+
+  // What the nodes' adapters report.
+  void on_soft_state(SimNode& n, const core::SoftState& s);
+  void on_committed(SimNode& n, const std::vector<Entry>& entries);
+  void on_snapshot_installed(SimNode& n, LogIndex index);
+  void on_warn(SimNode& n, std::string_view line);
+  void on_write_submitted(SimNode& n, node::WriteStep step);
+  /// Entries about to be written to `n`'s disk (through the SimDisk or inline).
+  void on_entries_written(SimNode& n, std::span<const Entry> entries);
+  void on_drain(SimNode& n);
+
   void deliver(const core::Message& m);
   void complete_due_writes();
-  void complete_write(SimNode& n);
+  void complete_write(SimNode& n, bool deferred);
+  /// After an input to `n`: handles what became ready, observes, runs the completions,
+  /// then the marks a drain deferred (each of those again).
   void after_input(SimNode& n);
   void observe(SimNode& n);
-  void drain(SimNode& n);
-  void handle_ready(SimNode& n, core::Ready rd);
+  void run_completions(SimNode& n);
   void send(SimNode& from, core::Message m);
   void apply(SimNode& n, const Entry& e);
-  void restore_state_machine(SimNode& n, const core::SnapshotMeta& s);
-  /// Builds the core from the node's disk. False (and a violation) when it cannot.
+  /// The state machine takes the state at `index` from outside the log (the committed
+  /// history), as one restored from its own snapshot does.
+  void restore_state_machine(SimNode& n, LogIndex index, std::string_view why);
+  /// Opens a replica on the node's disk. False (and a violation) when it cannot.
   bool boot(SimNode& n);
   [[nodiscard]] core::RaftOptions options_for(SimNode& n);
   /// Entries of `n` (up) by index, from memory or, when evicted, from its disk.
   [[nodiscard]] static InvariantChecker::EntryLookup lookup(const SimNode& n);
+  [[nodiscard]] Clock::time_point clock() const noexcept {
+    return Clock::time_point{} + std::chrono::milliseconds(now_tick_);
+  }
+  [[nodiscard]] std::uint64_t fsync_delay() {
+    return rng_.uniform(options_.fsync_min_ticks, options_.fsync_max_ticks);
+  }
 
   ClusterOptions options_;
   SimRng rng_;

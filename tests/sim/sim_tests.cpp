@@ -22,7 +22,7 @@ using rlr::Entry;
 using rlr::LogIndex;
 using rlr::NodeId;
 using rlr::Term;
-using rlr::core::TestingBug;
+using rlr::sim::Bug;
 using rlr::sim::SimConfig;
 using rlr::sim::SimResult;
 
@@ -54,7 +54,7 @@ std::string describe(const SimResult& r) {
 
 /// How a deliberate bug is provoked: the fault mix, the cluster size, and how far to look.
 struct BugHunt {
-  TestingBug bug;
+  Bug bug;
   std::string faults;
   std::size_t nodes;
   std::uint64_t steps;
@@ -82,7 +82,7 @@ std::uint64_t hunt(const BugHunt& h) {
   }
   if (found == 0) return 0;
   // Without the bug, the very same runs break nothing.
-  config.bug = TestingBug::None;
+  config.bug = Bug::None;
   for (std::uint64_t seed = 1; seed <= found; ++seed) {
     config.seed = seed;
     const SimResult r = run(config);
@@ -318,15 +318,31 @@ TEST_CASE("the checker fails a log index whose evicted entry is on no disk", "[s
 
 TEST_CASE("the simulator catches a leader that commits an earlier term's entry by counting "
           "(Raft Figure 8)", "[sim][bug]") {
-  CHECK(hunt({TestingBug::CommitPreviousTermByCount, "figure8", 3, 3000, 200}) != 0);
+  CHECK(hunt({Bug::CommitPreviousTermByCount, "figure8", 3, 3000, 200}) != 0);
 }
 
 TEST_CASE("the simulator catches votes granted without the log check (§5.4.1)", "[sim][bug]") {
-  CHECK(hunt({TestingBug::GrantVoteWithoutLogCheck, "mixed", 0, 3000, 200}) != 0);
+  CHECK(hunt({Bug::GrantVoteWithoutLogCheck, "mixed", 0, 3000, 200}) != 0);
 }
 
 TEST_CASE("the simulator catches a node that forgets its vote in a crash", "[sim][bug]") {
-  CHECK(hunt({TestingBug::ForgetVoteOnRestart, "elections", 0, 3000, 200}) != 0);
+  CHECK(hunt({Bug::ForgetVoteOnRestart, "elections", 0, 3000, 200}) != 0);
+}
+
+// ---- the simulator catches broken runtimes --------------------------------------------
+
+TEST_CASE("the simulator catches a runtime that acknowledges writes before they are durable",
+          "[sim][bug]") {
+  CHECK(hunt({Bug::AckBeforeDurable, "mixed", 0, 3000, 50}) != 0);
+}
+
+TEST_CASE("the simulator catches a leader that appends a session retry again", "[sim][bug]") {
+  CHECK(hunt({Bug::SkipSessionCheck, "mixed", 0, 3000, 50}) != 0);
+}
+
+TEST_CASE("the simulator catches a replica that keeps its old session table over a snapshot",
+          "[sim][bug]") {
+  CHECK(hunt({Bug::ForgetSessionsOnSnapshot, "mixed", 0, 3000, 100}) != 0);
 }
 
 // ---- seeds that once failed -----------------------------------------------------------
@@ -361,7 +377,7 @@ std::vector<RegressionCase> load_regression_seeds() {
         else if (flag == "--steps") config.steps = std::stoull(value);
         else if (flag == "--nodes") config.nodes = std::stoull(value);
         else if (flag == "--faults") config.faults = value;
-        else if (flag == "--bug") config.bug = rlr::sim::parse_bug(value).value_or(TestingBug::None);
+        else if (flag == "--bug") config.bug = rlr::sim::parse_bug(value).value_or(Bug::None);
         else FAIL("unknown flag in regression_seeds.txt: " << flag);
       }
     }

@@ -8,14 +8,17 @@ namespace rlr::sim {
 namespace {
 
 struct BugName {
-  core::TestingBug bug;
+  Bug bug;
   std::string_view name;
 };
-constexpr std::array<BugName, 4> kBugNames{{
-    {core::TestingBug::None, "none"},
-    {core::TestingBug::CommitPreviousTermByCount, "commit-previous-term-by-count"},
-    {core::TestingBug::GrantVoteWithoutLogCheck, "grant-vote-without-log-check"},
-    {core::TestingBug::ForgetVoteOnRestart, "forget-vote-on-restart"},
+constexpr std::array<BugName, 7> kBugNames{{
+    {Bug::None, "none"},
+    {Bug::CommitPreviousTermByCount, "commit-previous-term-by-count"},
+    {Bug::GrantVoteWithoutLogCheck, "grant-vote-without-log-check"},
+    {Bug::ForgetVoteOnRestart, "forget-vote-on-restart"},
+    {Bug::AckBeforeDurable, "ack-before-durable"},
+    {Bug::SkipSessionCheck, "skip-session-check"},
+    {Bug::ForgetSessionsOnSnapshot, "forget-sessions-on-snapshot"},
 }};
 
 template <class T, std::size_t N>
@@ -30,14 +33,32 @@ std::size_t derive_node_count(std::uint64_t seed) noexcept {
   return 3 + static_cast<std::size_t>(splitmix64(state) % 5);
 }
 
-std::optional<core::TestingBug> parse_bug(std::string_view name) noexcept {
+core::TestingBug core_bug(Bug bug) noexcept {
+  switch (bug) {
+    case Bug::CommitPreviousTermByCount: return core::TestingBug::CommitPreviousTermByCount;
+    case Bug::GrantVoteWithoutLogCheck: return core::TestingBug::GrantVoteWithoutLogCheck;
+    case Bug::ForgetVoteOnRestart: return core::TestingBug::ForgetVoteOnRestart;
+    default: return core::TestingBug::None;
+  }
+}
+
+node::ReplicaBug replica_bug(Bug bug) noexcept {
+  switch (bug) {
+    case Bug::AckBeforeDurable: return node::ReplicaBug::AckBeforeDurable;
+    case Bug::SkipSessionCheck: return node::ReplicaBug::SkipSessionCheck;
+    case Bug::ForgetSessionsOnSnapshot: return node::ReplicaBug::ForgetSessionsOnSnapshot;
+    default: return node::ReplicaBug::None;
+  }
+}
+
+std::optional<Bug> parse_bug(std::string_view name) noexcept {
   for (const BugName& b : kBugNames) {
     if (b.name == name) return b.bug;
   }
   return std::nullopt;
 }
 
-std::string_view bug_name(core::TestingBug bug) noexcept {
+std::string_view bug_name(Bug bug) noexcept {
   for (const BugName& b : kBugNames) {
     if (b.bug == bug) return b.name;
   }
@@ -47,13 +68,13 @@ std::string_view bug_name(core::TestingBug bug) noexcept {
 std::string replay_command(const SimConfig& config, std::size_t nodes) {
   std::string cmd = fmt::format("build/bin/rlr-sim --seed {} --steps {} --nodes {}", config.seed,
                                 config.steps, nodes);
-  if (config.bug != core::TestingBug::None) cmd += fmt::format(" --bug {}", bug_name(config.bug));
+  if (config.bug != Bug::None) cmd += fmt::format(" --bug {}", bug_name(config.bug));
   if (config.faults != fault_profiles().front().name) cmd += fmt::format(" --faults {}", config.faults);
   if (!config.check_liveness) cmd += " --no-liveness";
   return cmd;
 }
 
-ClusterOptions derive_cluster_options(std::size_t nodes, core::TestingBug bug,
+ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
                                       const FaultProfile& profile, SimRng& rng) {
   ClusterOptions o;
   o.slots = nodes;
@@ -72,7 +93,8 @@ ClusterOptions derive_cluster_options(std::size_t nodes, core::TestingBug bug,
   o.raft.max_promote_lag = pick(rng, std::array<std::uint64_t, 2>{16, 1024});
   o.raft.pre_vote = rng.chance(0.85);
   o.raft.check_quorum = rng.chance(0.85);
-  o.raft.testing_bug = bug;
+  o.raft.testing_bug = core_bug(bug);
+  o.replica_bug = replica_bug(bug);
   o.fsync_min_ticks = 0;
   o.fsync_max_ticks = rng.uniform(0, 4);
   // Drawn last, so the draws above (and every seed's scenario) are what they always were.
@@ -80,6 +102,18 @@ ClusterOptions derive_cluster_options(std::size_t nodes, core::TestingBug bug,
   o.raft.max_memory_entries = pick(rng, std::array<std::size_t, 5>{0, 1, 4, 16, 64});
   o.raft.max_memory_bytes = pick(rng, std::array<std::size_t, 3>{0, 0, 256});
   o.raft.max_storage_reads_per_turn = pick(rng, std::array<std::size_t, 3>{0, 1, 4});
+  // The runtime's own policy: compaction points, the proposal bound and timeout,
+  // sessions, and whether writes go through the storage thread.
+  o.node.tick_ms = 1;
+  o.node.compact_after_entries = pick(rng, std::array<std::uint64_t, 4>{0, 4, 16, 64});
+  o.node.max_pending_proposals = pick(rng, std::array<std::size_t, 3>{8, 64, 4096});
+  o.node.proposal_timeout_ms = pick(rng, std::array<std::uint32_t, 3>{50, 400, 5000});
+  // Sessions never expire here: a retry after its session expired is applied again
+  // (the documented limit of NodeOptions::session_ttl_entries and max_sessions), which
+  // the exactly-once check would report.
+  o.node.max_sessions = pick(rng, std::array<std::size_t, 2>{4, 1000});
+  o.node.session_ttl_entries = 1'000'000;
+  o.disk_thread_chance = pick(rng, std::array<double, 3>{0.0, 0.8, 1.0});
   return o;
 }
 
@@ -98,13 +132,17 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
              "seed {}: {} slots, {} founding voters, heartbeat {} ticks, election {} ticks, "
              "pre-vote {}, check-quorum {}, appends of <= {} entries / {} bytes, <= {} in flight, "
              "fsync 0..{} ticks, in memory <= {} entries / {} bytes, <= {} reads a turn (0: no limit), "
-             "faults '{}', bug '{}'",
+             "compact every {} entries, <= {} proposals pending, proposal timeout {} ticks, "
+             "<= {} sessions (ttl {} entries), storage thread {:.0f}% of boots, faults '{}', bug '{}'",
              config.seed, options.slots, options.initial_voters, options.raft.heartbeat_ticks,
              options.raft.election_ticks, options.raft.pre_vote ? "on" : "off",
              options.raft.check_quorum ? "on" : "off", options.raft.max_append_entries,
              options.raft.max_append_bytes, options.raft.max_inflight_appends, options.fsync_max_ticks,
              options.raft.max_memory_entries, options.raft.max_memory_bytes,
-             options.raft.max_storage_reads_per_turn, profile->name, bug_name(config.bug));
+             options.raft.max_storage_reads_per_turn, options.node.compact_after_entries,
+             options.node.max_pending_proposals, options.node.proposal_timeout_ms,
+             options.node.max_sessions, options.node.session_ttl_entries,
+             options.disk_thread_chance * 100, profile->name, bug_name(config.bug));
 
   InvariantChecker checker;
   SimCluster cluster(options, master.fork(), checker, trace);
@@ -124,19 +162,24 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
   result.cluster_state = cluster.describe_nodes();
   result.entries_read_back = cluster.stats().entries_read_back;
   result.silence_notices = cluster.stats().silence_notices;
+  result.compactions = cluster.stats().compactions;
+  result.session_retries = scheduler.stats().session_retries;
   const CheckerStats& cs = checker.stats();
   const SchedulerStats& ss = scheduler.stats();
   const NetworkStats& ns = cluster.network().stats();
+  const ClusterStats cst = cluster.stats();
   result.summary = fmt::format(
-      "leaders {} | committed {} | proposals {} acked {} | reads {}/{} | crashes {} "
+      "leaders {} | committed {} | proposals {} (session retries {}) acked {} failed {} | "
+      "reads {}/{} | crashes {} "
       "(after vote {}, after commit {}) | partitions {} | membership {} | transfers {} | "
       "compactions {} snapshots installed {} | read back from disk {} | liveness checks {} "
       "(slowest {} ticks) | messages {} lost {} cut {} dup {} | silence notices {}",
-      cs.leaders_elected, checker.known_commit().value(), ss.proposals_accepted, cs.acknowledged,
-      cs.reads_confirmed, ss.reads, ss.crashes, ss.crashes_after_vote, ss.crashes_after_commit,
-      ss.partitions, ss.membership_changes, ss.transfers, ss.compactions, cs.snapshots_installed,
-      cluster.stats().entries_read_back, ss.liveness_checks, ss.max_recovery_ticks, ns.sent, ns.lost, ns.cut, ns.duplicated,
-      cluster.stats().silence_notices);
+      cs.leaders_elected, checker.known_commit().value(), ss.proposals, ss.session_retries,
+      cs.acknowledged, cst.proposals_failed, cs.reads_confirmed, ss.reads, ss.crashes,
+      ss.crashes_after_vote, ss.crashes_after_commit, ss.partitions, ss.membership_changes,
+      ss.transfers, cst.compactions, cs.snapshots_installed, cst.entries_read_back,
+      ss.liveness_checks, ss.max_recovery_ticks, ns.sent, ns.lost, ns.cut, ns.duplicated,
+      cst.silence_notices);
   return result;
 }
 

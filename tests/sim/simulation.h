@@ -1,5 +1,5 @@
 // One simulation run: a seed, a number of steps (ticks of simulated time), a cluster
-// size and optionally a deliberate core bug. Everything else (network weather, fault
+// size and optionally a deliberate bug (core or runtime). Everything else (network weather, fault
 // schedule, core options, client load) derives from the seed, so the replay command
 // printed on a failure reproduces the run exactly.
 #pragma once
@@ -18,11 +18,24 @@
 
 namespace rlr::sim {
 
+/// A deliberate bug, in the core or in the runtime, to show the checks catch it.
+enum class Bug : std::uint8_t {
+  None = 0,
+  CommitPreviousTermByCount,  ///< core: violates §5.4.2 (Figure 8)
+  GrantVoteWithoutLogCheck,   ///< core: violates §5.4.1
+  ForgetVoteOnRestart,        ///< core: votes twice in one term after a crash
+  AckBeforeDurable,           ///< runtime: claims a write durable when it is only queued
+  SkipSessionCheck,           ///< runtime: appends a session retry again
+  ForgetSessionsOnSnapshot,   ///< runtime: keeps its old session table over a snapshot
+};
+[[nodiscard]] core::TestingBug core_bug(Bug bug) noexcept;
+[[nodiscard]] node::ReplicaBug replica_bug(Bug bug) noexcept;
+
 struct SimConfig {
   std::uint64_t seed = 1;
   std::uint64_t steps = 10'000;
   std::size_t nodes = 0;  ///< cluster slots, 3..7; 0 derives it from the seed
-  core::TestingBug bug = core::TestingBug::None;
+  Bug bug = Bug::None;
   std::string faults = "mixed";  ///< a FaultProfile name
   bool check_liveness = true;    ///< false: only safety (lets a run go on past a stall)
 };
@@ -37,14 +50,16 @@ struct SimResult {
   std::string summary;        ///< one line of statistics
   std::uint64_t entries_read_back = 0;  ///< evicted entries the nodes read back from disk
   std::uint64_t silence_notices = 0;    ///< followers told their leader's link went silent
+  std::uint64_t compactions = 0;        ///< log compactions the replicas made
+  std::uint64_t session_retries = 0;    ///< session commands the clients sent again
   [[nodiscard]] bool ok() const noexcept { return violations.empty(); }
 };
 
 /// 3..7, from the seed alone (independent of every other draw of the run).
 [[nodiscard]] std::size_t derive_node_count(std::uint64_t seed) noexcept;
 
-[[nodiscard]] std::optional<core::TestingBug> parse_bug(std::string_view name) noexcept;
-[[nodiscard]] std::string_view bug_name(core::TestingBug bug) noexcept;
+[[nodiscard]] std::optional<Bug> parse_bug(std::string_view name) noexcept;
+[[nodiscard]] std::string_view bug_name(Bug bug) noexcept;
 
 /// The one-line command that replays `config` with `nodes` slots.
 [[nodiscard]] std::string replay_command(const SimConfig& config, std::size_t nodes);
@@ -54,7 +69,7 @@ struct SimResult {
 [[nodiscard]] SimResult run_simulation(const SimConfig& config, Trace& trace);
 
 /// The cluster options a seed uses (exposed for the demo and tests).
-[[nodiscard]] ClusterOptions derive_cluster_options(std::size_t nodes, core::TestingBug bug,
+[[nodiscard]] ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
                                                     const FaultProfile& profile, SimRng& rng);
 
 }  // namespace rlr::sim
