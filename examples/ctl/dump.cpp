@@ -19,27 +19,24 @@
 #include <cstdio>
 #include <string>
 
+#include "core/entry_payloads.h"
 #include "rlr/status.h"
 #include "storage/rocksdb_storage.h"
 
 namespace rlr::ctl {
 namespace {
 
-std::uint64_t be64(std::span<const std::uint8_t> b) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | b[i];
-  return v;
-}
-
 void print_entry(const Entry& e, std::string& line) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::span<const std::uint8_t> body = e.payload.span();
   std::uint64_t client = 0;
   std::uint64_t sequence = 0;
-  if (e.kind == EntryKind::Session && body.size() >= 16) {
-    client = be64(body.subspan(0, 8));
-    sequence = be64(body.subspan(8, 8));
-    body = body.subspan(16);
+  if (e.kind == EntryKind::Session) {
+    if (const auto c = core::decode_session_command(e.payload)) {
+      client = c->client_id;
+      sequence = c->sequence;
+      body = c->command.span();
+    }
   }
   line.clear();
   line += "entry " + std::to_string(e.index.value()) + ' ' + std::to_string(e.term.value()) + ' ' +

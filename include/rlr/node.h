@@ -238,6 +238,18 @@ class Node {
   /// then ends once the callback returns); destroying the Node from its own callback is
   /// not allowed (the destructor joins the thread the callback runs on).
   virtual void stop() = 0;
+
+  /// Replays committed entries [from, to] of this node's log into `sm` with replay=true
+  /// and egress suppressed (outputs are still digested every `digest_interval` entries);
+  /// returns the digest checkpoints seen. `to` is capped at the last committed index.
+  /// Errors: Compacted when `from` is below the retained log; storage read errors.
+  /// Thread-safe; reads on the caller's thread. rlr::replay(node, ...) is the same call.
+  /// A Node that keeps no log (a test double) answers InvalidArgument, the default.
+  [[nodiscard]] virtual Result<std::vector<DigestCheckpoint>> replay(
+      RoleAwareStateMachine& /*sm*/, LogIndex /*from*/, LogIndex /*to*/,
+      std::uint64_t /*digest_interval*/) {
+    return Status{ErrorCode::InvalidArgument, "this Node keeps no log to replay"};
+  }
 };
 
 /// Builds a node from options with validation (clear InvalidArgument errors).

@@ -1,4 +1,5 @@
 #include "node/apply_engine.h"
+#include "core/entry_payloads.h"
 
 #include <cstdio>
 #include <exception>
@@ -6,7 +7,6 @@
 
 #include <fmt/format.h>
 
-#include "node/node_impl.h"
 #include "util/thread_name.h"
 
 namespace rlr::node {
@@ -78,23 +78,16 @@ void ApplyEngine::reemit_above_watermark(LogIndex below) {
 
 void ApplyEngine::track(const Entry& e) {
   switch (e.kind) {
-    case EntryKind::Noop: {
+    case EntryKind::Noop:
       leader_term_ = e.term;
-      std::uint64_t id = 0;
-      if (e.payload.size() == 8) {
-        for (std::uint8_t b : e.payload.span()) id = (id << 8) | b;
-      }
-      term_leader_ = NodeId{id};
+      term_leader_ = core::decode_noop(e.payload).value_or(kNoNode);
       break;
-    }
     case EntryKind::Config:
       if (auto c = core::decode_configuration(e.payload.span())) config_ = std::move(c).value();
       break;
     case EntryKind::Watermark:
-      if (e.payload.size() == 8) {
-        std::uint64_t w = 0;
-        for (std::uint8_t b : e.payload.span()) w = (w << 8) | b;
-        if (w > watermark_.value()) watermark_ = LogIndex{w};
+      if (const auto w = core::decode_watermark(e.payload)) {
+        if (*w > watermark_) watermark_ = *w;
         while (!outbox_.empty() && outbox_.front().key.index <= watermark_) outbox_.pop_front();
       }
       break;
@@ -106,7 +99,7 @@ void ApplyEngine::track(const Entry& e) {
 void ApplyEngine::catch_up(const Entry& e) {
   track(e);
   if (e.kind == EntryKind::Session) {
-    if (auto c = decode_session_command(e.payload)) {
+    if (auto c = core::decode_session_command(e.payload)) {
       (void)sessions_.apply(e.index, e.term, c->client_id, c->sequence);
     }
   }
@@ -136,7 +129,7 @@ void ApplyEngine::apply(const Entry& e) {
     Gate gate(*this, e.index, open);
     sm_->apply(e, ctx, gate);
   } else if (e.kind == EntryKind::Session) {
-    if (auto c = decode_session_command(e.payload)) {
+    if (auto c = core::decode_session_command(e.payload)) {
       const auto outcome = sessions_.apply(e.index, e.term, c->client_id, c->sequence);
       if (!outcome.duplicate) {
         const Entry command{e.index, e.term, EntryKind::Normal, c->command};
@@ -162,15 +155,15 @@ void ApplyEngine::apply(const Entry& e) {
 // ApplyRunnerImpl
 // ---------------------------------------------------------------------------------
 
-ApplyRunnerImpl::ApplyRunnerImpl(NodeImpl& node, std::shared_ptr<RoleAwareStateMachine> sm,
-                                 ApplyOptions options)
-    : node_(node), sm_(std::move(sm)), options_(std::move(options)) {}
+ApplyRunnerImpl::ApplyRunnerImpl(CommittedLog& log, RunnerHost& host,
+                                 std::shared_ptr<RoleAwareStateMachine> sm, ApplyOptions options)
+    : log_(log), host_(host), sm_(std::move(sm)), options_(std::move(options)) {}
 
 ApplyRunnerImpl::~ApplyRunnerImpl() { stop(); }
 
 Status ApplyRunnerImpl::start() {
   const LogIndex checkpoint = sm_->last_applied();
-  auto snap = node_.storage().snapshot();
+  auto snap = log_.base();
   if (!snap) return snap.status();
   const core::SnapshotMeta& s = snap.value();
   if (checkpoint < s.index) {
@@ -178,18 +171,16 @@ Status ApplyRunnerImpl::start() {
             fmt::format("the state machine resumes after {} but the log starts after {}",
                         checkpoint.value(), s.index.value())};
   }
-  SessionTable sessions = node_.new_session_table();
+  SessionTable sessions = log_.new_session_table();
   if (Status d = sessions.decode(s.data.span()); !d) return d;
-  const NodeId self = node_.id();
-  NodeImpl* node = &node_;
-  engine_ = std::make_unique<ApplyEngine>(
-      self, sm_, options_, std::move(sessions), s.config, false,
-      [node](Term t) { return node->get_role() == Role::Leader && node->current_term() == t; },
-      checkpoint);
+  RunnerHost* host = &host_;
+  engine_ = std::make_unique<ApplyEngine>(log_.self(), sm_, options_, std::move(sessions), s.config,
+                                          false, [host](Term t) { return host->leads(t); },
+                                          checkpoint);
   // Bring RLR's own state (sessions, roles, watermark) up to the checkpoint.
   LogIndex i = s.index.next();
   while (i <= checkpoint) {
-    auto batch = node_.storage().read(i, checkpoint, 4096, 8U << 20);
+    auto batch = log_.read(i, checkpoint, 4096, 8U << 20);
     if (!batch) return batch.status();
     for (const Entry& e : batch.value()) engine_->catch_up(e);
     i = batch.value().back().index.next();
@@ -200,7 +191,7 @@ Status ApplyRunnerImpl::start() {
       checkpoints_.push_back(cp);
       while (checkpoints_.size() > ApplyEngine::kCheckpointsKept) checkpoints_.pop_front();
     }
-    node_.publish_checkpoint(this, cp);
+    host_.publish_checkpoint(this, cp);
   });
   next_ = checkpoint.next();
   applied_ = checkpoint.value();
@@ -229,7 +220,7 @@ void ApplyRunnerImpl::stop() {
 
 void ApplyRunnerImpl::run() {
   while (!stop_) {
-    auto r = node_.read_committed(next_, 1024, std::chrono::milliseconds(50));
+    auto r = log_.read_committed(next_, 1024, std::chrono::milliseconds(50));
     if (!r) {
       if (r.status().code() != ErrorCode::ShuttingDown) {
         std::lock_guard lock(mu_);
@@ -262,46 +253,44 @@ void ApplyRunnerImpl::run() {
 void ApplyRunnerImpl::maybe_propose_watermark() {
   if (!options_.sink || options_.egress != EgressMode::LeaderOnly) return;
   const auto now = std::chrono::steady_clock::now();
-  if (now < next_watermark_ || node_.get_role() != Role::Leader) return;
+  if (now < next_watermark_ || !host_.is_leader()) return;
   next_watermark_ = now + std::chrono::milliseconds(options_.watermark_interval_ms);
   const LogIndex acked = std::min(options_.sink->acknowledged(), applied());
   if (acked <= proposed_watermark_ || acked <= engine_->watermark()) return;
   proposed_watermark_ = acked;
-  std::vector<std::uint8_t> payload(8);
-  for (int i = 0; i < 8; ++i) {
-    payload[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(acked.value() >> (56 - 8 * i));
-  }
-  node_.propose_internal(EntryKind::Watermark, Bytes(std::move(payload)),
+  host_.propose_internal(EntryKind::Watermark, core::encode_watermark(acked),
                          [](Result<ProposeResult>) {});
 }
 
 }  // namespace rlr::node
 
-namespace rlr {
+namespace rlr::node {
 
-Result<std::vector<DigestCheckpoint>> replay(Node& node, RoleAwareStateMachine& sm, LogIndex from,
-                                             LogIndex to, std::uint64_t digest_interval) {
-  auto* impl = dynamic_cast<node::NodeImpl*>(&node);
-  if (impl == nullptr) return Status{ErrorCode::InvalidArgument, "replay needs a librlr node"};
+Result<std::vector<DigestCheckpoint>> replay_log(const CommittedLog& log, RoleAwareStateMachine& sm,
+                                                 LogIndex from, LogIndex to,
+                                                 std::uint64_t digest_interval) {
   if (from.is_zero()) from = LogIndex{1};
-  auto snap = impl->storage().snapshot();
+  auto snap = log.base();
   if (!snap) return snap.status();
   if (from <= snap.value().index) {
     return Status{ErrorCode::Compacted, fmt::format("index {} is compacted", from.value())};
   }
-  node::SessionTable sessions = impl->new_session_table();
+  SessionTable sessions = log.new_session_table();
   if (Status d = sessions.decode(snap.value().data.span()); !d) return d;
   ApplyOptions options;
   options.egress = EgressMode::Off;
   options.digest_interval = digest_interval;
   // The engine holds the state machine without owning it.
   std::shared_ptr<RoleAwareStateMachine> borrowed(std::shared_ptr<void>{}, &sm);
-  node::ApplyEngine engine(impl->id(), borrowed, options, std::move(sessions), snap.value().config,
-                           true, [](Term) { return false; }, from.prev());
+  ApplyEngine engine(log.self(), borrowed, options, std::move(sessions), snap.value().config, true,
+                     [](Term) { return false; }, from.prev());
   auto read_range = [&](LogIndex a, LogIndex b, auto&& f) -> Status {
     while (a <= b) {
-      auto batch = impl->storage().read(a, b, 4096, 8U << 20);
+      auto batch = log.read(a, b, 4096, 8U << 20);
       if (!batch) return batch.status();
+      if (batch.value().empty()) {
+        return Status{ErrorCode::Corruption, fmt::format("entry {} is missing from the log", a.value())};
+      }
       for (const Entry& e : batch.value()) f(e);
       a = batch.value().back().index.next();
     }
@@ -312,9 +301,18 @@ Result<std::vector<DigestCheckpoint>> replay(Node& node, RoleAwareStateMachine& 
       !s) {
     return s;
   }
-  to = std::min(to, impl->applied_index());
+  to = std::min(to, log.applied_index());
   if (Status s = read_range(from, to, [&](const Entry& e) { engine.apply(e); }); !s) return s;
   return std::vector<DigestCheckpoint>(engine.checkpoints().begin(), engine.checkpoints().end());
+}
+
+}  // namespace rlr::node
+
+namespace rlr {
+
+Result<std::vector<DigestCheckpoint>> replay(Node& node, RoleAwareStateMachine& sm, LogIndex from,
+                                             LogIndex to, std::uint64_t digest_interval) {
+  return node.replay(sm, from, to, digest_interval);
 }
 
 }  // namespace rlr

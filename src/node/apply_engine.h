@@ -17,12 +17,11 @@
 #include <thread>
 
 #include "core/configuration.h"
+#include "node/committed_log.h"
 #include "node/sessions.h"
 #include "rlr/state_machine.h"
 
 namespace rlr::node {
-
-class NodeImpl;
 
 /// Tells the engine whether this node leads `term` right now (outputs of a term this node
 /// led may leave only while it still leads it).
@@ -78,11 +77,13 @@ class ApplyEngine {
   std::function<void(const DigestCheckpoint&)> checkpoint_cb_;
 };
 
-/// An ApplyEngine on its own thread, reading committed entries from a NodeImpl.
+/// An ApplyEngine on its own thread, reading committed entries from its node's log.
 class ApplyRunnerImpl final : public ApplyRunner,
                               public std::enable_shared_from_this<ApplyRunnerImpl> {
  public:
-  ApplyRunnerImpl(NodeImpl& node, std::shared_ptr<RoleAwareStateMachine> sm, ApplyOptions options);
+  /// `log` and `host` must outlive the runner (stop() it first).
+  ApplyRunnerImpl(CommittedLog& log, RunnerHost& host, std::shared_ptr<RoleAwareStateMachine> sm,
+                  ApplyOptions options);
   ~ApplyRunnerImpl() override;
   ApplyRunnerImpl(const ApplyRunnerImpl&) = delete;
   ApplyRunnerImpl& operator=(const ApplyRunnerImpl&) = delete;
@@ -99,7 +100,8 @@ class ApplyRunnerImpl final : public ApplyRunner,
   void run();
   void maybe_propose_watermark();
 
-  NodeImpl& node_;
+  CommittedLog& log_;
+  RunnerHost& host_;
   std::shared_ptr<RoleAwareStateMachine> sm_;
   ApplyOptions options_;
   std::unique_ptr<ApplyEngine> engine_;

@@ -11,6 +11,7 @@ namespace rlr::node {
 
 namespace {
 constexpr std::chrono::milliseconds kDefaultAdminTimeout{10000};
+}  // namespace
 
 // ---- follower forwarding (NodeOptions::forward_proposals) ------------------------------
 // A follower with forwarding on relays a client's Propose to the leader through one
@@ -19,51 +20,21 @@ constexpr std::chrono::milliseconds kDefaultAdminTimeout{10000};
 // reaches the leader directly is still deduplicated. A request that was itself forwarded
 // (its id has kForwardedRequestBit) is never forwarded again.
 
-/// One forwarder per client service, created on first use and destroyed with the
-/// service. (Kept here rather than as a member so that the forwarding path stays in
-/// this file.)
-struct ForwarderRegistry {
-  std::mutex mu;
-  std::map<const ClientService*, std::shared_ptr<client::Forwarder>> by_service;
-};
-ForwarderRegistry& forwarders() {
-  static ForwarderRegistry r;
-  return r;
-}
-
-std::shared_ptr<client::Forwarder> forwarder_for(const ClientService* service, const NodeOptions& o) {
-  auto& reg = forwarders();
-  std::lock_guard lock(reg.mu);
-  auto& f = reg.by_service[service];
-  if (!f) {
+client::Forwarder& ClientService::forwarder(const NodeOptions& o) {
+  std::lock_guard lock(forwarder_mu_);
+  if (!forwarder_) {
     client::ForwarderOptions fo;
     fo.cluster_id = o.cluster_id;
     fo.token = o.auth_token;
     fo.max_frame_bytes = o.max_frame_bytes;
-    f = std::make_shared<client::Forwarder>(fo);
+    forwarder_ = std::make_unique<client::Forwarder>(fo);
   }
-  return f;
+  return *forwarder_;
 }
 
-void drop_forwarder(const ClientService* service) {
-  std::shared_ptr<client::Forwarder> f;
-  {
-    auto& reg = forwarders();
-    std::lock_guard lock(reg.mu);
-    auto it = reg.by_service.find(service);
-    if (it == reg.by_service.end()) return;
-    f = std::move(it->second);
-    reg.by_service.erase(it);
-  }
-  f.reset();  // joins the forwarder's thread outside the registry lock
-}
-
-/// Forwards the proposal when this node should: forwarding is on, the request was not
-/// forwarded already, and this node follows a leader whose address it knows. True when
-/// the request was taken (the reply will come from the forwarder's thread).
-bool maybe_forward(const ClientService* service, NodeImpl& node, std::uint64_t request_id,
-                   std::uint32_t timeout_ms, wire::ProposeRequest& body,
-                   const std::shared_ptr<transport::ClientStream>& stream) {
+bool ClientService::maybe_forward(NodeImpl& node, std::uint64_t request_id, std::uint32_t timeout_ms,
+                                  wire::ProposeRequest& body,
+                                  const std::shared_ptr<transport::ClientStream>& stream) {
   const NodeOptions* o = &node.options();
   if (!o->forward_proposals) return false;
   if ((request_id & client::kForwardedRequestBit) != 0) return false;
@@ -73,7 +44,7 @@ bool maybe_forward(const ClientService* service, NodeImpl& node, std::uint64_t r
   std::string address = node.get_leader_address();
   if (address.empty()) return false;
   const auto timeout = std::chrono::milliseconds(timeout_ms != 0 ? timeout_ms : o->proposal_timeout_ms);
-  forwarder_for(service, *o)->forward(
+  forwarder(*o).forward(
       address, std::move(body), timeout,
       [stream, request_id, leader, address](Result<wire::ClientReply> r) {
         wire::ClientReply reply;
@@ -98,10 +69,9 @@ bool maybe_forward(const ClientService* service, NodeImpl& node, std::uint64_t r
   return true;
 }
 
-}  // namespace
+ClientService::ClientService() = default;
 
 ClientService::~ClientService() {
-  drop_forwarder(this);
   stopping_ = true;
   std::list<Streamer> streamers;
   {
@@ -140,7 +110,7 @@ void ClientService::on_client_request(wire::ClientRequest request,
       [&](auto& body) {
         using T = std::decay_t<decltype(body)>;
         if constexpr (std::is_same_v<T, wire::ProposeRequest>) {
-          if (maybe_forward(this, *node, id, request.timeout_ms, body, stream)) return;
+          if (maybe_forward(*node, id, request.timeout_ms, body, stream)) return;
           const ClientSession session{body.client_id, body.sequence};
           node->propose(std::move(body.command), session, [this, stream, id](Result<ProposeResult> r) {
             if (!r) {

@@ -11,11 +11,15 @@
 #include "node/node_impl.h"
 #include "transport/asio_transport.h"
 
+namespace rlr::client {
+class Forwarder;
+}
+
 namespace rlr::node {
 
 class ClientService final : public transport::ClientHandler {
  public:
-  ClientService() = default;
+  ClientService();
   ~ClientService() override;
   ClientService(const ClientService&) = delete;
   ClientService& operator=(const ClientService&) = delete;
@@ -34,6 +38,14 @@ class ClientService final : public transport::ClientHandler {
   void stream_subscription(std::uint64_t request_id, LogIndex from,
                            std::shared_ptr<transport::ClientStream> stream);
   void reap_finished();
+  /// Forwards a follower's Propose to the leader when this node should: forwarding is
+  /// on, the request was not forwarded already, and this node follows a leader whose
+  /// address it knows. True when the request was taken (the reply comes from the
+  /// forwarder's thread).
+  bool maybe_forward(NodeImpl& node, std::uint64_t request_id, std::uint32_t timeout_ms,
+                     wire::ProposeRequest& body, const std::shared_ptr<transport::ClientStream>& stream);
+  /// The connection to the leader used for forwarding, made on first use.
+  client::Forwarder& forwarder(const NodeOptions& o);
 
   std::atomic<NodeImpl*> node_{nullptr};
   std::atomic<bool> stopping_{false};
@@ -45,6 +57,8 @@ class ClientService final : public transport::ClientHandler {
   };
   std::mutex streamers_mu_;
   std::list<Streamer> streamers_;
+  std::mutex forwarder_mu_;
+  std::unique_ptr<client::Forwarder> forwarder_;  // guarded by forwarder_mu_
 };
 
 }  // namespace rlr::node

@@ -575,7 +575,7 @@ void NodeImpl::warn(std::string_view line) {
 Result<std::shared_ptr<ApplyRunner>> NodeImpl::attach(std::shared_ptr<RoleAwareStateMachine> sm,
                                                       ApplyOptions options) {
   if (!sm) return Status{ErrorCode::InvalidArgument, "no state machine"};
-  auto runner = std::make_shared<ApplyRunnerImpl>(*this, std::move(sm), std::move(options));
+  auto runner = std::make_shared<ApplyRunnerImpl>(*this, *this, std::move(sm), std::move(options));
   {
     std::lock_guard lock(runners_mu_);
     runners_.push_back(runner);
@@ -588,6 +588,11 @@ Result<std::shared_ptr<ApplyRunner>> NodeImpl::attach(std::shared_ptr<RoleAwareS
     return s;
   }
   return std::shared_ptr<ApplyRunner>(runner);
+}
+
+Result<std::vector<DigestCheckpoint>> NodeImpl::replay(RoleAwareStateMachine& sm, LogIndex from,
+                                                       LogIndex to, std::uint64_t digest_interval) {
+  return replay_log(*this, sm, from, to, digest_interval);
 }
 
 void NodeImpl::publish_checkpoint(const ApplyRunner* runner, const DigestCheckpoint& cp) {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "node/committed_cache.h"
+#include "node/committed_log.h"
 #include "node/executor.h"
 #include "node/log_writer.h"
 #include "node/replica.h"
@@ -45,7 +46,11 @@
 
 namespace rlr::node {
 
-class NodeImpl final : public Node, private transport::Inbox, private ReplicaObserver {
+class NodeImpl final : public Node,
+                       public CommittedLog,
+                       public RunnerHost,
+                       private transport::Inbox,
+                       private ReplicaObserver {
  public:
   /// Starts a node on the given storage and transport (the builder and tests use this).
   [[nodiscard]] static Result<std::unique_ptr<NodeImpl>> start(
@@ -79,6 +84,9 @@ class NodeImpl final : public Node, private transport::Inbox, private ReplicaObs
   [[nodiscard]] Status promote(NodeId id, std::chrono::milliseconds timeout) override;
   [[nodiscard]] Status remove(NodeId id, std::chrono::milliseconds timeout) override;
   [[nodiscard]] Status transfer_leadership(NodeId to, std::chrono::milliseconds timeout) override;
+  [[nodiscard]] Result<std::vector<DigestCheckpoint>> replay(RoleAwareStateMachine& sm,
+                                                             LogIndex from, LogIndex to,
+                                                             std::uint64_t digest_interval) override;
   void stop() override;
 
   /// Asynchronous read_index(); `done` runs on the completion thread.
@@ -88,24 +96,30 @@ class NodeImpl final : public Node, private transport::Inbox, private ReplicaObs
   /// service that the transport calls into.
   void keep_alive(std::shared_ptr<void> thing) { attachments_.push_back(std::move(thing)); }
 
-  /// Proposes one of RLR's own entries (e.g. an egress watermark).
-  void propose_internal(EntryKind kind, Bytes payload, ProposeCallback done);
   [[nodiscard]] NodeId id() const { return options_.id; }
   [[nodiscard]] const NodeOptions& options() const { return options_; }
-  [[nodiscard]] Term current_term() const { return Term{term_.load()}; }
-  [[nodiscard]] SessionTable new_session_table() const {
+
+  // CommittedLog (the apply runners', replay's and the subscriptions' view)
+  [[nodiscard]] NodeId self() const override { return options_.id; }
+  [[nodiscard]] Result<core::SnapshotMeta> base() const override { return storage_->snapshot(); }
+  [[nodiscard]] Result<std::vector<Entry>> read(LogIndex from, LogIndex to, std::size_t max_entries,
+                                                std::size_t max_bytes) const override {
+    return storage_->read(from, to, max_entries, max_bytes);
+  }
+  [[nodiscard]] Result<std::vector<Entry>> read_committed(LogIndex from, std::size_t max,
+                                                          std::chrono::milliseconds timeout) override;
+  [[nodiscard]] LogIndex applied_index() const override { return LogIndex{applied_.load()}; }
+  [[nodiscard]] SessionTable new_session_table() const override {
     return SessionTable(options_.session_ttl_entries, options_.max_sessions);
   }
-  /// An apply runner reports a digest checkpoint (the first attached runner's are the
-  /// node's published digests).
-  void publish_checkpoint(const ApplyRunner* runner, const DigestCheckpoint& cp);
 
-  // For subscriptions.
-  [[nodiscard]] LogIndex applied_index() const { return LogIndex{applied_.load()}; }
-  /// Reads committed entries from `from`; waits up to `timeout` for one to exist.
-  [[nodiscard]] Result<std::vector<Entry>> read_committed(LogIndex from, std::size_t max,
-                                                          std::chrono::milliseconds timeout);
-  [[nodiscard]] const storage::Storage& storage() const { return *storage_; }
+  // RunnerHost
+  [[nodiscard]] bool leads(Term term) const override {
+    return get_role() == Role::Leader && Term{term_.load()} == term;
+  }
+  [[nodiscard]] bool is_leader() const override { return get_role() == Role::Leader; }
+  void propose_internal(EntryKind kind, Bytes payload, ProposeCallback done) override;
+  void publish_checkpoint(const ApplyRunner* runner, const DigestCheckpoint& cp) override;
 
  private:
   void deliver(core::Message m) override;  // transport::Inbox

@@ -1,4 +1,5 @@
 #include "node/replica.h"
+#include "core/entry_payloads.h"
 
 #include <algorithm>
 #include <limits>
@@ -105,7 +106,7 @@ Status Replica::restore_sessions() {
   const LogIndex last = applied_;
   auto replay = [&](const Entry& e) {
     if (e.kind != EntryKind::Session) return;
-    if (auto c = decode_session_command(e.payload)) {
+    if (auto c = core::decode_session_command(e.payload)) {
       (void)sessions_.apply(e.index, e.term, c->client_id, c->sequence);
     }
   };
@@ -188,7 +189,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
           continue;
         }
       }
-      commands.push_back(encode_session_command(key.first, key.second, p.command));
+      commands.push_back(core::encode_session_command(key.first, key.second, p.command));
     } else {
       commands.push_back(std::move(p.command));
     }
@@ -442,7 +443,7 @@ void Replica::on_committed(std::vector<Entry>& committed) {
     // The outcome of this entry for whoever proposed it.
     Result<ProposeResult> outcome = ProposeResult{e.index, e.term};
     if (e.kind == EntryKind::Session) {
-      if (auto c = decode_session_command(e.payload)) {
+      if (auto c = core::decode_session_command(e.payload)) {
         const SessionKey key{c->client_id, c->sequence};
         if (auto it = inflight_sessions_.find(key); it != inflight_sessions_.end() && it->second == e.index) {
           inflight_sessions_.erase(it);

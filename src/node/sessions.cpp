@@ -1,23 +1,19 @@
 #include "node/sessions.h"
 
-#include <cstring>
+#include "util/big_endian.h"
 
 namespace rlr::node {
 namespace {
 
 void put_u64(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-std::uint64_t get_u64(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
-  return v;
+  const std::size_t at = out.size();
+  out.resize(at + 8);
+  util::put_u64_be(out.data() + at, v);
 }
 
 bool take_u64(std::span<const std::uint8_t>& in, std::uint64_t& v) {
   if (in.size() < 8) return false;
-  v = get_u64(in.data());
+  v = util::get_u64_be(in.data());
   in = in.subspan(8);
   return true;
 }
@@ -25,27 +21,6 @@ bool take_u64(std::span<const std::uint8_t>& in, std::uint64_t& v) {
 constexpr std::uint8_t kTableVersion = 1;
 
 }  // namespace
-
-Bytes encode_session_command(std::uint64_t client_id, std::uint64_t sequence,
-                             const Bytes& command) {
-  std::vector<std::uint8_t> out;
-  out.reserve(16 + command.size());
-  put_u64(out, client_id);
-  put_u64(out, sequence);
-  out.insert(out.end(), command.data(), command.data() + command.size());
-  return Bytes(std::move(out));
-}
-
-std::optional<SessionCommand> decode_session_command(const Bytes& payload) {
-  if (payload.size() < 16) return std::nullopt;
-  SessionCommand c;
-  c.client_id = get_u64(payload.data());
-  c.sequence = get_u64(payload.data() + 8);
-  // A view sharing the payload's buffer: no copy.
-  auto owner = std::make_shared<const Bytes>(payload);
-  c.command = Bytes(owner, payload.data() + 16, payload.size() - 16);
-  return c;
-}
 
 void SessionTable::expire(LogIndex now) {
   while (!by_use_.empty()) {

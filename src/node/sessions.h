@@ -22,17 +22,6 @@
 
 namespace rlr::node {
 
-/// Encodes a Session entry payload: client id, sequence, then the command.
-[[nodiscard]] Bytes encode_session_command(std::uint64_t client_id, std::uint64_t sequence,
-                                           const Bytes& command);
-struct SessionCommand {
-  std::uint64_t client_id = 0;
-  std::uint64_t sequence = 0;
-  Bytes command;  ///< a view into the entry's payload
-};
-/// Decodes a Session entry payload; nullopt when it is too short.
-[[nodiscard]] std::optional<SessionCommand> decode_session_command(const Bytes& payload);
-
 class SessionTable {
  public:
   SessionTable(std::uint64_t ttl_entries, std::size_t max_sessions)

@@ -1,5 +1,5 @@
-// Big-endian integers in byte buffers: the on-disk formats' byte order, explicit and
-// independent of the host's.
+// Big-endian integers in byte buffers: the byte order of the on-disk formats and of
+// RLR's internal entry payloads, explicit and independent of the host's.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,14 @@ inline void put_u32_be(char* p, std::uint32_t v) {
 [[nodiscard]] inline std::uint64_t get_u64_be(const char* p) {
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
+  return v;
+}
+inline void put_u64_be(std::uint8_t* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>((v >> (56 - 8 * i)) & 0xFF);
+}
+[[nodiscard]] inline std::uint64_t get_u64_be(const std::uint8_t* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
   return v;
 }
 [[nodiscard]] inline std::uint32_t get_u32_be(const char* p) {

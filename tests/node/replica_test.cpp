@@ -2,6 +2,7 @@
 // leaves, and a clock the test moves. Each case drives the step object directly.
 
 #include <catch2/catch.hpp>
+#include "core/entry_payloads.h"
 
 #include <chrono>
 #include <memory>
@@ -123,7 +124,7 @@ std::size_t session_copies(const std::vector<Entry>& log, std::uint64_t client, 
   std::size_t n = 0;
   for (const Entry& e : log) {
     if (e.kind != EntryKind::Session) continue;
-    const auto c = decode_session_command(e.payload);
+    const auto c = core::decode_session_command(e.payload);
     if (c && c->client_id == client && c->sequence == sequence) ++n;
   }
   return n;

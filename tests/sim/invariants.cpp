@@ -1,4 +1,5 @@
 #include "invariants.h"
+#include "core/entry_payloads.h"
 
 #include "node/sessions.h"
 
@@ -305,7 +306,7 @@ void InvariantChecker::on_apply(NodeId id, LogIndex applied_before, const Entry&
   }
   c->state_hash = state_hash;
   if (e.kind == EntryKind::Session) {
-    if (auto cmd = node::decode_session_command(e.payload)) {
+    if (auto cmd = core::decode_session_command(e.payload)) {
       session_copies_[{cmd->client_id, cmd->sequence}].insert(e.index);
     }
   }

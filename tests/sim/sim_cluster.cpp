@@ -1,4 +1,5 @@
 #include "sim_cluster.h"
+#include "core/entry_payloads.h"
 
 #include <algorithm>
 
@@ -248,7 +249,7 @@ void SimCluster::on_entries_written(SimNode& n, std::span<const Entry> entries) 
   }
   for (const Entry& e : entries) {
     if (e.kind != EntryKind::Session || e.term != r.term()) continue;
-    const auto cmd = node::decode_session_command(e.payload);
+    const auto cmd = core::decode_session_command(e.payload);
     if (!cmd) continue;
     const std::pair<std::uint64_t, std::uint64_t> key{cmd->client_id, cmd->sequence};
     if (const auto it = n.appended_sessions.find(key);
