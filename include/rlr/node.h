@@ -27,70 +27,12 @@
 #include <string>
 #include <vector>
 
+#include "rlr/cluster.h"
 #include "rlr/state_machine.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 
 namespace rlr {
-
-/// Where a member listens.
-struct MemberAddress {
-  NodeId id;
-  std::string host;
-  std::uint16_t port = 0;
-  friend bool operator==(const MemberAddress&, const MemberAddress&) = default;
-};
-
-/// What a node knows about one member of the cluster.
-struct MemberInfo {
-  NodeId id;
-  std::string address;        ///< "host:port", empty when unknown
-  bool voter = false;         ///< false: learner
-  bool is_leader = false;
-  LogIndex match;             ///< leader's view of the member's replicated index
-  std::uint64_t lag = 0;      ///< leader's last index minus match
-  std::int64_t last_contact_ms = -1;  ///< ms since the leader last heard from it; -1 unknown
-  /// The member's latest output-digest checkpoint as last reported to this node.
-  DigestCheckpoint digest;
-  /// The first checkpoint index at which the member's digest differs from this node's
-  /// (0: no divergence seen).
-  LogIndex diverged_at;
-};
-
-/// A snapshot of the node's view of the cluster.
-struct ClusterInfo {
-  std::string cluster_id;
-  NodeId id;
-  Term term;
-  Role role = Role::Follower;
-  NodeId leader;
-  LogIndex commit;
-  LogIndex applied;
-  LogIndex first_index;       ///< first retained log index
-  LogIndex last_index;
-  /// Log entries this node holds in memory, and their payload bytes (at most about
-  /// NodeOptions::memory_log_entries / memory_log_bytes; the rest is read from storage).
-  std::size_t memory_log_entries = 0;
-  std::size_t memory_log_bytes = 0;
-  std::vector<MemberInfo> members;  ///< per-member details are the leader's view
-  /// This node's latest output-digest checkpoint (0 when no state machine is attached).
-  DigestCheckpoint digest;
-  /// True when some member's digest differs from ours at a common checkpoint.
-  bool diverged = false;
-};
-
-/// A client session: retries of the same (client_id, sequence) are applied once, and a
-/// retry of a committed proposal returns the original index.
-struct ClientSession {
-  std::uint64_t client_id = 0;  ///< 0: no session
-  std::uint64_t sequence = 0;   ///< increases with each new command of the client
-};
-
-/// Outcome of a committed proposal.
-struct ProposeResult {
-  LogIndex index;
-  Term term;
-};
 
 enum class StorageKind : std::uint8_t { RocksDb, Memory };
 

@@ -28,7 +28,7 @@
 #include <flatbuffers/detached_buffer.h>
 
 #include "core/message.h"
-#include "rlr/node.h"
+#include "rlr/cluster.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 
