@@ -483,10 +483,21 @@ void SimCluster::read_index(NodeId id, std::uint64_t request_id) {
 void SimCluster::crash(std::size_t slot, std::string_view why) {
   SimNode& n = *slots_[slot];
   if (!n.up()) return;
+  std::size_t kept = 0;
+  if (n.storage.queued() > 0 && rng_.chance(options_.crash_keeps_writes_chance)) {
+    kept = rng_.uniform(1, n.storage.queued());
+    for (std::size_t k = 0; k < kept; ++k) {
+      std::string error;
+      (void)n.storage.complete_next(error);
+      if (!error.empty()) checker_.fail("storage contract", fmt::format("node {}: {}", n.id.value(), error));
+    }
+    stats_.writes_kept += kept;
+  }
   const std::size_t lost = n.storage.queued();
-  trace_.line(TraceLevel::Narrative, now_tick_, "CRASH node {} ({}{}){}", n.id.value(),
+  trace_.line(TraceLevel::Narrative, now_tick_, "CRASH node {} ({}{}){}{}", n.id.value(),
               to_string(n.core().role()), why.empty() ? "" : fmt::format(", {}", why),
-              lost == 0 ? "" : fmt::format(": {} unsynced writes lost", lost));
+              lost == 0 ? "" : fmt::format(": {} unsynced writes lost", lost),
+              kept == 0 ? "" : fmt::format(", {} reached the disk unacknowledged", kept));
   n.replica.reset();
   n.deferred_marks.clear();
   n.storage.crash();

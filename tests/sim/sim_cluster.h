@@ -42,12 +42,20 @@ struct ClusterOptions {
   double disk_thread_chance = 0.8;  ///< a node writes through its SimDisk (else on its own thread)
   std::uint64_t fsync_min_ticks = 0;
   std::uint64_t fsync_max_ticks = 2;
+  /// A write may stall: it takes up to slow_fsync_max_ticks instead (a slow disk).
+  double slow_fsync_chance = 0.0;
+  std::uint64_t slow_fsync_max_ticks = 60;
+  /// A crash may find some queued writes already on the platter: a prefix of them
+  /// survives, never acknowledged (a write reaches the disk before its fsync returns).
+  double crash_keeps_writes_chance = 0.0;
 };
 
 struct ClusterStats {
   std::uint64_t crashes = 0;
   std::uint64_t restarts = 0;
   std::uint64_t writes_lost = 0;  ///< queued writes a crash threw away
+  std::uint64_t writes_kept = 0;  ///< queued writes that reached the disk before a crash
+  std::uint64_t slow_fsyncs = 0;
   std::uint64_t fsyncs = 0;
   std::uint64_t applied_entries = 0;
   std::uint64_t nodes_started = 0;
@@ -170,6 +178,11 @@ class SimCluster {
     return Clock::time_point{} + std::chrono::milliseconds(now_tick_);
   }
   [[nodiscard]] std::uint64_t fsync_delay() {
+    if (options_.slow_fsync_chance > 0 && rng_.chance(options_.slow_fsync_chance)) {
+      ++stats_.slow_fsyncs;
+      return rng_.uniform(options_.fsync_max_ticks + 1,
+                          std::max(options_.slow_fsync_max_ticks, options_.fsync_max_ticks + 1));
+    }
     return rng_.uniform(options_.fsync_min_ticks, options_.fsync_max_ticks);
   }
 

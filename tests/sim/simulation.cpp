@@ -114,6 +114,9 @@ ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
   o.node.max_sessions = pick(rng, std::array<std::size_t, 2>{4, 1000});
   o.node.session_ttl_entries = 1'000'000;
   o.disk_thread_chance = pick(rng, std::array<double, 3>{0.0, 0.8, 1.0});
+  // The disk: occasional stalls, and writes that outlive a crash without an fsync.
+  o.slow_fsync_chance = pick(rng, std::array<double, 3>{0.0, 0.0, 0.01});
+  o.crash_keeps_writes_chance = pick(rng, std::array<double, 2>{0.0, 0.5});
   return o;
 }
 
@@ -133,7 +136,8 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
              "pre-vote {}, check-quorum {}, appends of <= {} entries / {} bytes, <= {} in flight, "
              "fsync 0..{} ticks, in memory <= {} entries / {} bytes, <= {} reads a turn (0: no limit), "
              "compact every {} entries, <= {} proposals pending, proposal timeout {} ticks, "
-             "<= {} sessions (ttl {} entries), storage thread {:.0f}% of boots, faults '{}', bug '{}'",
+             "<= {} sessions (ttl {} entries), storage thread {:.0f}% of boots, slow fsyncs {:.0f}%, "
+             "crash keeps queued writes {:.0f}%, faults '{}', bug '{}'",
              config.seed, options.slots, options.initial_voters, options.raft.heartbeat_ticks,
              options.raft.election_ticks, options.raft.pre_vote ? "on" : "off",
              options.raft.check_quorum ? "on" : "off", options.raft.max_append_entries,
@@ -142,7 +146,8 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
              options.raft.max_storage_reads_per_turn, options.node.compact_after_entries,
              options.node.max_pending_proposals, options.node.proposal_timeout_ms,
              options.node.max_sessions, options.node.session_ttl_entries,
-             options.disk_thread_chance * 100, profile->name, bug_name(config.bug));
+             options.disk_thread_chance * 100, options.slow_fsync_chance * 100,
+             options.crash_keeps_writes_chance * 100, profile->name, bug_name(config.bug));
 
   InvariantChecker checker;
   SimCluster cluster(options, master.fork(), checker, trace);
@@ -173,13 +178,14 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
       "reads {}/{} | crashes {} "
       "(after vote {}, after commit {}) | partitions {} | membership {} | transfers {} | "
       "compactions {} snapshots installed {} | read back from disk {} | liveness checks {} "
-      "(slowest {} ticks) | messages {} lost {} cut {} dup {} | silence notices {}",
+      "(slowest {} ticks) | messages {} lost {} cut {} dup {} | silence notices {} | "
+      "fsyncs slow {}, writes kept at a crash {}",
       cs.leaders_elected, checker.known_commit().value(), ss.proposals, ss.session_retries,
       cs.acknowledged, cst.proposals_failed, cs.reads_confirmed, ss.reads, ss.crashes,
       ss.crashes_after_vote, ss.crashes_after_commit, ss.partitions, ss.membership_changes,
       ss.transfers, cst.compactions, cs.snapshots_installed, cst.entries_read_back,
       ss.liveness_checks, ss.max_recovery_ticks, ns.sent, ns.lost, ns.cut, ns.duplicated,
-      cst.silence_notices);
+      cst.silence_notices, cst.slow_fsyncs, cst.writes_kept);
   return result;
 }
 
