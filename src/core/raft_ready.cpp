@@ -1,5 +1,5 @@
-// The Ready seam (contract in raft.h): routing outgoing messages by whether they may
-// leave before persistence, assembling a Ready, taking back its vectors, the
+// The Ready seam (contract in core/ready.h): routing outgoing messages by whether they
+// may leave before persistence, assembling a Ready, taking back its vectors, the
 // acknowledgement of what became durable, and what durability lets the core drop from
 // memory (compaction into a snapshot, eviction of the oldest entries).
 #include "core/raft.h"
