@@ -24,7 +24,7 @@ struct Progress {
   LogIndex sent_commit;       ///< commit index last told to this peer in an append
   bool resend_probe = false;  ///< Replicate: send an empty append to detect a lost one
   LogIndex match_at_heartbeat;  ///< match when the previous heartbeat was answered
-  bool recent_active = false; ///< heard from since the last check-quorum round
+  bool recent_active = false; ///< heard from within the current check-quorum interval
   std::uint64_t last_contact_tick = 0;
   std::uint64_t read_ack_context = 0;  ///< highest ReadIndex context acknowledged
 };

@@ -259,8 +259,8 @@ void Raft::tick() {
   // answered again, every tick, keeps one lost request from costing a whole election
   // timeout. A repeated request is a duplicate: a voter answers it as before. Every tick,
   // not every heartbeat interval: the next survivor by rank campaigns a few ticks after
-  // the first (peer_disconnected), and two pre-candidates grant each other and then
-  // split the vote (seen in the failover bench with a 3-tick interval).
+  // the first (peer_disconnected), and a retry slower than that lets two pre-candidates
+  // grant each other and then split the vote.
   if (role_ == Role::PreCandidate || role_ == Role::Candidate) request_votes(true);
 }
 
@@ -381,8 +381,8 @@ Status Raft::step(const Message& m) {
       const std::uint32_t elapsed = election_elapsed_;
       become_follower(m.term, kNoNode);
       // Figure 2: only hearing from a leader or granting a vote restarts the election
-      // timer. A vote request we may yet reject must not, or stale candidates would keep
-      // the one electable node from ever timing out first (seed 111, pre-vote off).
+      // timer. A vote request we may yet reject must not, or (without pre-vote) stale
+      // candidates would keep the one electable node from ever timing out first.
       if (m.type == MessageType::Vote) election_elapsed_ = elapsed;
     }
   } else if (m.term < term_) {
