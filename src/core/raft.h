@@ -196,6 +196,16 @@ class Raft {
   }
   void update_commit(LogIndex commit);
 
+  // invariants (core/invariants.h): each aborts on a violation, and does nothing unless
+  // options_.check_invariants
+  /// The log positions and every follower's progress.
+  void check_state() const;
+  /// One follower's progress, after the leader changed it.
+  void check_progress(const Progress& pr) const;
+  /// A Ready just assembled, against the state it was taken from (and then
+  /// check_state()); `applied_before` is the applied index before it.
+  void check_ready(const Ready& rd, LogIndex applied_before) const;
+
   RaftOptions options_;
   std::mt19937_64 rng_;
   RaftLog log_;

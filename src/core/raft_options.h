@@ -56,6 +56,10 @@ struct RaftOptions {
   /// from its ticks and heartbeats for long enough to lose the leadership.
   std::size_t max_storage_reads_per_turn = 4;
   std::uint64_t random_seed = 0;
+  /// Checks the core's invariants (core/invariants.h) at every Ready, acknowledgement,
+  /// commit advance and progress change, and aborts the process on a violation. On in
+  /// tests and the simulator; off by default, where each check point costs one branch.
+  bool check_invariants = false;
   TestingBug testing_bug = TestingBug::None;
 };
 

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "util/invariant.h"
+
 namespace rlr::core {
 namespace {
 
@@ -41,6 +43,11 @@ bool is_immediate(MessageType t) {
 // ---------------------------------------------------------------------------------
 
 void Raft::ack_persisted(PersistMark mark) {
+  if (options_.check_invariants) {
+    // The mark was taken from a Ready of this core, and its term never goes down.
+    RLR_INVARIANT(mark.hard_state_term <= term_,
+                  "a persist mark's term is not ahead of the core's");
+  }
   if (role_ == Role::Candidate && mark.hard_state_term == term_ && vote_ == options_.id) {
     self_vote_durable_ = true;
   }
@@ -52,6 +59,7 @@ void Raft::ack_persisted(PersistMark mark) {
   } else if (role_ == Role::Candidate && self_vote_durable_) {
     poll();
   }
+  check_state();
 }
 
 Status Raft::compact(LogIndex index, Bytes data) {
@@ -130,6 +138,8 @@ bool Raft::has_ready() const {
 }
 
 Ready Raft::ready() {
+  check_state();
+  const LogIndex applied_before = applied_;
   if (role_ == Role::Leader) {
     if (read_heartbeat_needed_) send_heartbeats(read_context_);
     send_appends();
@@ -177,6 +187,7 @@ Ready Raft::ready() {
   msgs_after_persist_.clear();
   rd.read_states = std::move(read_states_);
   read_states_.clear();
+  check_ready(rd, applied_before);
   return rd;
 }
 

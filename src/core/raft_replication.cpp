@@ -110,6 +110,7 @@ void Raft::handle_snapshot(const Message& m) {
 
 void Raft::update_commit(LogIndex commit) {
   if (commit > commit_) commit_ = commit;
+  check_state();
 }
 
 // ---------------------------------------------------------------------------------
@@ -149,7 +150,10 @@ bool Raft::can_send(const Progress& pr) const {
 
 void Raft::send_appends() {
   for (auto& [id, pr] : progress_) {
-    if (can_send_now(pr)) send_append_to(id, pr);
+    if (can_send_now(pr)) {
+      send_append_to(id, pr);
+      check_progress(pr);
+    }
   }
 }
 
@@ -259,6 +263,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     pr.state = Progress::State::Probe;
     pr.probe_sent = false;
     pr.inflight.clear();
+    check_progress(pr);
     return;
   }
   // Figure 2: if successful, update nextIndex and matchIndex for the follower.
@@ -282,6 +287,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     case Progress::State::Replicate:
       break;
   }
+  check_progress(pr);  // before maybe_commit(): a leader that steps down drops `pr`
   maybe_commit();
   if (role_ == Role::Leader && m.from == transfer_target_ && pr.match == log_.last_index()) {
     send_timeout_now(m.from);
@@ -304,6 +310,7 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
     // The snapshot (or its answer) was lost; probe again, which resends it if needed.
     pr.state = Progress::State::Probe;
   }
+  check_progress(pr);
   if (m.context > pr.read_ack_context) {
     pr.read_ack_context = m.context;
     resolve_reads();
@@ -321,6 +328,7 @@ void Raft::handle_snapshot_response(const Message& m, Progress& pr) {
   pr.state = Progress::State::Probe;
   pr.next = pr.match.next();
   pr.probe_sent = false;
+  check_progress(pr);  // before maybe_commit(): a leader that steps down drops `pr`
   maybe_commit();
 }
 
@@ -338,6 +346,7 @@ bool Raft::maybe_commit() {
   if (!t) return false;
   if (*t != term_ && options_.testing_bug != TestingBug::CommitPreviousTermByCount) return false;
   commit_ = c;
+  check_state();
   on_commit_advanced();
   return true;
 }

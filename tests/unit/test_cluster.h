@@ -166,6 +166,7 @@ inline RaftOptions paper_options(std::uint64_t id) {
   o.pre_vote = false;
   o.check_quorum = false;
   o.random_seed = 7919 * id + 13;
+  o.check_invariants = true;
   return o;
 }
 
