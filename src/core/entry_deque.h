@@ -1,12 +1,11 @@
 // A double-ended queue of log entries in large blocks (core-private): RaftLog's store,
 // and the node's cache of recent committed entries.
-// std::deque keeps 512-byte blocks, nine entries each, so a log that grows by a million
-// entries a second allocated a block every nine entries on the raft thread and freed it
-// again at compaction: a third of a follower's raft thread in one profile (bench/README,
-// finding 8). Here a block holds 4096 entries and the blocks that compaction frees are
-// kept for reuse (see recycle()). A ring that doubles was tried and dropped: moving a
-// million entries into a new ring stalls the raft thread for long enough to lose the
-// leadership.
+// An entry never moves once pushed, and in steady state nothing is allocated: a block
+// holds 4096 entries, and the blocks that compaction frees are kept for the log to grow
+// back into (see recycle()). std::deque's 512-byte blocks hold nine entries, so a log
+// growing by a million entries a second would allocate on the raft thread every nine
+// entries and free again at compaction; a ring that doubles would move every entry when
+// it grows, stalling the raft thread for long enough to lose the leadership.
 #pragma once
 
 #include <algorithm>

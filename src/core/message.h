@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/configuration.h"
+#include "core/state.h"
 #include "rlr/state_machine.h"
 #include "rlr/types.h"
 
@@ -31,17 +32,6 @@ enum class MessageType : std::uint8_t {
 };
 
 [[nodiscard]] std::string_view to_string(MessageType t) noexcept;
-
-/// Metadata of a snapshot: the log up to and including `index` is replaced by it.
-/// `data` is opaque to the core (RLR metadata such as client sessions; never business
-/// state).
-struct SnapshotMeta {
-  LogIndex index;
-  Term term;
-  Configuration config;
-  Bytes data;
-  friend bool operator==(const SnapshotMeta&, const SnapshotMeta&) = default;
-};
 
 /// One message between cores. Fields are used according to `type`:
 /// - PreVote/Vote: `term` (proposed term), `log_index`/`log_term` = candidate's last entry,

@@ -8,16 +8,8 @@
 //   ready()                collects what the node must do: persist, send, apply
 //   ack_persisted(mark)    once the Ready's hard state and entries are durable
 //
-// Ready contract (in this order for one Ready; Readys are handled in the order taken):
-//   1. `messages` may be sent at once, before anything is persisted: the leader's
-//      replication traffic (so the leader writes its log in parallel with replicating
-//      it) and pre-votes (which promise nothing).
-//   2. persist `snapshot`, then `entries` (truncating any stored suffix from the first
-//      entry's index), then `hard_state`, atomically if the storage can.
-//   3. only then send `messages_after_persist` (votes, acknowledgements), and call
-//      ack_persisted(ready.persist_mark).
-//   4. `committed` entries may be applied in order at any time; they are never ahead of
-//      what this node has durably stored.
+// The Ready contract (what may be sent before persisting, what must wait) is in
+// core/ready.h.
 //
 // Protocol references: "§" is the Raft paper (Ongaro & Ousterhout, 2014), "thesis" is
 // Ongaro's dissertation (2014).
@@ -35,146 +27,21 @@
 
 #include "core/configuration.h"
 #include "core/message.h"
+#include "core/progress.h"
 #include "core/raft_log.h"
+#include "core/raft_options.h"
+#include "core/ready.h"
+#include "core/state.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 
 namespace rlr::core {
-
-/// Deliberate protocol bugs, switched on only by tests that prove the simulator can
-/// detect them. Never set in production.
-enum class TestingBug : std::uint8_t {
-  None = 0,
-  CommitPreviousTermByCount,  ///< violates §5.4.2 (Figure 8)
-  GrantVoteWithoutLogCheck,   ///< violates §5.4.1 election restriction
-  ForgetVoteOnRestart,        ///< votes twice in one term after a crash
-};
-
-struct RaftOptions {
-  NodeId id;
-  /// Base election timeout in ticks; each node draws its timeout in [e, 2e).
-  std::uint32_t election_ticks = 10;
-  /// Interval between leader heartbeats in ticks; must be < election_ticks.
-  std::uint32_t heartbeat_ticks = 1;
-  /// Limits of one AppendEntries message.
-  std::size_t max_append_entries = 4096;
-  std::size_t max_append_bytes = 1U << 20;
-  /// Unacknowledged AppendEntries messages allowed per follower in the Replicate state.
-  std::size_t max_inflight_appends = 256;
-  /// Maximum entries a learner may trail the leader's last index and still be promoted.
-  std::uint64_t max_promote_lag = 1024;
-  bool pre_vote = true;      ///< thesis §9.6
-  /// When the transport reports the connection to this follower's leader lost, a
-  /// pre-vote starts after this many ticks times (1 + 2 x the follower's rank by id among
-  /// the other voters) instead of a full election timeout (see peer_disconnected): the
-  /// survivors of a crash campaign one after the other, not at once, so their votes do
-  /// not split. 0, or pre_vote off, waits for the election timeout as usual.
-  std::uint32_t disconnect_campaign_ticks = 1;
-  bool check_quorum = true;  ///< thesis §6.2: a leader without a quorum steps down
-  /// With `log_reader` set, the log keeps at most this many entries (0: no limit) and
-  /// about this many payload bytes (0: no limit) in memory: the oldest entries beyond are
-  /// evicted once durable and applied, and read back through `log_reader` when a lagging
-  /// follower needs them. Without a reader everything since the snapshot stays in memory.
-  std::size_t max_memory_entries = 0;
-  std::size_t max_memory_bytes = 0;
-  /// Reads evicted entries back from this node's durable log (not owned; it outlives the
-  /// Raft, and is called on the thread that drives it).
-  LogReader* log_reader = nullptr;
-  /// Appends whose entries must be read back through log_reader, per turn (a tick or a
-  /// received message; 0: no limit). Reading is synchronous: without a bound, filling the
-  /// pipeline of a follower far behind (max_inflight_appends reads) would keep the thread
-  /// from its ticks and heartbeats for long enough to lose the leadership.
-  std::size_t max_storage_reads_per_turn = 4;
-  std::uint64_t random_seed = 0;
-  TestingBug testing_bug = TestingBug::None;
-};
-
-/// The state that must be durable before votes or acknowledgements leave the node.
-struct HardState {
-  Term term;
-  NodeId vote;
-  LogIndex commit;
-  friend bool operator==(const HardState&, const HardState&) = default;
-};
-
-/// Everything a node needs to resume after a restart, read back from storage.
-/// A founding member of a new cluster starts with an empty log and a snapshot at
-/// index 0 whose config lists the initial voters; a node that will join later starts
-/// with an empty configuration and waits to be added.
-struct RestoreState {
-  HardState hard_state;
-  SnapshotMeta snapshot;
-  std::vector<Entry> entries;  ///< entries after snapshot.index, in order
-  LogIndex applied;            ///< entries up to here were applied (default: snapshot)
-};
-
-struct SoftState {
-  Role role = Role::Follower;
-  NodeId leader;
-  Term term;
-  friend bool operator==(const SoftState&, const SoftState&) = default;
-};
 
 /// Identifies a proposed entry; it committed iff the committed entry at `index` has `term`.
 struct EntryId {
   LogIndex index;
   Term term;
   friend bool operator==(const EntryId&, const EntryId&) = default;
-};
-
-/// Outcome of a ReadIndex request: when `ok`, reads may be served once `index` is applied.
-/// Not ok when leadership was lost before the read was confirmed.
-struct ReadState {
-  std::uint64_t request_id = 0;
-  LogIndex index;
-  bool ok = true;
-};
-
-/// Where a Ready's persistence ends; hand it back through ack_persisted().
-struct PersistMark {
-  LogIndex index;       ///< last log index handed out for persistence (with its term)
-  Term term;
-  Term hard_state_term; ///< term of the Ready's hard state; 0 when it had none
-};
-
-struct Ready {
-  std::optional<SoftState> soft_state;
-  std::optional<HardState> hard_state;
-  std::optional<SnapshotMeta> snapshot;
-  std::vector<Entry> entries;
-  std::vector<Message> messages;
-  std::vector<Message> messages_after_persist;
-  std::vector<Entry> committed;
-  std::vector<ReadState> read_states;
-  PersistMark persist_mark;
-  /// True when something must be persisted before messages_after_persist leave.
-  [[nodiscard]] bool must_persist() const noexcept {
-    return hard_state.has_value() || snapshot.has_value() || !entries.empty();
-  }
-  [[nodiscard]] bool empty() const noexcept {
-    return !soft_state && !must_persist() && messages.empty() &&
-           messages_after_persist.empty() && committed.empty() && read_states.empty();
-  }
-};
-
-/// Replication state of one follower or learner, kept by the leader (thesis §4 / etcd's
-/// progress tracker): Probe sends one append at a time until the follower's position is
-/// known; Replicate pipelines up to max_inflight_appends; Snapshot waits for a snapshot.
-struct Progress {
-  enum class State : std::uint8_t { Probe, Replicate, Snapshot };
-  State state = State::Probe;
-  LogIndex match;             ///< highest index known to be replicated there
-  LogIndex next;              ///< next index to send
-  bool probe_sent = false;    ///< Probe: an append is outstanding
-  std::deque<LogIndex> inflight;  ///< Replicate: last index of each unacknowledged append
-  LogIndex pending_snapshot;  ///< Snapshot: index of the snapshot sent
-  std::uint64_t snapshot_sent_tick = 0;
-  LogIndex sent_commit;       ///< commit index last told to this peer in an append
-  bool resend_probe = false;  ///< Replicate: send an empty append to detect a lost one
-  LogIndex match_at_heartbeat;  ///< match when the previous heartbeat was answered
-  bool recent_active = false; ///< heard from since the last check-quorum round
-  std::uint64_t last_contact_tick = 0;
-  std::uint64_t read_ack_context = 0;  ///< highest ReadIndex context acknowledged
 };
 
 class Raft {
@@ -231,7 +98,7 @@ class Raft {
 
   // ---- outputs --------------------------------------------------------------------
   [[nodiscard]] bool has_ready() const;
-  /// Takes everything pending (see the contract at the top of this file).
+  /// Takes everything pending (see the contract in core/ready.h).
   [[nodiscard]] Ready ready();
   /// Takes back a Ready the caller is done with, so that the next ready() fills its
   /// entry vectors again instead of allocating new ones. Optional. A catching-up
@@ -328,6 +195,16 @@ class Raft {
                                                                     : options_.max_storage_reads_per_turn;
   }
   void update_commit(LogIndex commit);
+
+  // invariants (core/invariants.h): each aborts on a violation, and does nothing unless
+  // options_.check_invariants
+  /// The log positions and every follower's progress.
+  void check_state() const;
+  /// One follower's progress, after the leader changed it.
+  void check_progress(const Progress& pr) const;
+  /// A Ready just assembled, against the state it was taken from (and then
+  /// check_state()); `applied_before` is the applied index before it.
+  void check_ready(const Ready& rd, LogIndex applied_before) const;
 
   RaftOptions options_;
   std::mt19937_64 rng_;

@@ -1,7 +1,7 @@
 // The node's storage thread (private): writes the core's persistence steps while the raft
 // thread goes on stepping messages and proposals.
 //
-// The core allows this (core/raft.h, Ready contract): a Ready's `messages` leave at once,
+// The core allows this (core/ready.h, Ready contract): a Ready's `messages` leave at once,
 // its entries and hard state are written, and only then do its `messages_after_persist`
 // leave and ack_persisted(persist_mark) reach the core, one Ready after another in the
 // order taken. The deterministic simulation drives the core exactly so, with random fsync

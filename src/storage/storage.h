@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "core/raft.h"
+#include "core/state.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 

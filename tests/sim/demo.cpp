@@ -69,6 +69,7 @@ class Demo {
     o.raft.election_ticks = kElectionTicks;
     o.raft.heartbeat_ticks = 3;
     o.raft.max_append_entries = 64;
+    o.raft.check_invariants = true;
     o.fsync_max_ticks = 2;
     o.node.tick_ms = 1;
     o.node.compact_after_entries = 64;  // each replica compacts its log as it goes

@@ -94,6 +94,7 @@ ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
   o.raft.pre_vote = rng.chance(0.85);
   o.raft.check_quorum = rng.chance(0.85);
   o.raft.testing_bug = core_bug(bug);
+  o.raft.check_invariants = true;
   o.replica_bug = replica_bug(bug);
   o.fsync_min_ticks = 0;
   o.fsync_max_ticks = rng.uniform(0, 4);

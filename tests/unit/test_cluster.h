@@ -2,7 +2,7 @@
 // configurations and messages, a synchronous "runtime" that drains one node's Readys,
 // and a small in-memory cluster that wires several cores together.
 //
-// The cluster follows the Ready contract of core/raft.h to the letter: `messages` leave
+// The cluster follows the Ready contract of core/ready.h to the letter: `messages` leave
 // first, then the snapshot / entries / hard state are "persisted" into a Storage, then
 // `messages_after_persist` leave and ack_persisted() is called. While doing so it checks
 // the parts of the contract a runtime can observe (which messages may leave early,
@@ -166,6 +166,7 @@ inline RaftOptions paper_options(std::uint64_t id) {
   o.pre_vote = false;
   o.check_quorum = false;
   o.random_seed = 7919 * id + 13;
+  o.check_invariants = true;
   return o;
 }
 
