@@ -3,6 +3,7 @@
 // its role's handler. Replication, membership, ReadIndex and the Ready seam each have a
 // file of their own (raft_replication.cpp, raft_membership.cpp, raft_read_index.cpp,
 // raft_ready.cpp); the comments name the rule of the paper each piece implements.
+#include "core/entry_payloads.h"
 #include "core/raft.h"
 
 #include <algorithm>
@@ -172,11 +173,7 @@ void Raft::become_leader() {
   // commits every earlier entry it holds and makes ReadIndex safe (§6.4).
   // Its payload names the leader, so every replica can tell from the log alone who led
   // each term (state machines switch egress at exactly this index).
-  std::vector<std::uint8_t> id(8);
-  for (int i = 0; i < 8; ++i) {
-    id[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(options_.id.value() >> (56 - 8 * i));
-  }
-  append_entries_as_leader({Entry{LogIndex{}, Term{}, EntryKind::Noop, Bytes(std::move(id))}});
+  append_entries_as_leader({Entry{LogIndex{}, Term{}, EntryKind::Noop, encode_noop(options_.id)}});
 }
 
 void Raft::campaign(bool pre_vote, bool transfer) {

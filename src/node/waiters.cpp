@@ -76,6 +76,9 @@ void Waiters::release_proposals(std::vector<Completion>& out) {
     }
   }
   proposals = std::move(kept);
+  // Retries waiting for an entry of this term: the same holds for them.
+  for (auto& [index, w] : sessions) complete(out, w.done, why);
+  sessions.clear();
 }
 
 }  // namespace rlr::node

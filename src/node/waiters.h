@@ -77,8 +77,9 @@ class Waiters {
   void expire(Clock::time_point now, std::vector<Completion>& out);
   /// Answers `why` to every waiter and empties the table.
   void fail_all(const Status& why, std::vector<Completion>& out);
-  /// On losing leadership: answers every user proposal Timeout at once (its entry may
-  /// still commit under the next leader); internal ones wait for commit or deadline.
+  /// On losing leadership: answers every user proposal and session retry Timeout at once
+  /// (its entry may still commit under the next leader); internal ones wait for commit
+  /// or deadline.
   void release_proposals(std::vector<Completion>& out);
 
   /// Hands a user proposal's outcome to `out`.

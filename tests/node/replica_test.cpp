@@ -261,3 +261,38 @@ TEST_CASE("waiters time out at their deadline and a stop answers the rest", "[re
 
 }  // namespace
 }  // namespace rlr::node
+
+namespace rlr::node {
+namespace {
+
+TEST_CASE("losing leadership answers waiting proposals and session retries at once",
+          "[replica][waiters]") {
+  Harness h;
+  h.elect();
+  h.transport.sent.clear();  // node 2 goes quiet: nothing commits
+  std::vector<Result<ProposeResult>> results;
+  std::vector<Proposal> batch;
+  batch.push_back(session_proposal(5, 1, results));
+  h.replica->propose(batch, h.now);
+  h.replica->process_ready();
+  batch.push_back(session_proposal(5, 1, results));  // the client's retry waits for it
+  h.replica->propose(batch, h.now);
+  h.replica->process_ready();
+  REQUIRE(h.replica->waiters().pending_proposals() == 2);
+  // Node 2 leads a later term: node 1 hears its heartbeat and steps down.
+  core::Message heartbeat;
+  heartbeat.type = core::MessageType::Heartbeat;
+  heartbeat.from = NodeId{2};
+  heartbeat.to = NodeId{1};
+  heartbeat.term = h.replica->core().term().next();
+  h.replica->step(heartbeat);
+  h.replica->process_ready();
+  h.complete();
+  REQUIRE(h.replica->core().role() != Role::Leader);
+  REQUIRE(results.size() == 2);
+  for (const auto& r : results) CHECK(r.status().code() == ErrorCode::Timeout);
+  CHECK(h.replica->waiters().pending_proposals() == 0);
+}
+
+}  // namespace
+}  // namespace rlr::node
