@@ -15,6 +15,14 @@
 // bootstrap list plus addresses learned from replies) is asked GetLeader in parallel;
 // the first answer naming a leader with an address wins. Rounds repeat with backoff
 // while operations wait.
+//
+// Liveness (ClientOptions::keepalive_interval): a connection that hears nothing for the
+// silence timeout closes itself as silent. Its address becomes suspect: answers naming it
+// as the leader (probe answers, NotLeader hints) are disregarded until it answers a probe
+// itself or the suspicion expires (two silence timeouts), and while any suspicion lasts,
+// discovery rounds repeat at least once per keepalive interval, since the cluster is
+// expected to replace a silent leader within about that time. Operations in flight on the
+// silent connection wait for the next leader like those of any broken connection.
 #include "rlr/client.h"
 
 #include <algorithm>
@@ -52,6 +60,9 @@ constexpr std::size_t kMaxOutstanding = 10000;
 constexpr std::size_t kMaxProposalsInFlight = 128;
 /// Most addresses remembered besides the bootstrap list.
 constexpr std::size_t kMaxLearnedAddresses = 64;
+/// Most addresses suspect at once (the bootstrap list and the learned addresses fit);
+/// when full, the suspicion that ends first is dropped to make room.
+constexpr std::size_t kMaxSuspects = 128;
 
 bool is_refusal(const Status& s) {
   return s.code() == ErrorCode::WrongCluster || s.code() == ErrorCode::InvalidArgument;
@@ -84,17 +95,19 @@ Status check_options(const ClientOptions& o) {
   if (o.max_frame_bytes < 4096) {
     return Status{ErrorCode::InvalidArgument, "max_frame_bytes must be at least 4096"};
   }
+  if (o.keepalive_interval.count() < 0 || o.silence_timeout.count() < 0) {
+    return Status{ErrorCode::InvalidArgument, "keepalive_interval and silence_timeout must not be negative"};
+  }
+  if (o.keepalive_interval.count() == 0 && o.silence_timeout.count() != 0) {
+    return Status{ErrorCode::InvalidArgument, "silence_timeout needs keepalive_interval (0 turns liveness off)"};
+  }
+  if (o.silence_timeout.count() != 0 && o.silence_timeout < 2 * o.keepalive_interval) {
+    return Status{ErrorCode::InvalidArgument,
+                  fmt::format("silence_timeout ({} ms) must be at least two keepalive intervals ({} ms), "
+                              "or 0 for four",
+                              o.silence_timeout.count(), 2 * o.keepalive_interval.count())};
+  }
   return Status::ok();
-}
-
-ConnectionSettings settings_of(const ClientOptions& o) {
-  ConnectionSettings s;
-  s.cluster_id = o.cluster_id;
-  s.token = o.auth_token;
-  s.max_frame_bytes = o.max_frame_bytes;
-  s.max_queue_bytes = std::max<std::size_t>(o.max_frame_bytes * 2, 1U << 20);
-  s.connect_timeout = o.request_timeout;
-  return s;
 }
 
 // Out of line: inlined into a std::function, g++ 12 reports a spurious
@@ -109,7 +122,7 @@ class ClientImpl final : public Client {
  public:
   explicit ClientImpl(const ClientOptions& o)
       : o_(o),
-        settings_(settings_of(o)),
+        settings_(settings_for(o)),
         client_id_(o.client_id != 0 ? o.client_id : draw_client_id()),
         rng_(std::random_device{}()),
         round_timer_(io_.io()),
@@ -490,6 +503,7 @@ class ClientImpl final : public Client {
   // ---- io thread: the connection to the leader -------------------------------------
   void ensure_connection() {
     if (stopping_ || conn_) return;
+    if (!leader_address_.empty() && suspected(leader_address_)) forget_leader();
     if (leader_address_.empty()) {
       start_discovery();
       return;
@@ -530,6 +544,7 @@ class ClientImpl final : public Client {
 
   void on_conn_closed(Connection& c, const Status& why) {
     if (&c != conn_.get()) return;
+    if (c.silent()) suspect(c.address());
     conn_.reset();
     forget_leader();
     requeue_inflight(why);
@@ -622,7 +637,8 @@ class ClientImpl final : public Client {
         finish(id, std::move(r));
         return;
       case ErrorCode::NotLeader: {
-        const bool has_hint = !r.leader_address.empty() && r.leader_address != c.address();
+        const bool has_hint = !r.leader_address.empty() && r.leader_address != c.address() &&
+                              !suspected(r.leader_address);
         forget_leader();
         if (has_hint) set_leader_address(r.leader_address);
         drop_connection();
@@ -693,7 +709,10 @@ class ClientImpl final : public Client {
         c.close();
         probe_result(epoch, c, std::move(r));
       };
-      h.on_closed = [this, epoch](Connection& c, const Status& s) { probe_result(epoch, c, s); };
+      h.on_closed = [this, epoch](Connection& c, const Status& s) {
+        if (c.silent()) suspect(c.address());  // accepted, or not, but never answered
+        probe_result(epoch, c, s);
+      };
       auto conn = Connection::create(io_.io(), settings_, addr, std::move(h));
       probes_.push_back(conn);
       conn->start();
@@ -709,14 +728,19 @@ class ClientImpl final : public Client {
     if (epoch != probe_epoch_) return;
     if (r) {
       probe_answered_ = true;
-      if (r.value().leader != kNoNode && !r.value().leader_address.empty()) {
-        leader_found(r.value().leader_address);
+      suspects_.erase(c.address());  // it answered: reachable again
+      const std::string& named = r.value().leader_address;
+      if (r.value().leader != kNoNode && !named.empty() && !suspected(named)) {
+        leader_found(named);
         return;
       }
-      last_probe_error_ = Status{ErrorCode::Unavailable,
-                                 fmt::format("{}: {}", c.address(),
-                                             r.value().status.is_ok() ? std::string("no leader known")
-                                                                      : r.value().status.message())};
+      last_probe_error_ = Status{
+          ErrorCode::Unavailable,
+          fmt::format("{}: {}", c.address(),
+                      r.value().leader != kNoNode && !named.empty()
+                          ? fmt::format("names {} as the leader, which went silent", named)
+                      : r.value().status.is_ok() ? std::string("no leader known")
+                                                 : r.value().status.message())};
     } else {
       last_probe_error_ = r.status();
       if (is_refusal(r.status())) probe_refusal_ = r.status();
@@ -732,7 +756,7 @@ class ClientImpl final : public Client {
       // must not hold the next round back for a whole request_timeout: this round ends
       // one backoff delay from now at the latest.
       probe_round_capped_ = true;
-      round_timer_.expires_after(backoff_delay(discovery_round_ + 1, o_.backoff_min, o_.backoff_max, rng_));
+      round_timer_.expires_after(discovery_delay(discovery_round_ + 1));
       round_timer_.async_wait([this, epoch](boost::system::error_code ec) {
         if (ec || epoch != probe_epoch_) return;
         round_finished();
@@ -765,13 +789,48 @@ class ClientImpl final : public Client {
       auto it = ops_.find(id);
       if (it != ops_.end() && it->second.state == OpState::Waiting) it->second.last_error = last_probe_error_;
     }
-    const auto delay = backoff_delay(++discovery_round_, o_.backoff_min, o_.backoff_max, rng_);
+    const auto delay = discovery_delay(++discovery_round_);
     const std::uint64_t epoch = probe_epoch_;
     round_timer_.expires_after(delay);
     round_timer_.async_wait([this, epoch](boost::system::error_code ec) {
       if (ec || epoch != probe_epoch_) return;
       probe_round();
     });
+  }
+
+  /// The pause before discovery round `round`: the backoff, but at most a keepalive
+  /// interval while some node is suspect (a new leader is due soon).
+  std::chrono::milliseconds discovery_delay(std::uint32_t round) {
+    auto d = backoff_delay(round, o_.backoff_min, o_.backoff_max, rng_);
+    if (any_suspect()) d = std::min(d, o_.keepalive_interval);
+    return d;
+  }
+
+  // ---- io thread: nodes that went silent -------------------------------------------
+  void suspect(const std::string& address) {
+    const auto silence = settings_.silence_timeout;
+    if (silence.count() == 0) return;
+    const auto until = Clock::now() + 2 * silence;
+    if (suspects_.size() >= kMaxSuspects && !suspects_.count(address)) {
+      auto first = std::min_element(suspects_.begin(), suspects_.end(),
+                                    [](const auto& a, const auto& b) { return a.second < b.second; });
+      suspects_.erase(first);
+    }
+    suspects_[address] = until;
+  }
+
+  [[nodiscard]] bool suspected(const std::string& address) {
+    auto it = suspects_.find(address);
+    if (it == suspects_.end()) return false;
+    if (it->second > Clock::now()) return true;
+    suspects_.erase(it);
+    return false;
+  }
+
+  [[nodiscard]] bool any_suspect() {
+    const auto now = Clock::now();
+    std::erase_if(suspects_, [now](const auto& kv) { return kv.second <= now; });
+    return !suspects_.empty();
   }
 
   void leader_found(const std::string& address) {
@@ -928,6 +987,8 @@ class ClientImpl final : public Client {
   Clock::time_point deadline_armed_at_;     // ... for this time
   std::vector<std::function<void(Status)>> connect_waiters_;
   std::set<std::shared_ptr<OneShot>> oneshots_;
+  /// Addresses whose connection went silent, and until when (at most kMaxSuspects).
+  std::map<std::string, Clock::time_point> suspects_;
 
   // what subscribe() (any thread) needs to know
   mutable std::mutex known_mu_;
