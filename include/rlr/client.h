@@ -42,8 +42,8 @@ struct ClientOptions {
   /// node for a keepalive interval sends a Ping, which the node echoes (at most one per
   /// interval, 24 bytes each way). A connection that received nothing at all (no reply,
   /// no echo, no subscribed entries) for `silence_timeout` is closed, and its node is
-  /// treated as unreachable: answers that name it as the leader are disregarded until it
-  /// answers the client itself or twice the silence timeout has passed, and meanwhile
+  /// treated as unreachable for twice the silence timeout: answers that name it as the
+  /// leader are disregarded (a false alarm costs at most that long), and meanwhile
   /// leader discovery asks the other nodes at least once per keepalive interval. Every
   /// request that was outstanding on the connection is sent again through leader
   /// discovery, so a paused, hung or cut-off leader costs about the silence timeout plus
@@ -58,6 +58,10 @@ struct ClientOptions {
   ///    retry may find the change already made by the first attempt.
   ///  - a subscription resubscribes on another node from the first index it has not
   ///    received, and the caller sees no gap and no repeat.
+  /// A leader that keeps answering Pings while requests wait on it with no reply for
+  /// the silence timeout (cut off from the other nodes, until it notices and steps down)
+  /// makes the client ask the other nodes who leads, once per keepalive interval while
+  /// that lasts, and move the waiting requests (as above) to another leader they name.
   /// Every connection's connect and handshake must also complete within the silence
   /// timeout. Silence is judged on received bytes only, and not while a subscription
   /// has stopped reading because its caller is behind. A request frame too large to

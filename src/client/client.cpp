@@ -17,12 +17,17 @@
 // while operations wait.
 //
 // Liveness (ClientOptions::keepalive_interval): a connection that hears nothing for the
-// silence timeout closes itself as silent. Its address becomes suspect: answers naming it
-// as the leader (probe answers, NotLeader hints) are disregarded until it answers a probe
-// itself or the suspicion expires (two silence timeouts), and while any suspicion lasts,
-// discovery rounds repeat at least once per keepalive interval, since the cluster is
-// expected to replace a silent leader within about that time. Operations in flight on the
-// silent connection wait for the next leader like those of any broken connection.
+// silence timeout closes itself as silent. Its node (by id, and by address, since a node
+// may be reached at several) becomes suspect for two silence timeouts: answers naming it
+// as the leader (probe answers, NotLeader hints) are disregarded, so the requests go to
+// the other nodes; a node suspected only by address (it never finished a handshake) is
+// forgiven when it answers a probe. While any suspicion lasts, discovery rounds repeat at
+// least once per keepalive interval, since the cluster is expected to replace a silent
+// leader within about that time. Operations in flight on the silent connection wait for
+// the next leader like those of any broken connection. A leader that keeps answering
+// Pings while requests wait on it for a silence timeout with no reply (cut off from the
+// other nodes until it steps down) sets off a discovery round beside the connection; if
+// the other nodes name another leader, the waiting requests move there (watch_stall).
 #include "rlr/client.h"
 
 #include <algorithm>
@@ -42,6 +47,7 @@
 #include "client/connection.h"
 #include "client/io_thread.h"
 #include "client/subscription.h"
+#include "client/suspects.h"
 
 namespace rlr {
 namespace client {
@@ -60,8 +66,8 @@ constexpr std::size_t kMaxOutstanding = 10000;
 constexpr std::size_t kMaxProposalsInFlight = 128;
 /// Most addresses remembered besides the bootstrap list.
 constexpr std::size_t kMaxLearnedAddresses = 64;
-/// Most addresses suspect at once (the bootstrap list and the learned addresses fit);
-/// when full, the suspicion that ends first is dropped to make room.
+/// Most nodes, and most addresses, suspect at once (the bootstrap list and the learned
+/// addresses fit); when full, the suspicion that ends first is dropped to make room.
 constexpr std::size_t kMaxSuspects = 128;
 
 bool is_refusal(const Status& s) {
@@ -127,7 +133,8 @@ class ClientImpl final : public Client {
         rng_(std::random_device{}()),
         round_timer_(io_.io()),
         connect_timer_(io_.io()),
-        deadline_timer_(io_.io()) {}
+        deadline_timer_(io_.io()),
+        stall_timer_(io_.io()) {}
 
   ~ClientImpl() override {
     io_.run_and_wait([this] { shut_down(); });
@@ -430,6 +437,7 @@ class ClientImpl final : public Client {
     ++op.attempts;
     op.request_id = req.request_id;
     op.state = OpState::InFlight;
+    if (inflight_.empty()) progress_at_ = Clock::now();
     inflight_[req.request_id] = id;
     arm(id, attempt_end, &ClientImpl::attempt_timed_out);
   }
@@ -503,7 +511,7 @@ class ClientImpl final : public Client {
   // ---- io thread: the connection to the leader -------------------------------------
   void ensure_connection() {
     if (stopping_ || conn_) return;
-    if (!leader_address_.empty() && suspected(leader_address_)) forget_leader();
+    if (!leader_address_.empty() && suspected(kNoNode, leader_address_)) forget_leader();
     if (leader_address_.empty()) {
       start_discovery();
       return;
@@ -518,6 +526,8 @@ class ClientImpl final : public Client {
 
   void on_conn_ready(Connection& c) {
     if (&c != conn_.get()) return;
+    progress_at_ = Clock::now();
+    watch_stall();
     std::deque<std::uint64_t> ready;
     ready.swap(waiting_);
     for (std::uint64_t id : ready) {
@@ -544,7 +554,7 @@ class ClientImpl final : public Client {
 
   void on_conn_closed(Connection& c, const Status& why) {
     if (&c != conn_.get()) return;
-    if (c.silent()) suspect(c.address());
+    if (c.silent()) suspect(c);
     conn_.reset();
     forget_leader();
     requeue_inflight(why);
@@ -592,6 +602,7 @@ class ClientImpl final : public Client {
 
   void on_conn_reply(Connection& c, wire::ClientReply r) {
     if (&c != conn_.get()) return;
+    progress_at_ = Clock::now();
     if (r.leader != kNoNode && !r.leader_address.empty()) learn(r.leader_address);
     auto it = inflight_.find(r.request_id);
     if (it == inflight_.end()) return;  // a late reply to an abandoned attempt
@@ -638,7 +649,7 @@ class ClientImpl final : public Client {
         return;
       case ErrorCode::NotLeader: {
         const bool has_hint = !r.leader_address.empty() && r.leader_address != c.address() &&
-                              !suspected(r.leader_address);
+                              !suspected(r.leader, r.leader_address);
         forget_leader();
         if (has_hint) set_leader_address(r.leader_address);
         drop_connection();
@@ -710,7 +721,7 @@ class ClientImpl final : public Client {
         probe_result(epoch, c, std::move(r));
       };
       h.on_closed = [this, epoch](Connection& c, const Status& s) {
-        if (c.silent()) suspect(c.address());  // accepted, or not, but never answered
+        if (c.silent()) suspect(c);  // accepted, or not, but never answered
         probe_result(epoch, c, s);
       };
       auto conn = Connection::create(io_.io(), settings_, addr, std::move(h));
@@ -728,19 +739,24 @@ class ClientImpl final : public Client {
     if (epoch != probe_epoch_) return;
     if (r) {
       probe_answered_ = true;
-      suspects_.erase(c.address());  // it answered: reachable again
+      suspect_addresses_.clear(c.address());  // it answered: reachable there again
       const std::string& named = r.value().leader_address;
-      if (r.value().leader != kNoNode && !named.empty() && !suspected(named)) {
-        leader_found(named);
+      // A stall probe (watch_stall) asks the others: the stalled node's own word on who
+      // leads tells nothing.
+      const bool stalled_self = conn_ && conn_->ready() && c.node_id() == conn_->node_id();
+      if (r.value().leader != kNoNode && !named.empty() && !suspected(r.value().leader, named) && !stalled_self) {
+        leader_found(r.value().leader, named);
         return;
       }
-      last_probe_error_ = Status{
-          ErrorCode::Unavailable,
-          fmt::format("{}: {}", c.address(),
-                      r.value().leader != kNoNode && !named.empty()
-                          ? fmt::format("names {} as the leader, which went silent", named)
-                      : r.value().status.is_ok() ? std::string("no leader known")
-                                                 : r.value().status.message())};
+      std::string what;
+      if (stalled_self) {
+        what = "the leader that stopped answering requests";
+      } else if (r.value().leader != kNoNode && !named.empty()) {
+        what = fmt::format("names {} as the leader, which went silent", named);
+      } else {
+        what = r.value().status.is_ok() ? std::string("no leader known") : r.value().status.message();
+      }
+      last_probe_error_ = Status{ErrorCode::Unavailable, fmt::format("{}: {}", c.address(), what)};
     } else {
       last_probe_error_ = r.status();
       if (is_refusal(r.status())) probe_refusal_ = r.status();
@@ -807,38 +823,57 @@ class ClientImpl final : public Client {
   }
 
   // ---- io thread: nodes that went silent -------------------------------------------
-  void suspect(const std::string& address) {
+  /// `c` closed as silent: its address, and its node when the handshake named it.
+  void suspect(const Connection& c) {
     const auto silence = settings_.silence_timeout;
     if (silence.count() == 0) return;
     const auto until = Clock::now() + 2 * silence;
-    if (suspects_.size() >= kMaxSuspects && !suspects_.count(address)) {
-      auto first = std::min_element(suspects_.begin(), suspects_.end(),
-                                    [](const auto& a, const auto& b) { return a.second < b.second; });
-      suspects_.erase(first);
-    }
-    suspects_[address] = until;
+    suspect_addresses_.add(c.address(), until);
+    if (c.node_id() != kNoNode) suspect_nodes_.add(c.node_id(), until);
   }
 
-  [[nodiscard]] bool suspected(const std::string& address) {
-    auto it = suspects_.find(address);
-    if (it == suspects_.end()) return false;
-    if (it->second > Clock::now()) return true;
-    suspects_.erase(it);
-    return false;
+  /// The node `id` (kNoNode: unknown) at `address` is suspect.
+  [[nodiscard]] bool suspected(NodeId id, const std::string& address) {
+    const auto now = Clock::now();
+    return (id != kNoNode && suspect_nodes_.has(id, now)) || suspect_addresses_.has(address, now);
   }
 
   [[nodiscard]] bool any_suspect() {
     const auto now = Clock::now();
-    std::erase_if(suspects_, [now](const auto& kv) { return kv.second <= now; });
-    return !suspects_.empty();
+    const bool nodes = suspect_nodes_.any(now);
+    return suspect_addresses_.any(now) || nodes;
   }
 
-  void leader_found(const std::string& address) {
+  void leader_found(NodeId id, const std::string& address) {
     close_probes();
     discovering_ = false;
+    if (conn_ && conn_->ready() && conn_->node_id() == id) return;  // a stall probe: it still leads
     set_leader_address(address);
     notify_connect_waiters(Status::ok());
+    // A stall probe found another leader: what waits at the old one goes there.
+    if (conn_ && conn_->ready()) drop_connection();
     ensure_connection();
+  }
+
+  // ---- io thread: a leader that answers Pings but not requests ---------------------
+  /// Runs while a connection to the leader is ready, once per keepalive interval. A node
+  /// that was cut off from the others keeps answering Pings while the requests it took
+  /// wait (until it notices and steps down, up to two election timeouts later): when
+  /// requests have waited a silence timeout with no reply at all, ask the other nodes who
+  /// leads; leader_found() moves to another leader if they name one.
+  void watch_stall() {
+    if (stall_armed_ || settings_.silence_timeout.count() == 0 || stopping_) return;
+    stall_armed_ = true;
+    stall_timer_.expires_after(o_.keepalive_interval);
+    stall_timer_.async_wait([this](boost::system::error_code ec) {
+      stall_armed_ = false;
+      if (ec || stopping_ || !conn_ || !conn_->ready()) return;
+      // A round at a time, one per interval while the stall lasts.
+      if (!inflight_.empty() && Clock::now() - progress_at_ >= settings_.silence_timeout && !discovering_) {
+        start_discovery();
+      }
+      watch_stall();
+    });
   }
 
   void notify_connect_waiters(const Status& s) {
@@ -942,6 +977,7 @@ class ClientImpl final : public Client {
     while (!ops_.empty()) finish(ops_.begin()->first, s);
     deadlines_.clear();
     deadline_timer_.cancel();
+    stall_timer_.cancel();
     while (!oneshots_.empty()) {
       auto st = *oneshots_.begin();
       if (st->conn) st->conn->close();
@@ -982,13 +1018,17 @@ class ClientImpl final : public Client {
   asio::steady_timer round_timer_;
   asio::steady_timer connect_timer_;
   asio::steady_timer deadline_timer_;       // serves deadlines_
+  asio::steady_timer stall_timer_;          // serves watch_stall()
+  bool stall_armed_ = false;
+  Clock::time_point progress_at_;           // the leader's last reply, or the first request since
   std::vector<Deadline> deadlines_;         // min-heap on `when`
   bool deadline_armed_ = false;             // a wait on deadline_timer_ is pending
   Clock::time_point deadline_armed_at_;     // ... for this time
   std::vector<std::function<void(Status)>> connect_waiters_;
   std::set<std::shared_ptr<OneShot>> oneshots_;
-  /// Addresses whose connection went silent, and until when (at most kMaxSuspects).
-  std::map<std::string, Clock::time_point> suspects_;
+  /// Nodes whose connection went silent, by id and by address, and until when.
+  Suspicions<NodeId> suspect_nodes_{kMaxSuspects};
+  Suspicions<std::string> suspect_addresses_{kMaxSuspects};
 
   // what subscribe() (any thread) needs to know
   mutable std::mutex known_mu_;
