@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "fake_node.h"
 #include "frame_relay.h"
 #include "harness.h"
 #include "rlr/client.h"
@@ -225,6 +226,49 @@ TEST_CASE("client liveness: a frozen path is given up and the proposal applied o
   const auto seen = read_until(*sub.value(), "after");
   CHECK(count(seen, "during") == 1);
   CHECK(count(seen, "after") == 1);
+}
+
+TEST_CASE("client liveness: a leader that answers Pings but no requests is left for the one the others name",
+          "[client][liveness]") {
+  // A real one-node cluster (node 1) and two stand-ins: node 7 claims to lead, echoes
+  // Pings and swallows proposals (a leader cut off from its peers, before it steps
+  // down); node 8 names node 1, slowly on its first connection so that the client
+  // settles on node 7 first.
+  const std::uint16_t port = proc::free_ports(1)[0];
+  rlr::NodeBuilder b;
+  b.cluster_id(kCluster).id(rlr::NodeId{1}).listen("127.0.0.1", port).member(rlr::NodeId{1}, "127.0.0.1", port);
+  b.storage(rlr::StorageKind::Memory).tick_ms(10).election_ticks(15).heartbeat_ticks(3);
+  auto real = b.build();
+  REQUIRE(real);
+  struct Stop {
+    rlr::Node& n;
+    ~Stop() { n.stop(); }
+  } stop{*real.value()};
+  fake::FakeNode stalled(7, kCluster);
+  fake::FakeNode follower(8, kCluster);
+  stalled.name_leader(7, stalled.address());
+  follower.name_leader(1, "127.0.0.1:" + std::to_string(port));
+  follower.delay_first_answers(1, 1000ms);
+
+  rlr::ClientOptions o;
+  o.cluster_id = kCluster;
+  o.bootstrap = {stalled.address(), follower.address()};
+  o.request_timeout = 30s;
+  o.total_timeout = 60s;
+  o.keepalive_interval = 20ms;
+  o.silence_timeout = 100ms;
+  auto c = rlr::Client::connect(o);
+  REQUIRE(c);
+  const auto t0 = Clock::now();
+  auto r = c.value()->propose(rlr::Bytes::copy_of("x"));
+  const auto took = Clock::now() - t0;
+  INFO(r.status().to_string());
+  REQUIRE(r);
+  CHECK(took < 10s);  // request_timeout is 30 s
+  CHECK(stalled.proposals_swallowed() >= 1);
+  auto leader = c.value()->leader();
+  REQUIRE(leader);
+  CHECK(leader.value() == rlr::NodeId{1});
 }
 
 TEST_CASE("client liveness: the keepalive is negotiated; either side without it interoperates",
