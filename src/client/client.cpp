@@ -847,7 +847,12 @@ class ClientImpl final : public Client {
   void leader_found(NodeId id, const std::string& address) {
     close_probes();
     discovering_ = false;
-    if (conn_ && conn_->ready() && conn_->node_id() == id) return;  // a stall probe: it still leads
+    if (conn_ && conn_->ready() && conn_->node_id() == id) {
+      // A stall probe, and the others still follow it: as good as a reply (a long
+      // request is not a reason to ask again before another silence timeout).
+      progress_at_ = Clock::now();
+      return;
+    }
     set_leader_address(address);
     notify_connect_waiters(Status::ok());
     // A stall probe found another leader: what waits at the old one goes there.
@@ -868,7 +873,8 @@ class ClientImpl final : public Client {
     stall_timer_.async_wait([this](boost::system::error_code ec) {
       stall_armed_ = false;
       if (ec || stopping_ || !conn_ || !conn_->ready()) return;
-      // A round at a time, one per interval while the stall lasts.
+      // A round at a time, one per interval while the stall lasts and no other node
+      // vouches for the leader (see leader_found).
       if (!inflight_.empty() && Clock::now() - progress_at_ >= settings_.silence_timeout && !discovering_) {
         start_discovery();
       }
