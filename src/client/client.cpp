@@ -527,6 +527,7 @@ class ClientImpl final : public Client {
   void on_conn_ready(Connection& c) {
     if (&c != conn_.get()) return;
     progress_at_ = Clock::now();
+    stall_pause_ = std::chrono::milliseconds{0};
     watch_stall();
     std::deque<std::uint64_t> ready;
     ready.swap(waiting_);
@@ -603,6 +604,7 @@ class ClientImpl final : public Client {
   void on_conn_reply(Connection& c, wire::ClientReply r) {
     if (&c != conn_.get()) return;
     progress_at_ = Clock::now();
+    stall_pause_ = std::chrono::milliseconds{0};
     if (r.leader != kNoNode && !r.leader_address.empty()) learn(r.leader_address);
     auto it = inflight_.find(r.request_id);
     if (it == inflight_.end()) return;  // a late reply to an abandoned attempt
@@ -848,9 +850,12 @@ class ClientImpl final : public Client {
     close_probes();
     discovering_ = false;
     if (conn_ && conn_->ready() && conn_->node_id() == id) {
-      // A stall probe, and the others still follow it: as good as a reply (a long
-      // request is not a reason to ask again before another silence timeout).
-      progress_at_ = Clock::now();
+      // A stall probe, and the others still follow it (a long request, or they have not
+      // noticed yet): ask again after a pause that doubles each time, up to a silence
+      // timeout, so a long request costs a round per silence timeout at most.
+      stall_pause_ = std::min(stall_pause_.count() == 0 ? o_.keepalive_interval : 2 * stall_pause_,
+                              settings_.silence_timeout);
+      stall_next_at_ = Clock::now() + stall_pause_;
       return;
     }
     set_leader_address(address);
@@ -873,9 +878,11 @@ class ClientImpl final : public Client {
     stall_timer_.async_wait([this](boost::system::error_code ec) {
       stall_armed_ = false;
       if (ec || stopping_ || !conn_ || !conn_->ready()) return;
-      // A round at a time, one per interval while the stall lasts and no other node
-      // vouches for the leader (see leader_found).
-      if (!inflight_.empty() && Clock::now() - progress_at_ >= settings_.silence_timeout && !discovering_) {
+      // A round at a time, one per interval while the stall lasts, paused while other
+      // nodes vouch for the leader (see leader_found).
+      const auto now = Clock::now();
+      if (!inflight_.empty() && now - progress_at_ >= settings_.silence_timeout && now >= stall_next_at_ &&
+          !discovering_) {
         start_discovery();
       }
       watch_stall();
@@ -1027,6 +1034,8 @@ class ClientImpl final : public Client {
   asio::steady_timer stall_timer_;          // serves watch_stall()
   bool stall_armed_ = false;
   Clock::time_point progress_at_;           // the leader's last reply, or the first request since
+  std::chrono::milliseconds stall_pause_{0};  // 0, or the pause after the last vouching round
+  Clock::time_point stall_next_at_;         // no stall round before this
   std::vector<Deadline> deadlines_;         // min-heap on `when`
   bool deadline_armed_ = false;             // a wait on deadline_timer_ is pending
   Clock::time_point deadline_armed_at_;     // ... for this time
