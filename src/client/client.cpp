@@ -850,12 +850,17 @@ class ClientImpl final : public Client {
     close_probes();
     discovering_ = false;
     if (conn_ && conn_->ready() && conn_->node_id() == id) {
-      // A stall probe, and the others still follow it (a long request, or they have not
-      // noticed yet): ask again after a pause that doubles each time, up to a silence
-      // timeout, so a long request costs a round per silence timeout at most.
-      stall_pause_ = std::min(stall_pause_.count() == 0 ? o_.keepalive_interval : 2 * stall_pause_,
-                              settings_.silence_timeout);
-      stall_next_at_ = Clock::now() + stall_pause_;
+      // A stall probe, and the others still follow it: they may not have noticed yet (a
+      // cut-off leader is replaced, or steps down, within about two silence timeouts),
+      // or the request is merely long. Past that window, ask again after a pause that
+      // doubles each time up to a silence timeout, so a long request costs about a
+      // round per silence timeout.
+      const auto now = Clock::now();
+      if (now - progress_at_ >= 2 * settings_.silence_timeout) {
+        stall_pause_ = std::min(stall_pause_.count() == 0 ? o_.keepalive_interval : 2 * stall_pause_,
+                                settings_.silence_timeout);
+        stall_next_at_ = now + stall_pause_;
+      }
       return;
     }
     set_leader_address(address);
