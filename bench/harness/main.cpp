@@ -342,6 +342,11 @@ rlr::ClientOptions client_options(const Options& o, std::vector<std::string> boo
   c.total_timeout = 30000ms;
   c.backoff_min = std::chrono::milliseconds(o.backoff_ms);
   c.backoff_max = std::max<std::chrono::milliseconds>(c.backoff_min, 200ms);
+  // Client liveness on the cluster's own scale: a keepalive each heartbeat interval, and
+  // the nodes' link silence bound (the minimum election timeout, as rlr-node derives it),
+  // so a client gives up on a silent leader when its followers do.
+  c.keepalive_interval = std::chrono::milliseconds(o.tick_ms * o.heartbeat_ticks);
+  c.silence_timeout = std::max(std::chrono::milliseconds(o.tick_ms * o.election_ticks), 3 * c.keepalive_interval);
   return c;
 }
 

@@ -38,6 +38,42 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_max{1000};
   std::uint64_t client_id = 0;  ///< 0: a random id is drawn
   std::size_t max_frame_bytes = 64U << 20;
+  /// Liveness of the client's connections. A connection that has heard nothing from its
+  /// node for a keepalive interval sends a Ping, which the node echoes (at most one per
+  /// interval, 24 bytes each way). A connection that received nothing at all (no reply,
+  /// no echo, no subscribed entries) for `silence_timeout` is closed, and its node is
+  /// treated as unreachable for twice the silence timeout: answers that name it as the
+  /// leader are disregarded (a false alarm costs at most that long), and meanwhile
+  /// leader discovery asks the other nodes at least once per keepalive interval. Every
+  /// request that was outstanding on the connection is sent again through leader
+  /// discovery, so a paused, hung or cut-off leader costs about the silence timeout plus
+  /// the cluster's election rather than `request_timeout`:
+  ///  - a proposal carries this client's session (client_id, sequence), and every
+  ///    proposal made through Client has one, so a proposal sent again is applied once:
+  ///    if the silent node had appended it and it commits, the retry is answered with the
+  ///    original index. (A proposal without a session, as Node::propose allows in
+  ///    process, would be appended again by a retry; Client never makes one.)
+  ///  - leader(), cluster_info(), role() and read_index() change nothing and are simply
+  ///    asked again; membership changes and leadership transfers carry no session, so a
+  ///    retry may find the change already made by the first attempt.
+  ///  - a subscription resubscribes on another node from the first index it has not
+  ///    received, and the caller sees no gap and no repeat.
+  /// A leader that keeps answering Pings while requests wait on it with no reply for
+  /// the silence timeout (cut off from the other nodes, until it notices and steps down)
+  /// makes the client ask the other nodes who leads, once per keepalive interval while
+  /// that lasts, and move the waiting requests (as above) to another leader they name.
+  /// Every connection's connect and handshake must also complete within the silence
+  /// timeout. Silence is judged on received bytes only, and not while a subscription
+  /// has stopped reading because its caller is behind. A request frame too large to
+  /// cross the path within the silence timeout can be taken for silence.
+  /// A node without the feature (wire::kFeatureClientKeepalive, negotiated in the
+  /// handshake) gets no Pings; its connections are then judged by request_timeout only.
+  /// 0: off. Errors from connect(): InvalidArgument when negative.
+  std::chrono::milliseconds keepalive_interval{50};
+  /// 0: four keepalive intervals. Otherwise at least two keepalive intervals, so that an
+  /// echo may take one interval to come back. Errors from connect(): InvalidArgument
+  /// when shorter, negative, or set while keepalive_interval is 0.
+  std::chrono::milliseconds silence_timeout{0};
 };
 
 /// A stream of committed entries that survives reconnects and failovers: after a broken

@@ -15,6 +15,19 @@
 // bootstrap list plus addresses learned from replies) is asked GetLeader in parallel;
 // the first answer naming a leader with an address wins. Rounds repeat with backoff
 // while operations wait.
+//
+// Liveness (ClientOptions::keepalive_interval): a connection that hears nothing for the
+// silence timeout closes itself as silent. Its node (by id, and by address, since a node
+// may be reached at several) becomes suspect for two silence timeouts: answers naming it
+// as the leader (probe answers, NotLeader hints) are disregarded, so the requests go to
+// the other nodes; a node suspected only by address (it never finished a handshake) is
+// forgiven when it answers a probe. While any suspicion lasts, discovery rounds repeat at
+// least once per keepalive interval, since the cluster is expected to replace a silent
+// leader within about that time. Operations in flight on the silent connection wait for
+// the next leader like those of any broken connection. A leader that keeps answering
+// Pings while requests wait on it for a silence timeout with no reply (cut off from the
+// other nodes until it steps down) sets off a discovery round beside the connection; if
+// the other nodes name another leader, the waiting requests move there (watch_stall).
 #include "rlr/client.h"
 
 #include <algorithm>
@@ -34,6 +47,7 @@
 #include "client/connection.h"
 #include "client/io_thread.h"
 #include "client/subscription.h"
+#include "client/suspects.h"
 
 namespace rlr {
 namespace client {
@@ -52,6 +66,9 @@ constexpr std::size_t kMaxOutstanding = 10000;
 constexpr std::size_t kMaxProposalsInFlight = 128;
 /// Most addresses remembered besides the bootstrap list.
 constexpr std::size_t kMaxLearnedAddresses = 64;
+/// Most nodes, and most addresses, suspect at once (the bootstrap list and the learned
+/// addresses fit); when full, the suspicion that ends first is dropped to make room.
+constexpr std::size_t kMaxSuspects = 128;
 
 bool is_refusal(const Status& s) {
   return s.code() == ErrorCode::WrongCluster || s.code() == ErrorCode::InvalidArgument;
@@ -84,17 +101,19 @@ Status check_options(const ClientOptions& o) {
   if (o.max_frame_bytes < 4096) {
     return Status{ErrorCode::InvalidArgument, "max_frame_bytes must be at least 4096"};
   }
+  if (o.keepalive_interval.count() < 0 || o.silence_timeout.count() < 0) {
+    return Status{ErrorCode::InvalidArgument, "keepalive_interval and silence_timeout must not be negative"};
+  }
+  if (o.keepalive_interval.count() == 0 && o.silence_timeout.count() != 0) {
+    return Status{ErrorCode::InvalidArgument, "silence_timeout needs keepalive_interval (0 turns liveness off)"};
+  }
+  if (o.silence_timeout.count() != 0 && o.silence_timeout < 2 * o.keepalive_interval) {
+    return Status{ErrorCode::InvalidArgument,
+                  fmt::format("silence_timeout ({} ms) must be at least two keepalive intervals ({} ms), "
+                              "or 0 for four",
+                              o.silence_timeout.count(), 2 * o.keepalive_interval.count())};
+  }
   return Status::ok();
-}
-
-ConnectionSettings settings_of(const ClientOptions& o) {
-  ConnectionSettings s;
-  s.cluster_id = o.cluster_id;
-  s.token = o.auth_token;
-  s.max_frame_bytes = o.max_frame_bytes;
-  s.max_queue_bytes = std::max<std::size_t>(o.max_frame_bytes * 2, 1U << 20);
-  s.connect_timeout = o.request_timeout;
-  return s;
 }
 
 // Out of line: inlined into a std::function, g++ 12 reports a spurious
@@ -109,12 +128,13 @@ class ClientImpl final : public Client {
  public:
   explicit ClientImpl(const ClientOptions& o)
       : o_(o),
-        settings_(settings_of(o)),
+        settings_(settings_for(o)),
         client_id_(o.client_id != 0 ? o.client_id : draw_client_id()),
         rng_(std::random_device{}()),
         round_timer_(io_.io()),
         connect_timer_(io_.io()),
-        deadline_timer_(io_.io()) {}
+        deadline_timer_(io_.io()),
+        stall_timer_(io_.io()) {}
 
   ~ClientImpl() override {
     io_.run_and_wait([this] { shut_down(); });
@@ -417,6 +437,7 @@ class ClientImpl final : public Client {
     ++op.attempts;
     op.request_id = req.request_id;
     op.state = OpState::InFlight;
+    if (inflight_.empty()) progress_at_ = Clock::now();
     inflight_[req.request_id] = id;
     arm(id, attempt_end, &ClientImpl::attempt_timed_out);
   }
@@ -490,6 +511,7 @@ class ClientImpl final : public Client {
   // ---- io thread: the connection to the leader -------------------------------------
   void ensure_connection() {
     if (stopping_ || conn_) return;
+    if (!leader_address_.empty() && suspected(kNoNode, leader_address_)) forget_leader();
     if (leader_address_.empty()) {
       start_discovery();
       return;
@@ -504,6 +526,9 @@ class ClientImpl final : public Client {
 
   void on_conn_ready(Connection& c) {
     if (&c != conn_.get()) return;
+    progress_at_ = Clock::now();
+    stall_pause_ = std::chrono::milliseconds{0};
+    watch_stall();
     std::deque<std::uint64_t> ready;
     ready.swap(waiting_);
     for (std::uint64_t id : ready) {
@@ -530,6 +555,7 @@ class ClientImpl final : public Client {
 
   void on_conn_closed(Connection& c, const Status& why) {
     if (&c != conn_.get()) return;
+    if (c.silent()) suspect(c);
     conn_.reset();
     forget_leader();
     requeue_inflight(why);
@@ -577,6 +603,8 @@ class ClientImpl final : public Client {
 
   void on_conn_reply(Connection& c, wire::ClientReply r) {
     if (&c != conn_.get()) return;
+    progress_at_ = Clock::now();
+    stall_pause_ = std::chrono::milliseconds{0};
     if (r.leader != kNoNode && !r.leader_address.empty()) learn(r.leader_address);
     auto it = inflight_.find(r.request_id);
     if (it == inflight_.end()) return;  // a late reply to an abandoned attempt
@@ -622,7 +650,8 @@ class ClientImpl final : public Client {
         finish(id, std::move(r));
         return;
       case ErrorCode::NotLeader: {
-        const bool has_hint = !r.leader_address.empty() && r.leader_address != c.address();
+        const bool has_hint = !r.leader_address.empty() && r.leader_address != c.address() &&
+                              !suspected(r.leader, r.leader_address);
         forget_leader();
         if (has_hint) set_leader_address(r.leader_address);
         drop_connection();
@@ -693,7 +722,10 @@ class ClientImpl final : public Client {
         c.close();
         probe_result(epoch, c, std::move(r));
       };
-      h.on_closed = [this, epoch](Connection& c, const Status& s) { probe_result(epoch, c, s); };
+      h.on_closed = [this, epoch](Connection& c, const Status& s) {
+        if (c.silent()) suspect(c);  // accepted, or not, but never answered
+        probe_result(epoch, c, s);
+      };
       auto conn = Connection::create(io_.io(), settings_, addr, std::move(h));
       probes_.push_back(conn);
       conn->start();
@@ -709,14 +741,24 @@ class ClientImpl final : public Client {
     if (epoch != probe_epoch_) return;
     if (r) {
       probe_answered_ = true;
-      if (r.value().leader != kNoNode && !r.value().leader_address.empty()) {
-        leader_found(r.value().leader_address);
+      suspect_addresses_.clear(c.address());  // it answered: reachable there again
+      const std::string& named = r.value().leader_address;
+      // A stall probe (watch_stall) asks the others: the stalled node's own word on who
+      // leads tells nothing.
+      const bool stalled_self = conn_ && conn_->ready() && c.node_id() == conn_->node_id();
+      if (r.value().leader != kNoNode && !named.empty() && !suspected(r.value().leader, named) && !stalled_self) {
+        leader_found(r.value().leader, named);
         return;
       }
-      last_probe_error_ = Status{ErrorCode::Unavailable,
-                                 fmt::format("{}: {}", c.address(),
-                                             r.value().status.is_ok() ? std::string("no leader known")
-                                                                      : r.value().status.message())};
+      std::string what;
+      if (stalled_self) {
+        what = "the leader that stopped answering requests";
+      } else if (r.value().leader != kNoNode && !named.empty()) {
+        what = fmt::format("names {} as the leader, which went silent", named);
+      } else {
+        what = r.value().status.is_ok() ? std::string("no leader known") : r.value().status.message();
+      }
+      last_probe_error_ = Status{ErrorCode::Unavailable, fmt::format("{}: {}", c.address(), what)};
     } else {
       last_probe_error_ = r.status();
       if (is_refusal(r.status())) probe_refusal_ = r.status();
@@ -732,7 +774,7 @@ class ClientImpl final : public Client {
       // must not hold the next round back for a whole request_timeout: this round ends
       // one backoff delay from now at the latest.
       probe_round_capped_ = true;
-      round_timer_.expires_after(backoff_delay(discovery_round_ + 1, o_.backoff_min, o_.backoff_max, rng_));
+      round_timer_.expires_after(discovery_delay(discovery_round_ + 1));
       round_timer_.async_wait([this, epoch](boost::system::error_code ec) {
         if (ec || epoch != probe_epoch_) return;
         round_finished();
@@ -765,7 +807,7 @@ class ClientImpl final : public Client {
       auto it = ops_.find(id);
       if (it != ops_.end() && it->second.state == OpState::Waiting) it->second.last_error = last_probe_error_;
     }
-    const auto delay = backoff_delay(++discovery_round_, o_.backoff_min, o_.backoff_max, rng_);
+    const auto delay = discovery_delay(++discovery_round_);
     const std::uint64_t epoch = probe_epoch_;
     round_timer_.expires_after(delay);
     round_timer_.async_wait([this, epoch](boost::system::error_code ec) {
@@ -774,12 +816,82 @@ class ClientImpl final : public Client {
     });
   }
 
-  void leader_found(const std::string& address) {
+  /// The pause before discovery round `round`: the backoff, but at most a keepalive
+  /// interval while some node is suspect (a new leader is due soon).
+  std::chrono::milliseconds discovery_delay(std::uint32_t round) {
+    auto d = backoff_delay(round, o_.backoff_min, o_.backoff_max, rng_);
+    if (any_suspect()) d = std::min(d, o_.keepalive_interval);
+    return d;
+  }
+
+  // ---- io thread: nodes that went silent -------------------------------------------
+  /// `c` closed as silent: its address, and its node when the handshake named it.
+  void suspect(const Connection& c) {
+    const auto silence = settings_.silence_timeout;
+    if (silence.count() == 0) return;
+    const auto until = Clock::now() + 2 * silence;
+    suspect_addresses_.add(c.address(), until);
+    if (c.node_id() != kNoNode) suspect_nodes_.add(c.node_id(), until);
+  }
+
+  /// The node `id` (kNoNode: unknown) at `address` is suspect.
+  [[nodiscard]] bool suspected(NodeId id, const std::string& address) {
+    const auto now = Clock::now();
+    return (id != kNoNode && suspect_nodes_.has(id, now)) || suspect_addresses_.has(address, now);
+  }
+
+  [[nodiscard]] bool any_suspect() {
+    const auto now = Clock::now();
+    const bool nodes = suspect_nodes_.any(now);
+    return suspect_addresses_.any(now) || nodes;
+  }
+
+  void leader_found(NodeId id, const std::string& address) {
     close_probes();
     discovering_ = false;
+    if (conn_ && conn_->ready() && conn_->node_id() == id) {
+      // A stall probe, and the others still follow it: they may not have noticed yet (a
+      // cut-off leader is replaced, or steps down, within about two silence timeouts),
+      // or the request is merely long. Past that window, ask again after a pause that
+      // doubles each time up to a silence timeout, so a long request costs about a
+      // round per silence timeout.
+      const auto now = Clock::now();
+      if (now - progress_at_ >= 2 * settings_.silence_timeout) {
+        stall_pause_ = std::min(stall_pause_.count() == 0 ? o_.keepalive_interval : 2 * stall_pause_,
+                                settings_.silence_timeout);
+        stall_next_at_ = now + stall_pause_;
+      }
+      return;
+    }
     set_leader_address(address);
     notify_connect_waiters(Status::ok());
+    // A stall probe found another leader: what waits at the old one goes there.
+    if (conn_ && conn_->ready()) drop_connection();
     ensure_connection();
+  }
+
+  // ---- io thread: a leader that answers Pings but not requests ---------------------
+  /// Runs while a connection to the leader is ready, once per keepalive interval. A node
+  /// that was cut off from the others keeps answering Pings while the requests it took
+  /// wait (until it notices and steps down, up to two election timeouts later): when
+  /// requests have waited a silence timeout with no reply at all, ask the other nodes who
+  /// leads; leader_found() moves to another leader if they name one.
+  void watch_stall() {
+    if (stall_armed_ || settings_.silence_timeout.count() == 0 || stopping_) return;
+    stall_armed_ = true;
+    stall_timer_.expires_after(o_.keepalive_interval);
+    stall_timer_.async_wait([this](boost::system::error_code ec) {
+      stall_armed_ = false;
+      if (ec || stopping_ || !conn_ || !conn_->ready()) return;
+      // A round at a time, one per interval while the stall lasts, paused while other
+      // nodes vouch for the leader (see leader_found).
+      const auto now = Clock::now();
+      if (!inflight_.empty() && now - progress_at_ >= settings_.silence_timeout && now >= stall_next_at_ &&
+          !discovering_) {
+        start_discovery();
+      }
+      watch_stall();
+    });
   }
 
   void notify_connect_waiters(const Status& s) {
@@ -883,6 +995,7 @@ class ClientImpl final : public Client {
     while (!ops_.empty()) finish(ops_.begin()->first, s);
     deadlines_.clear();
     deadline_timer_.cancel();
+    stall_timer_.cancel();
     while (!oneshots_.empty()) {
       auto st = *oneshots_.begin();
       if (st->conn) st->conn->close();
@@ -923,11 +1036,19 @@ class ClientImpl final : public Client {
   asio::steady_timer round_timer_;
   asio::steady_timer connect_timer_;
   asio::steady_timer deadline_timer_;       // serves deadlines_
+  asio::steady_timer stall_timer_;          // serves watch_stall()
+  bool stall_armed_ = false;
+  Clock::time_point progress_at_;           // the leader's last reply, or the first request since
+  std::chrono::milliseconds stall_pause_{0};  // 0, or the pause after the last vouching round
+  Clock::time_point stall_next_at_;         // no stall round before this
   std::vector<Deadline> deadlines_;         // min-heap on `when`
   bool deadline_armed_ = false;             // a wait on deadline_timer_ is pending
   Clock::time_point deadline_armed_at_;     // ... for this time
   std::vector<std::function<void(Status)>> connect_waiters_;
   std::set<std::shared_ptr<OneShot>> oneshots_;
+  /// Nodes whose connection went silent, by id and by address, and until when.
+  Suspicions<NodeId> suspect_nodes_{kMaxSuspects};
+  Suspicions<std::string> suspect_addresses_{kMaxSuspects};
 
   // what subscribe() (any thread) needs to know
   mutable std::mutex known_mu_;

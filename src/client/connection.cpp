@@ -1,5 +1,7 @@
 #include "client/connection.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace rlr::client {
@@ -28,6 +30,21 @@ bool split_host_port(const std::string& address, std::string& host, std::uint16_
   return true;
 }
 
+ConnectionSettings settings_for(const ClientOptions& o) {
+  ConnectionSettings s;
+  s.cluster_id = o.cluster_id;
+  s.token = o.auth_token;
+  s.max_frame_bytes = o.max_frame_bytes;
+  s.max_queue_bytes = std::max<std::size_t>(o.max_frame_bytes * 2, 1U << 20);
+  s.connect_timeout = o.request_timeout;
+  if (o.keepalive_interval.count() > 0) {
+    s.keepalive_interval = o.keepalive_interval;
+    s.silence_timeout = o.silence_timeout.count() != 0 ? o.silence_timeout : 4 * o.keepalive_interval;
+    s.connect_timeout = std::min(s.connect_timeout, s.silence_timeout);
+  }
+  return s;
+}
+
 std::shared_ptr<Connection> Connection::create(asio::io_context& io,
                                                const ConnectionSettings& settings,
                                                std::string address, Handlers handlers) {
@@ -46,7 +63,8 @@ Connection::Connection(asio::io_context& io, const ConnectionSettings& settings,
       timer_(io),
       // The HelloAck of a node of another cluster carries that cluster's tag: read it
       // without the check, so that its refusal can be reported; checked from then on.
-      reader_(0, settings.max_frame_bytes) {}
+      reader_(0, settings.max_frame_bytes),
+      liveness_(io) {}
 
 void Connection::start() {
   std::string host;
@@ -62,6 +80,7 @@ void Connection::start() {
   timer_.expires_after(settings_.connect_timeout);
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->closed_ || self->ready_) return;
+    self->silent_ = true;
     self->fail(Status{ErrorCode::Unavailable,
                       fmt::format("{}: no handshake within {} ms", self->address_,
                                   self->settings_.connect_timeout.count())});
@@ -96,6 +115,7 @@ void Connection::on_connected() {
   h.kind = wire::PeerKind::Client;
   h.cluster_id = settings_.cluster_id;
   h.token = settings_.token;
+  if (settings_.keepalive_interval.count() > 0) h.features |= wire::kFeatureClientKeepalive;
   hello_ = wire::encode_hello(h);
   asio::async_write(sock_, asio::buffer(hello_.data(), hello_.size()),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
@@ -123,6 +143,7 @@ void Connection::read() {
                             : fmt::format("{}: read: {}", self->address_, ec.message())});
       return;
     }
+    self->last_heard_ = std::chrono::steady_clock::now();
     self->handle_bytes(n);
     self->read();
   });
@@ -131,6 +152,8 @@ void Connection::read() {
 void Connection::resume_reading() {
   if (!paused_) return;
   paused_ = false;
+  // Nothing was read while paused: the silence bound starts over.
+  last_heard_ = std::chrono::steady_clock::now();
   // Frames already buffered may be waiting; hand them over first.
   handle_bytes(0);
   read();
@@ -170,10 +193,17 @@ void Connection::handle_bytes(std::size_t n) {
       reader_.expect_tag(tag_);
       ready_ = true;
       timer_.cancel();
+      keepalive_ = settings_.keepalive_interval.count() > 0 && settings_.silence_timeout.count() > 0 &&
+                   (ack.value().features & wire::kFeatureClientKeepalive) != 0;
+      if (keepalive_) {
+        last_ping_ = last_heard_;
+        watch_liveness();
+      }
       flush();
       if (handlers_.on_ready) handlers_.on_ready(*this);
       continue;
     }
+    if (it.header.type == wire::FrameType::Ping && keepalive_) continue;  // hearing it is the point
     if (it.header.type != wire::FrameType::ClientReply) {
       fail(Status{ErrorCode::Corruption,
                   fmt::format("{}: unexpected frame type {}", address_,
@@ -225,12 +255,44 @@ void Connection::flush() {
                     });
 }
 
+void Connection::watch_liveness() {
+  using Clock = std::chrono::steady_clock;
+  if (closed_ || !keepalive_) return;
+  const auto now = Clock::now();
+  if (paused_) last_heard_ = now;  // not reading: nothing to judge by
+  const auto silent_for = now - last_heard_;
+  if (silent_for >= settings_.silence_timeout) {
+    silent_ = true;
+    fail(Status{ErrorCode::Unavailable,
+                fmt::format("{}: nothing heard for {} ms", address_,
+                            std::chrono::duration_cast<std::chrono::milliseconds>(silent_for).count())});
+    return;
+  }
+  if (silent_for >= settings_.keepalive_interval && now - last_ping_ >= settings_.keepalive_interval &&
+      queue_.empty()) {
+    wire::Frame ping = wire::encode_ping(tag_);
+    queued_bytes_ += ping.size();
+    queue_.push_back(std::move(ping));
+    last_ping_ = now;
+    flush();
+  }
+  // Wake for the next Ping (an interval from now when one was due but frames were
+  // queued) or the silence deadline, whichever comes first; both lie ahead of now.
+  auto next_ping = std::max(last_heard_, last_ping_) + settings_.keepalive_interval;
+  if (next_ping <= now) next_ping = now + settings_.keepalive_interval;
+  liveness_.expires_at(std::min(next_ping, last_heard_ + settings_.silence_timeout));
+  liveness_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->watch_liveness();
+  });
+}
+
 void Connection::close() {
   if (closed_) return;
   closed_ = true;
   ready_ = false;
   boost::system::error_code ignored;
   timer_.cancel();
+  liveness_.cancel();
   resolver_.cancel();
   sock_.shutdown(tcp::socket::shutdown_both, ignored);
   sock_.close(ignored);

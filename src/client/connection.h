@@ -8,6 +8,16 @@
 // Limits: a frame larger than max_frame_bytes is refused before it is sent and a larger
 // incoming frame closes the connection; the queue of unsent frames is bounded
 // (max_queue_bytes): send() returns Busy beyond it.
+//
+// Liveness (keepalive_interval > 0): the Hello offers wire::kFeatureClientKeepalive. When
+// the node's HelloAck has it too, the connection sends a Ping whenever it has heard
+// nothing for a keepalive interval (at most one per interval, and none while unsent
+// frames are queued: those will be answered), the node echoes it, and a connection that
+// has received no byte for silence_timeout is closed as silent (on_closed with
+// Unavailable, silent() true). Silence is judged on received bytes only, and not while
+// reading is paused (the consumer's back-pressure is not the node's silence). With a node
+// that lacks the feature, nothing is sent and silence is not judged. The handshake itself
+// must complete within connect_timeout.
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74 under C++20 needs it
@@ -22,6 +32,7 @@
 
 #include <boost/asio.hpp>
 
+#include "rlr/client.h"
 #include "rlr/status.h"
 #include "wire/wire.h"
 
@@ -40,7 +51,17 @@ struct ConnectionSettings {
   std::size_t max_frame_bytes = 64U << 20;
   std::size_t max_queue_bytes = 64U << 20;
   std::chrono::milliseconds connect_timeout{5000};  ///< connect + handshake
+  /// 0: no keepalives. Otherwise see the liveness rule above; REQUIRES silence_timeout
+  /// >= 2 x keepalive_interval when both are set.
+  std::chrono::milliseconds keepalive_interval{0};
+  std::chrono::milliseconds silence_timeout{0};
 };
+
+/// The settings of a connection made for `options`: its frame and queue limits, its
+/// keepalives (ClientOptions::keepalive_interval, the silence timeout with its default
+/// applied) and its handshake deadline: request_timeout, or with liveness on at most the
+/// silence timeout (the HelloAck is the first thing a node owes).
+[[nodiscard]] ConnectionSettings settings_for(const ClientOptions& options);
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -78,6 +99,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   [[nodiscard]] bool closed() const { return closed_; }
   /// The id of the node at the other end (known once ready).
   [[nodiscard]] NodeId node_id() const { return node_id_; }
+  /// Closed because nothing arrived in time: the handshake's deadline passed, or the
+  /// node went silent for silence_timeout while keepalives were agreed.
+  [[nodiscard]] bool silent() const { return silent_; }
+  /// Keepalives were agreed in the handshake (both sides have the feature).
+  [[nodiscard]] bool keepalive() const { return keepalive_; }
 
  private:
   void on_connected();
@@ -86,6 +112,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_bytes(std::size_t n);
   void flush();
   void fail(Status why);
+  /// Liveness: pings when idle, closes when silent; re-arms itself until closed.
+  void watch_liveness();
 
   asio::io_context& io_;
   ConnectionSettings settings_;
@@ -105,6 +133,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool paused_ = false;
   bool ready_ = false;
   bool closed_ = false;
+  bool keepalive_ = false;  ///< agreed in the handshake
+  bool silent_ = false;
+  asio::steady_timer liveness_;
+  std::chrono::steady_clock::time_point last_heard_;  ///< the last byte received
+  std::chrono::steady_clock::time_point last_ping_;   ///< the last Ping queued
   NodeId node_id_;
 };
 

@@ -4,6 +4,9 @@
 // The io thread owns the connection and `fetched_` (the index the network should deliver
 // next); the consumer owns `position_` (the index next() returns next). The bounded
 // queue between them is guarded by mu_; when it is full the connection stops reading.
+// With keepalives (ClientOptions::keepalive_interval) a stream that hears nothing for the
+// silence timeout breaks like a closed one and resubscribes elsewhere from `fetched_`;
+// a stream that stopped reading is not judged meanwhile.
 #include "client/subscription.h"
 
 #include <condition_variable>
@@ -33,11 +36,8 @@ class SubscriptionImpl final : public ClientSubscription {
         broken_since_(Clock::now()),
         rng_(std::random_device{}()),
         fetched_(position_),
-        timer_(io_.io()) {
-    settings_.cluster_id = o.cluster_id;
-    settings_.token = o.auth_token;
-    settings_.max_frame_bytes = o.max_frame_bytes;
-    settings_.connect_timeout = o.request_timeout;
+        timer_(io_.io()),
+        settings_(settings_for(o)) {
     io_.post([this] { connect_next(); });
   }
 
@@ -192,7 +192,6 @@ class SubscriptionImpl final : public ClientSubscription {
   }
 
   const ClientOptions o_;
-  ConnectionSettings settings_;
   const std::vector<std::string> candidates_;
 
   // shared with the consumer
@@ -217,6 +216,7 @@ class SubscriptionImpl final : public ClientSubscription {
   std::uint32_t failures_ = 0;
   std::set<std::string> compacted_at_;
   asio::steady_timer timer_;
+  const ConnectionSettings settings_;  // keepalives on: a silent stream breaks and resubscribes
 };
 
 }  // namespace

@@ -800,8 +800,14 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
       return reject(fmt::format("unexpected frame type {} from a node",
                                 static_cast<int>(item.header.type)));
     }
+    if (item.header.type == FrameType::Ping && client_pings_) {
+      // The echo a client's liveness check waits for. Dropped when the reply queue is
+      // full: the client then has replies on their way to hear instead.
+      send(wire::encode_ping(impl_.tag));
+      return true;
+    }
     if (item.header.type != FrameType::ClientRequest) {
-      return reject("clients may only send requests");
+      return reject("clients may only send requests (and Pings, when their Hello offered them)");
     }
     auto req = wire::decode_client_request(item.payload);
     if (!req) return reject("bad client request: " + req.status().to_string());
@@ -838,7 +844,10 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     }
     wire::HelloAck ack;
     ack.node_id = impl_.opts.self;
-    ack.features = impl_.keepalive_on() ? wire::kFeatureKeepalive : 0;
+    // Every node answers client Pings (wire::kFeatureClientKeepalive), whatever its
+    // peer-link settings: the answer is one frame on the io thread, and the client's
+    // bound is the client's own.
+    ack.features = (impl_.keepalive_on() ? wire::kFeatureKeepalive : 0) | wire::kFeatureClientKeepalive;
     ack.accepted = refusal.empty();
     ack.reason = refusal;
     if (!refusal.empty()) {
@@ -862,6 +871,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     reader_ = wire::FrameReader(impl_.tag, impl_.opts.max_frame_bytes);
     send(wire::encode_hello_ack(ack, impl_.tag));
     keepalive_ = kind_ == Kind::Node && impl_.keepalive_on() && (hello.features & wire::kFeatureKeepalive) != 0;
+    client_pings_ = kind_ == Kind::Client && (hello.features & wire::kFeatureClientKeepalive) != 0;
     last_heard_ = Clock::now();
     watch_silence();
     return true;
@@ -933,6 +943,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
   bool writing_ = false;
   bool closed_ = false;
   bool keepalive_ = false;  ///< a node link whose dialer sends Pings (its Hello said so)
+  bool client_pings_ = false;  ///< a client whose Hello offered Pings: each is answered
   Clock::time_point last_heard_;
   std::atomic<bool> closed_flag_{false};
 };

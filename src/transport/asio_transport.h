@@ -8,7 +8,10 @@
 // messages to that peer are dropped and counted (Raft retransmits what matters).
 // With keepalives on, every peer link carries at least a Ping each keepalive interval,
 // and a peer whose link to us stays silent for the silence timeout is reported lost and
-// our link to it redialled, instead of waiting on TCP.
+// our link to it redialled, instead of waiting on TCP. A client connection whose Hello
+// offers wire::kFeatureClientKeepalive gets each of its Pings answered with a Ping (on the
+// io thread, through the connection's bounded reply queue), so the client can judge the
+// node's silence by its own bound; the node never pings a client unasked.
 // Snapshots travel as a sequence of SnapshotChunk frames and are reassembled before
 // delivery. The receiver acknowledges each chunk (SnapshotAck, on the same connection)
 // with how many bytes it holds; the sender keeps a bounded window in flight, and after a

@@ -46,7 +46,9 @@ enum class FrameType : std::uint16_t {
   ClientRequest = 5,
   ClientReply = 6,
   SnapshotAck = 7,    ///< receiver -> sender flow control and resume point of a snapshot
-  Ping = 8,           ///< dialer -> acceptor on an idle peer link: "still here" (no payload)
+  Ping = 8,           ///< "still here" (no payload): dialer -> acceptor on an idle peer
+                      ///< link; client <-> node as a request and its echo (see
+                      ///< kFeatureClientKeepalive)
 };
 
 struct FrameHeader {
@@ -124,6 +126,15 @@ enum class PeerKind : std::uint8_t { Node = 0, Client = 1 };
 /// link that stays silent) only from a dialer whose Hello has it, so a node without the
 /// feature keeps working with one that has it.
 inline constexpr std::uint32_t kFeatureKeepalive = 1U << 0;
+/// kFeatureClientKeepalive: Ping frames on a client connection. A client that has it in
+/// its Hello may send a Ping (at most one per keepalive interval, and only when it heard
+/// nothing for that long) to a node whose HelloAck has it; the node answers each with a
+/// Ping, so a client that hears nothing (no reply, no Ping) for its silence bound knows
+/// the node or the path went silent. A node never sends an unrequested Ping to a client,
+/// and a client sends none to a node without the bit, so either side without the feature
+/// keeps working with one that has it. (A bit of its own: a node that predates it sets
+/// kFeatureKeepalive in every HelloAck and refuses a Ping from a client.)
+inline constexpr std::uint32_t kFeatureClientKeepalive = 1U << 1;
 
 struct Hello {
   PeerKind kind = PeerKind::Node;
