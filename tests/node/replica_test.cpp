@@ -130,6 +130,21 @@ std::size_t session_copies(const std::vector<Entry>& log, std::uint64_t client, 
   return n;
 }
 
+/// Node 2, leading term 2, sends its snapshot at index 10 carrying `data`.
+core::Message snapshot_from_node2(Bytes data) {
+  core::Message snap;
+  snap.type = core::MessageType::Snapshot;
+  snap.from = NodeId{2};
+  snap.to = NodeId{1};
+  snap.term = Term{2};
+  snap.snapshot = core::SnapshotMeta{};
+  snap.snapshot->index = LogIndex{10};
+  snap.snapshot->term = Term{2};
+  snap.snapshot->config.voters = {NodeId{1}, NodeId{2}};
+  snap.snapshot->data = std::move(data);
+  return snap;
+}
+
 TEST_CASE("a session command twice in one batch is appended once and both answers name it",
           "[replica][sessions]") {
   Harness h;
@@ -157,17 +172,7 @@ TEST_CASE("a retry after a snapshot install finds the original entry in the snap
   // sequence 1 of client 7, committed at index 5.
   SessionTable table(h.options.session_ttl_entries, h.options.max_sessions);
   (void)table.apply(LogIndex{5}, Term{2}, 7, 1);
-  core::Message snap;
-  snap.type = core::MessageType::Snapshot;
-  snap.from = NodeId{2};
-  snap.to = NodeId{1};
-  snap.term = Term{2};
-  snap.snapshot = core::SnapshotMeta{};
-  snap.snapshot->index = LogIndex{10};
-  snap.snapshot->term = Term{2};
-  snap.snapshot->config.voters = {NodeId{1}, NodeId{2}};
-  snap.snapshot->data = table.encode();
-  h.replica->step(snap);
+  h.replica->step(snapshot_from_node2(table.encode()));
   h.replica->process_ready();
   REQUIRE(h.observer.snapshot_at == LogIndex{10});
   REQUIRE(h.observer.warnings.empty());
@@ -189,17 +194,7 @@ TEST_CASE("a retry after a snapshot install finds the original entry in the snap
 TEST_CASE("a snapshot with a malformed session table stops the replica with Corruption",
           "[replica][sessions]") {
   Harness h;
-  core::Message snap;
-  snap.type = core::MessageType::Snapshot;
-  snap.from = NodeId{2};
-  snap.to = NodeId{1};
-  snap.term = Term{2};
-  snap.snapshot = core::SnapshotMeta{};
-  snap.snapshot->index = LogIndex{10};
-  snap.snapshot->term = Term{2};
-  snap.snapshot->config.voters = {NodeId{1}, NodeId{2}};
-  snap.snapshot->data = Bytes::copy_of("not a session table");
-  h.replica->step(snap);
+  h.replica->step(snapshot_from_node2(Bytes::copy_of("not a session table")));
   h.replica->process_ready();
   CHECK(h.replica->failed());
   REQUIRE(h.observer.warnings.size() == 1);

@@ -28,15 +28,18 @@ usage:
   rlr-sim --demo [--seed S]
   rlr-sim --help
 
-Runs 3 to 7 Raft cores against a simulated network (latency, loss, duplication,
-reordering, symmetric and one-way partitions) and simulated disks (fsync delay; a crash
-loses unsynced writes), with crashes and restarts, membership changes, leadership
-transfers, ReadIndex reads, proposals and log compaction. Everything derives from the
-seed: a failing run replays exactly. After every step (one tick of simulated time) it
-checks election safety, log matching, leader completeness, that acknowledged writes
-survive, state machine safety, that committed entries never change, gap-free applies and
-linearizable reads; after every heal it checks liveness (a new proposal commits within
-ten of the longest election timeouts: 400 ticks).
+Runs 3 to 7 nodes of the real runtime (node::Replica: the Raft core with the node's
+persistence policy, batching, sessions, compaction and waiters) against a simulated
+network (latency, loss, duplication, reordering, symmetric and one-way partitions) and
+simulated disks (fsync delays and stalls; a crash loses unsynced writes or keeps some),
+with crashes and restarts, membership changes, leadership transfers, ReadIndex reads,
+proposals with and without client sessions, retries, and the replicas' own compaction.
+Everything derives from the seed: a failing run replays exactly. After every step (one
+tick of simulated time) it checks election safety, log matching, leader completeness,
+that acknowledged writes survive and name their committed entry, exactly-once session
+commands, state machine safety, that committed entries never change, gap-free applies,
+linearizable reads and bounded queues; after every heal it checks liveness (a new
+proposal commits within ten of the longest election timeouts: 400 ticks).
 
 options:
   --seed S        run one seed
