@@ -85,8 +85,10 @@ class EgressSink {
   virtual ~EgressSink() = default;
   virtual void deliver(const Output& output) = 0;
   /// The highest index through which downstream has durably taken every output. The
-  /// leader replicates it as the egress watermark; outputs above it are re-emitted by a
-  /// new leader. Default: nothing acknowledged (everything above 0 is re-emitted).
+  /// leader replicates it as the egress watermark; at the first entry of each term it
+  /// leads, a leader re-emits the outputs above the watermark that its outbox holds (see
+  /// ApplyOptions::outbox_max_outputs). Default: nothing acknowledged (everything above 0
+  /// is re-emitted).
   [[nodiscard]] virtual LogIndex acknowledged() const { return LogIndex{}; }
 };
 
@@ -115,7 +117,10 @@ struct ApplyOptions {
   /// A checkpoint digest is recorded at every index that is a multiple of this.
   std::uint64_t digest_interval = 1000;
   /// Outputs kept for re-emission above the watermark; older ones are dropped (and a
-  /// new leader can re-emit only what it kept).
+  /// new leader can re-emit only what it kept). The outbox holds the outputs of entries
+  /// this runner applied since it started: after a restart, outputs at or below the state
+  /// machine's checkpoint are not in it, so the watermark should trail the checkpoint
+  /// closely (a sink that acknowledges promptly) for a restarted node to lead safely.
   std::size_t outbox_max_outputs = 1U << 20;
   /// How often the leader proposes the sink's acknowledged index as the watermark.
   std::uint32_t watermark_interval_ms = 50;

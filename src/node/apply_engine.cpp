@@ -115,15 +115,20 @@ void ApplyEngine::apply(const Entry& e) {
     role_ = role;
     role_announced_ = true;
     sm_->on_role_change(role, leader, e.index);
-    if (role == Role::Leader && !replay_ && leads_now_(e.term)) {
-      // A new leader re-emits what earlier leaders may not have delivered (thesis of
-      // the design: at-least-once plus keys plus the watermark is exactly-once).
-      reemit_above_watermark(e.index);
-    }
+  }
+  // At the first entry of each term it leads, this node re-emits what earlier leaders
+  // (itself in an earlier term included: entries of that term may commit only now, with
+  // their gate closed) may not have delivered. At-least-once, keys and the watermark make
+  // exactly-once downstream.
+  if (role == Role::Leader && e.term != reemitted_term_ && !replay_ && leads_now_(e.term)) {
+    reemitted_term_ = e.term;
+    if (bug_ != ApplyBug::SkipReemit) reemit_above_watermark(e.index);
   }
   const bool open = !replay_ && (options_.egress == EgressMode::Persist ||
                                  (options_.egress == EgressMode::LeaderOnly && role == Role::Leader &&
-                                  leads_now_(e.term)));
+                                  leads_now_(e.term)) ||
+                                 (options_.egress == EgressMode::LeaderOnly &&
+                                  bug_ == ApplyBug::EmitFromFollower));
   if (e.kind == EntryKind::Normal) {
     ApplyContext ctx{e.index, e.term, role, leader, replay_, 0, 0};
     Gate gate(*this, e.index, open);
@@ -149,6 +154,13 @@ void ApplyEngine::apply(const Entry& e) {
     digest_ = 0;
     digest_partial_ = false;
   }
+}
+
+std::optional<LogIndex> ApplyEngine::watermark_to_propose(LogIndex last_proposed) const {
+  if (!options_.sink || options_.egress != EgressMode::LeaderOnly) return std::nullopt;
+  const LogIndex acked = std::min(options_.sink->acknowledged(), applied_);
+  if (acked <= last_proposed || acked <= watermark_) return std::nullopt;
+  return acked;
 }
 
 // ---------------------------------------------------------------------------------
@@ -255,10 +267,10 @@ void ApplyRunnerImpl::maybe_propose_watermark() {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_watermark_ || !host_.is_leader()) return;
   next_watermark_ = now + std::chrono::milliseconds(options_.watermark_interval_ms);
-  const LogIndex acked = std::min(options_.sink->acknowledged(), applied());
-  if (acked <= proposed_watermark_ || acked <= engine_->watermark()) return;
-  proposed_watermark_ = acked;
-  host_.propose_internal(EntryKind::Watermark, core::encode_watermark(acked),
+  const auto due = engine_->watermark_to_propose(proposed_watermark_);
+  if (!due) return;
+  proposed_watermark_ = *due;
+  host_.propose_internal(EntryKind::Watermark, core::encode_watermark(*due),
                          [](Result<ProposeResult>) {});
 }
 

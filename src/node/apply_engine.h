@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/configuration.h"
@@ -26,6 +27,14 @@ namespace rlr::node {
 /// Tells the engine whether this node leads `term` right now (outputs of a term this node
 /// led may leave only while it still leads it).
 using LeadsNow = std::function<bool(Term term)>;
+
+/// Deliberate apply-side bugs, for the simulator to show its egress checks catch them.
+/// Never set outside tests.
+enum class ApplyBug : std::uint8_t {
+  None = 0,
+  EmitFromFollower,  ///< the gate lets every node's outputs leave, leader or not
+  SkipReemit,        ///< a new leader does not re-emit the outputs above the watermark
+};
 
 class ApplyEngine {
  public:
@@ -47,6 +56,13 @@ class ApplyEngine {
   [[nodiscard]] const std::deque<DigestCheckpoint>& checkpoints() const { return checkpoints_; }
   /// Called with each new checkpoint.
   void on_checkpoint(std::function<void(const DigestCheckpoint&)> f) { checkpoint_cb_ = std::move(f); }
+  /// The egress watermark a leader should propose now, given the last one it proposed:
+  /// what the sink acknowledged, capped at what this engine applied, when that is above
+  /// both `last_proposed` and the committed watermark. nullopt when there is nothing to
+  /// propose (no sink, egress not LeaderOnly, or nothing new acknowledged).
+  [[nodiscard]] std::optional<LogIndex> watermark_to_propose(LogIndex last_proposed) const;
+  /// Switches on a deliberate bug (tests only).
+  void set_testing_bug(ApplyBug bug) { bug_ = bug; }
 
   static constexpr std::size_t kCheckpointsKept = 1024;
 
@@ -69,12 +85,14 @@ class ApplyEngine {
   NodeId term_leader_;      ///< the leader that no-op names
   Role role_ = Role::Follower;
   bool role_announced_ = false;
+  Term reemitted_term_;     ///< the last term whose leader (this node) re-emitted the outbox
   LogIndex watermark_;
   std::deque<Output> outbox_;   ///< outputs above the watermark, for re-emission
   std::uint64_t digest_ = 0;    ///< digest of the outputs since the last checkpoint
   bool digest_partial_ = true;  ///< started mid-interval: the first checkpoint is skipped
   std::deque<DigestCheckpoint> checkpoints_;
   std::function<void(const DigestCheckpoint&)> checkpoint_cb_;
+  ApplyBug bug_ = ApplyBug::None;
 };
 
 /// An ApplyEngine on its own thread, reading committed entries from its node's log.

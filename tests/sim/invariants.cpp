@@ -25,16 +25,6 @@ std::uint64_t fnv1a(std::span<const std::uint8_t> bytes) noexcept {
   return h;
 }
 
-void put_u64(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-
-std::uint64_t get_u64(const std::uint8_t* p) noexcept {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
-  return v;
-}
-
 std::string term_or_none(std::optional<Term> t) {
   return t ? fmt::format("term {}", t->value()) : std::string("nothing");
 }
@@ -47,20 +37,6 @@ std::uint64_t entry_digest(const Entry& e) noexcept {
 
 std::uint64_t next_state_hash(std::uint64_t state_hash, const Entry& e) noexcept {
   return mix64(state_hash ^ mix64(e.index.value() ^ (e.term.value() << 32)) ^ entry_digest(e));
-}
-
-Bytes encode_snapshot_data(LogIndex index, std::uint64_t state_hash) {
-  std::vector<std::uint8_t> out;
-  out.reserve(16);
-  put_u64(out, index.value());
-  put_u64(out, state_hash);
-  return Bytes(std::move(out));
-}
-
-std::optional<std::uint64_t> decode_snapshot_data(const core::SnapshotMeta& s) {
-  if (s.index.is_zero() && s.data.empty()) return kInitialStateHash;
-  if (s.data.size() != 16 || get_u64(s.data.data()) != s.index.value()) return std::nullopt;
-  return get_u64(s.data.data() + 8);
 }
 
 InvariantChecker::InvariantChecker() { written_.resize(1); }

@@ -15,6 +15,7 @@
 //   linearizable reads    a confirmed ReadIndex covers every write committed before it
 //   acknowledged proposals  an acknowledgement names the committed entry (index, term)
 //   exactly once          a session command is acknowledged with its first committed copy
+// The application's egress contracts are checked by the Downstream (sim_app.h).
 #pragma once
 
 #include <cstdint>
@@ -47,9 +48,6 @@ struct Violation {
 /// The state of an empty state machine.
 inline constexpr std::uint64_t kInitialStateHash = 0x6a09e667f3bcc908ULL;
 
-/// The simulated application's snapshot payload: the index and state it captures.
-[[nodiscard]] Bytes encode_snapshot_data(LogIndex index, std::uint64_t state_hash);
-[[nodiscard]] std::optional<std::uint64_t> decode_snapshot_data(const core::SnapshotMeta& s);
 
 struct CheckerStats {
   std::uint64_t leaders_elected = 0;

@@ -33,13 +33,18 @@ persistence policy, batching, sessions, compaction and waiters) against a simula
 network (latency, loss, duplication, reordering, symmetric and one-way partitions) and
 simulated disks (fsync delays and stalls; a crash loses unsynced writes or keeps some),
 with crashes and restarts, membership changes, leadership transfers, ReadIndex reads,
-proposals with and without client sessions, retries, and the replicas' own compaction.
+proposals with and without client sessions, retries, and the replicas' own compaction;
+each node's application runs under the runtime's apply engine (sessions, roles, the
+egress gate and outbox, digests) and delivers its outputs to one downstream.
 Everything derives from the seed: a failing run replays exactly. After every step (one
 tick of simulated time) it checks election safety, log matching, leader completeness,
 that acknowledged writes survive and name their committed entry, exactly-once session
 commands, state machine safety, that committed entries never change, gap-free applies,
-linearizable reads and bounded queues; after every heal it checks liveness (a new
-proposal commits within ten of the longest election timeouts: 400 ticks).
+linearizable reads, bounded queues, that every node's application reaches the same
+state and outputs, that outputs leave only through the leader, one output per key and
+agreeing digest checkpoints; after every heal it checks liveness (a new proposal commits
+within ten of the longest election timeouts: 400 ticks), and at the end that downstream
+holds every output of what the leader applied.
 
 options:
   --seed S        run one seed
@@ -49,7 +54,8 @@ options:
   --bug NAME      switch on a deliberate bug, to show the checks catch it: in the core
                   commit-previous-term-by-count | grant-vote-without-log-check |
                   forget-vote-on-restart; in the runtime ack-before-durable |
-                  skip-session-check | forget-sessions-on-snapshot
+                  skip-session-check | forget-sessions-on-snapshot; in the apply loop
+                  emit-from-follower | skip-reemit
   --faults NAME   fault mix: mixed (default) | elections | partitions | figure8
                   | disconnects | silences
   --no-liveness   check safety only (a liveness failure would end the run early)

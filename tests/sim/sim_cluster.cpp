@@ -1,11 +1,11 @@
 #include "sim_cluster.h"
-#include "core/entry_payloads.h"
 
 #include <algorithm>
 
-#include "node/sessions.h"
-
 #include <fmt/format.h>
+
+#include "core/entry_payloads.h"
+#include "node/sessions.h"
 
 namespace rlr::sim {
 namespace {
@@ -37,7 +37,12 @@ std::string_view progress_state_name(core::Progress::State state) noexcept {
 
 SimCluster::SimCluster(const ClusterOptions& options, SimRng rng, InvariantChecker& checker,
                        Trace& trace)
-    : options_(options), rng_(rng), checker_(checker), trace_(trace), network_(rng_.fork()) {
+    : options_(options),
+      rng_(rng),
+      checker_(checker),
+      trace_(trace),
+      network_(rng_.fork()),
+      downstream_(checker) {
   std::vector<NodeId> voters;
   for (std::size_t i = 0; i < options_.initial_voters; ++i) voters.emplace_back(i + 1);
   core::Configuration initial;
@@ -106,6 +111,7 @@ void SimCluster::tick() {
     if (!n || !n->up()) continue;
     n->replica->tick(clock());
     after_input(*n);
+    if (n->up() && n->leads()) propose_watermark(*n);
   }
   complete_due_writes();
   if (silence_notice_ticks_ > 0) notice_silences();
@@ -305,6 +311,7 @@ void SimCluster::on_snapshot_installed(SimNode& n, LogIndex index) {
   if (index > n.applied) {
     restore_state_machine(n, index, "snapshot installed");
     if (const auto hash = checker_.state_hash_at(index)) checker_.on_snapshot_restored(n.id, s, *hash);
+    start_app(n, s, index);
   }
 }
 
@@ -387,6 +394,10 @@ void SimCluster::apply(SimNode& n, const Entry& e) {
   n.state_hash = next;
   n.storage.save_checkpoint(StateMachineCheckpoint{n.applied, n.state_hash});
   ++stats_.applied_entries;
+  if (n.engine) {
+    n.engine->apply(e);
+    downstream_.on_applied(n.id, e.index, n.app->state(), n.app->take_outputs());
+  }
   if (trace_.enabled(TraceLevel::Verbose)) {
     trace_.line(TraceLevel::Verbose, now_tick_, "n{} apply {}/t{} {}", n.id.value(),
                 e.index.value(), e.term.value(), to_string(e.kind));
@@ -408,6 +419,75 @@ void SimCluster::restore_state_machine(SimNode& n, LogIndex index, std::string_v
   n.applied = index;
   n.state_hash = *hash;
   n.storage.save_checkpoint(StateMachineCheckpoint{n.applied, n.state_hash});
+}
+
+void SimCluster::start_app(SimNode& n, const core::SnapshotMeta& base, LogIndex start_after) {
+  if (!n.app) {
+    n.app = std::make_shared<SimStateMachine>(downstream_, n.id);
+    SimNode* node = &n;
+    n.sink = std::make_shared<SimSink>(downstream_, n.id, [node] { return node->leads(); });
+  }
+  const auto state = downstream_.state_at(start_after);
+  if (!state) {
+    checker_.fail("state machine restore",
+                  fmt::format("node {}'s application resumes after index {}, which no node has "
+                              "applied",
+                              n.id.value(), start_after.value()));
+    return;
+  }
+  n.app->reset(start_after, *state);
+  node::SessionTable sessions(n.options.session_ttl_entries, n.options.max_sessions);
+  if (Status st = sessions.decode(base.data.span()); !st) {
+    checker_.fail("durable state", fmt::format("node {}'s snapshot at {} has no session table: {}",
+                                               n.id.value(), base.index.value(), st.to_string()));
+    return;
+  }
+  ApplyOptions ao;
+  ao.egress = EgressMode::LeaderOnly;
+  ao.sink = n.sink;
+  ao.digest_interval = options_.digest_interval;
+  SimNode* node = &n;
+  n.engine = std::make_unique<node::ApplyEngine>(
+      n.id, n.app, ao, std::move(sessions), base.config, false,
+      [node](Term t) { return node->leads() && node->core().term() == t; }, start_after);
+  n.engine->set_testing_bug(options_.apply_bug);
+  n.engine->on_checkpoint([this, node](const DigestCheckpoint& cp) {
+    downstream_.on_checkpoint(node->id, cp);
+  });
+  // RLR's own state (sessions, roles, watermark) up to the state machine's checkpoint.
+  for (LogIndex i = base.index.next(); i <= start_after; i = i.next()) {
+    const Entry* e = n.storage.entry_at(i);
+    if (e == nullptr) {
+      checker_.fail("durable state",
+                    fmt::format("node {}'s application resumes after {}, but entry {} is not on "
+                                "its disk",
+                                n.id.value(), start_after.value(), i.value()));
+      n.engine.reset();
+      return;
+    }
+    n.engine->catch_up(*e);
+  }
+  n.engine_start = start_after;
+  n.proposed_watermark = LogIndex{};
+}
+
+void SimCluster::propose_watermark(SimNode& n) {
+  if (!n.engine || now_tick_ < n.next_watermark_tick) return;
+  n.next_watermark_tick = now_tick_ + options_.watermark_ticks;
+  const auto due = n.engine->watermark_to_propose(n.proposed_watermark);
+  if (!due) return;
+  n.proposed_watermark = *due;
+  std::vector<node::Proposal> props;
+  props.push_back(node::Proposal{core::encode_watermark(*due), [](Result<ProposeResult>) {},
+                                 EntryKind::Watermark, ClientSession{}});
+  n.replica->propose(props, clock());
+  after_input(n);
+}
+
+void SimCluster::check_egress_complete() {
+  SimNode* l = leader();
+  if (l == nullptr || !l->engine) return;
+  downstream_.check_complete(l->id, l->engine_start, l->engine->applied());
 }
 
 // ---- requests -------------------------------------------------------------------------
@@ -499,6 +579,7 @@ void SimCluster::crash(std::size_t slot, std::string_view why) {
               lost == 0 ? "" : fmt::format(": {} unsynced writes lost", lost),
               kept == 0 ? "" : fmt::format(", {} reached the disk unacknowledged", kept));
   n.replica.reset();
+  n.engine.reset();
   n.deferred_marks.clear();
   n.storage.crash();
   n.seen_leader = false;
@@ -562,6 +643,7 @@ bool SimCluster::boot(SimNode& n) {
   } else {
     restore_state_machine(n, snapshot_index, "restart");
   }
+  start_app(n, d.snapshot, n.applied);
   for (LogIndex i = n.applied.next(); i <= n.replica->applied(); i = i.next()) {
     const Entry* e = n.storage.entry_at(i);
     if (e == nullptr) {

@@ -48,6 +48,10 @@ struct ClusterOptions {
   /// A crash may find some queued writes already on the platter: a prefix of them
   /// survives, never acknowledged (a write reaches the disk before its fsync returns).
   double crash_keeps_writes_chance = 0.0;
+  // The application (see sim_app.h).
+  node::ApplyBug apply_bug = node::ApplyBug::None;  ///< a deliberate apply-side bug
+  std::uint64_t digest_interval = 8;    ///< ApplyOptions::digest_interval
+  std::uint64_t watermark_ticks = 10;   ///< ApplyOptions::watermark_interval_ms
 };
 
 struct ClusterStats {
@@ -133,6 +137,9 @@ class SimCluster {
   // ---- checks -------------------------------------------------------------------
   /// Full pairwise log matching between every two running nodes.
   void check_all_logs();
+  /// After the final heal: the leader's downstream holds every output of what it applied.
+  void check_egress_complete();
+  [[nodiscard]] const Downstream& downstream() const noexcept { return downstream_; }
   /// One line per slot, for failure reports.
   [[nodiscard]] std::string describe_nodes() const;
   /// The run's counts so far (entries read back include the running nodes').
@@ -169,6 +176,11 @@ class SimCluster {
   /// The state machine takes the state at `index` from outside the log (the committed
   /// history), as one restored from its own snapshot does.
   void restore_state_machine(SimNode& n, LogIndex index, std::string_view why);
+  /// Starts the node's application at `start_after` (its state machine's checkpoint) on
+  /// top of `base`, the log's snapshot: a new engine, caught up from the disk.
+  void start_app(SimNode& n, const core::SnapshotMeta& base, LogIndex start_after);
+  /// A leader proposes the egress watermark its engine asks for, every watermark_ticks.
+  void propose_watermark(SimNode& n);
   /// Opens a replica on the node's disk. False (and a violation) when it cannot.
   bool boot(SimNode& n);
   [[nodiscard]] core::RaftOptions options_for(SimNode& n);
@@ -205,6 +217,7 @@ class SimCluster {
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> heard_tick_;
   std::set<std::pair<std::uint64_t, std::uint64_t>> silence_noticed_;
   ClusterStats stats_;
+  Downstream downstream_;
 };
 
 }  // namespace rlr::sim

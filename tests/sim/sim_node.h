@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "invariants.h"
+#include "node/apply_engine.h"
 #include "node/replica.h"
+#include "sim_app.h"
 #include "sim_storage.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
@@ -112,6 +114,16 @@ struct SimNode final : node::ReplicaObserver {
   /// The application state machine: its position and state.
   LogIndex applied;
   std::uint64_t state_hash = kInitialStateHash;
+  /// The application as the runtime runs it: the test state machine under the runtime's
+  /// ApplyEngine (sessions, roles, egress gate, outbox, digests), with its sink. The
+  /// engine is rebuilt at each boot and state-machine restore; it applied everything in
+  /// (engine_start, applied].
+  std::shared_ptr<SimStateMachine> app;
+  std::shared_ptr<SimSink> sink;
+  std::unique_ptr<node::ApplyEngine> engine;
+  LogIndex engine_start;
+  LogIndex proposed_watermark;  ///< the last egress watermark this node proposed
+  std::uint64_t next_watermark_tick = 0;
   /// What the cluster last observed of the core, to notice changes.
   bool seen_leader = false;
   Term seen_term;
@@ -122,6 +134,8 @@ struct SimNode final : node::ReplicaObserver {
   std::map<std::pair<std::uint64_t, std::uint64_t>, LogIndex> appended_sessions;
 
   [[nodiscard]] bool up() const noexcept { return replica != nullptr; }
+  /// True while the node is up and leads its current term.
+  [[nodiscard]] bool leads() const { return up() && replica->core().role() == Role::Leader; }
   /// REQUIRES: up().
   [[nodiscard]] const core::Raft& core() const { return replica->core(); }
 

@@ -345,6 +345,27 @@ TEST_CASE("the simulator catches a replica that keeps its old session table over
   CHECK(hunt({Bug::ForgetSessionsOnSnapshot, "mixed", 0, 3000, 100}) != 0);
 }
 
+// ---- the simulator catches broken apply loops ------------------------------------------
+
+TEST_CASE("the simulator catches outputs that leave a follower", "[sim][bug][egress]") {
+  CHECK(hunt({Bug::EmitFromFollower, "mixed", 0, 3000, 20}) != 0);
+}
+
+TEST_CASE("the simulator catches a new leader that does not re-emit above the watermark",
+          "[sim][bug][egress]") {
+  CHECK(hunt({Bug::SkipReemit, "mixed", 0, 3000, 50}) != 0);
+}
+
+TEST_CASE("egress runs deliver, acknowledge and compare digests", "[sim][egress]") {
+  SimConfig config;
+  config.seed = 3;
+  const SimResult r = run(config);
+  INFO(describe(r));
+  REQUIRE(r.ok());
+  CHECK(r.outputs_delivered > 1000);
+  CHECK(r.digests_compared > 10);
+}
+
 // ---- seeds that once failed -----------------------------------------------------------
 
 namespace {

@@ -11,7 +11,7 @@ struct BugName {
   Bug bug;
   std::string_view name;
 };
-constexpr std::array<BugName, 7> kBugNames{{
+constexpr std::array<BugName, 9> kBugNames{{
     {Bug::None, "none"},
     {Bug::CommitPreviousTermByCount, "commit-previous-term-by-count"},
     {Bug::GrantVoteWithoutLogCheck, "grant-vote-without-log-check"},
@@ -19,6 +19,8 @@ constexpr std::array<BugName, 7> kBugNames{{
     {Bug::AckBeforeDurable, "ack-before-durable"},
     {Bug::SkipSessionCheck, "skip-session-check"},
     {Bug::ForgetSessionsOnSnapshot, "forget-sessions-on-snapshot"},
+    {Bug::EmitFromFollower, "emit-from-follower"},
+    {Bug::SkipReemit, "skip-reemit"},
 }};
 
 template <class T, std::size_t N>
@@ -48,6 +50,14 @@ node::ReplicaBug replica_bug(Bug bug) noexcept {
     case Bug::SkipSessionCheck: return node::ReplicaBug::SkipSessionCheck;
     case Bug::ForgetSessionsOnSnapshot: return node::ReplicaBug::ForgetSessionsOnSnapshot;
     default: return node::ReplicaBug::None;
+  }
+}
+
+node::ApplyBug apply_bug(Bug bug) noexcept {
+  switch (bug) {
+    case Bug::EmitFromFollower: return node::ApplyBug::EmitFromFollower;
+    case Bug::SkipReemit: return node::ApplyBug::SkipReemit;
+    default: return node::ApplyBug::None;
   }
 }
 
@@ -118,6 +128,10 @@ ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
   // The disk: occasional stalls, and writes that outlive a crash without an fsync.
   o.slow_fsync_chance = pick(rng, std::array<double, 3>{0.0, 0.0, 0.01});
   o.crash_keeps_writes_chance = pick(rng, std::array<double, 2>{0.0, 0.5});
+  // The application: digest checkpoints and egress watermarks.
+  o.apply_bug = apply_bug(bug);
+  o.digest_interval = pick(rng, std::array<std::uint64_t, 3>{1, 8, 64});
+  o.watermark_ticks = pick(rng, std::array<std::uint64_t, 3>{10, 50, 200});
   return o;
 }
 
@@ -138,7 +152,8 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
              "fsync 0..{} ticks, in memory <= {} entries / {} bytes, <= {} reads a turn (0: no limit), "
              "compact every {} entries, <= {} proposals pending, proposal timeout {} ticks, "
              "<= {} sessions (ttl {} entries), storage thread {:.0f}% of boots, slow fsyncs {:.0f}%, "
-             "crash keeps queued writes {:.0f}%, faults '{}', bug '{}'",
+             "crash keeps queued writes {:.0f}%, digest every {} entries, watermark every {} ticks, "
+             "faults '{}', bug '{}'",
              config.seed, options.slots, options.initial_voters, options.raft.heartbeat_ticks,
              options.raft.election_ticks, options.raft.pre_vote ? "on" : "off",
              options.raft.check_quorum ? "on" : "off", options.raft.max_append_entries,
@@ -148,7 +163,8 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
              options.node.max_pending_proposals, options.node.proposal_timeout_ms,
              options.node.max_sessions, options.node.session_ttl_entries,
              options.disk_thread_chance * 100, options.slow_fsync_chance * 100,
-             options.crash_keeps_writes_chance * 100, profile->name, bug_name(config.bug));
+             options.crash_keeps_writes_chance * 100, options.digest_interval,
+             options.watermark_ticks, profile->name, bug_name(config.bug));
 
   InvariantChecker checker;
   SimCluster cluster(options, master.fork(), checker, trace);
@@ -164,7 +180,11 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
       cluster.check_all_logs();
     }
   }
+  // The run ended with a calm tail: the leader's downstream must now be complete.
+  if (checker.ok() && result.steps_run == config.steps) cluster.check_egress_complete();
   result.violations = checker.violations();
+  result.outputs_delivered = cluster.downstream().delivered();
+  result.digests_compared = cluster.downstream().checkpoints_compared();
   result.cluster_state = cluster.describe_nodes();
   result.entries_read_back = cluster.stats().entries_read_back;
   result.silence_notices = cluster.stats().silence_notices;
@@ -180,13 +200,16 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
       "(after vote {}, after commit {}) | partitions {} | membership {} | transfers {} | "
       "compactions {} snapshots installed {} | read back from disk {} | liveness checks {} "
       "(slowest {} ticks) | messages {} lost {} cut {} dup {} | silence notices {} | "
-      "fsyncs slow {}, writes kept at a crash {}",
+      "fsyncs slow {}, writes kept at a crash {} | outputs delivered {} (again {}), "
+      "downstream complete through {}, digests compared {}",
       cs.leaders_elected, checker.known_commit().value(), ss.proposals, ss.session_retries,
       cs.acknowledged, cst.proposals_failed, cs.reads_confirmed, ss.reads, ss.crashes,
       ss.crashes_after_vote, ss.crashes_after_commit, ss.partitions, ss.membership_changes,
       ss.transfers, cst.compactions, cs.snapshots_installed, cst.entries_read_back,
       ss.liveness_checks, ss.max_recovery_ticks, ns.sent, ns.lost, ns.cut, ns.duplicated,
-      cst.silence_notices, cst.slow_fsyncs, cst.writes_kept);
+      cst.silence_notices, cst.slow_fsyncs, cst.writes_kept, cluster.downstream().delivered(),
+      cluster.downstream().redelivered(), cluster.downstream().acknowledged().value(),
+      cluster.downstream().checkpoints_compared());
   return result;
 }
 

@@ -27,9 +27,12 @@ enum class Bug : std::uint8_t {
   AckBeforeDurable,           ///< runtime: claims a write durable when it is only queued
   SkipSessionCheck,           ///< runtime: appends a session retry again
   ForgetSessionsOnSnapshot,   ///< runtime: keeps its old session table over a snapshot
+  EmitFromFollower,           ///< apply: every node's outputs leave, leader or not
+  SkipReemit,                 ///< apply: a new leader does not re-emit above the watermark
 };
 [[nodiscard]] core::TestingBug core_bug(Bug bug) noexcept;
 [[nodiscard]] node::ReplicaBug replica_bug(Bug bug) noexcept;
+[[nodiscard]] node::ApplyBug apply_bug(Bug bug) noexcept;
 
 struct SimConfig {
   std::uint64_t seed = 1;
@@ -52,6 +55,8 @@ struct SimResult {
   std::uint64_t silence_notices = 0;    ///< followers told their leader's link went silent
   std::uint64_t compactions = 0;        ///< log compactions the replicas made
   std::uint64_t session_retries = 0;    ///< session commands the clients sent again
+  std::uint64_t outputs_delivered = 0;  ///< outputs the leaders' sinks delivered downstream
+  std::uint64_t digests_compared = 0;   ///< digest checkpoints compared across nodes
   [[nodiscard]] bool ok() const noexcept { return violations.empty(); }
 };
 
