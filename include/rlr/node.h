@@ -115,6 +115,12 @@ struct NodeOptions {
   /// bench/README.md, 1.07-1.17M vs 0.94-0.96M entries/s (64 B, 3 nodes in one process),
   /// for two more thread hand-offs per commit (p50 commit latency +4%, p99 more).
   bool persist_thread = false;
+  /// Checks the runtime's and the Raft core's invariants after every step (applied <=
+  /// commit, queues within their bounds, one thread in the runtime at a time, and the
+  /// core's own) and aborts the process on a violation: a violated invariant means the
+  /// state is already wrong. For tests and soak runs; off, each check point costs one
+  /// branch.
+  bool check_invariants = false;
 };
 
 /// A stream of committed entries in log order, from a chosen index, without gaps.

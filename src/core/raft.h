@@ -117,6 +117,7 @@ class Raft {
   [[nodiscard]] LogIndex persisted_index() const noexcept { return persisted_; }
   [[nodiscard]] const RaftLog& log() const noexcept { return log_; }
   [[nodiscard]] const Configuration& config() const noexcept { return config_; }
+  [[nodiscard]] const RaftOptions& options() const noexcept { return options_; }
   /// Index of the entry that set config() (the snapshot index when none did).
   [[nodiscard]] LogIndex config_index() const noexcept { return config_index_; }
   [[nodiscard]] NodeId transfer_target() const noexcept { return transfer_target_; }

@@ -1,11 +1,13 @@
 #include "node/replica.h"
-#include "core/entry_payloads.h"
 
 #include <algorithm>
 #include <limits>
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "core/entry_payloads.h"
+#include "util/invariant.h"
 
 namespace rlr::node {
 namespace {
@@ -49,6 +51,7 @@ core::RaftOptions raft_options_for(const NodeOptions& options) {
   ro.max_inflight_appends = options.max_inflight_appends;
   ro.max_memory_entries = options.memory_log_entries;
   ro.max_memory_bytes = options.memory_log_bytes;
+  ro.check_invariants = options.check_invariants;
   return ro;
 }
 
@@ -92,7 +95,46 @@ Replica::Replica(Key /*key*/, const NodeOptions& options, ReplicaParts parts,
       raft_(std::move(raft)),
       applied_(raft_.commit_index()),
       persisted_hard_state_{raft_.term(), raft_.voted_for(), raft_.commit_index()},
-      sessions_(options_.session_ttl_entries, options_.max_sessions) {}
+      sessions_(options_.session_ttl_entries, options_.max_sessions),
+      checking_(raft_.options().check_invariants) {}
+
+/// Brackets every input. With invariant checks on, it asserts that no other input is
+/// running (one thread at a time owns the replica, and inputs do not nest), and checks
+/// the replica's invariants once the input is handled.
+class Replica::Turn {
+ public:
+  explicit Turn(Replica& r) : r_(r) {
+    if (!r_.checking_) return;
+    RLR_INVARIANT(!r_.in_turn_.exchange(true, std::memory_order_acquire),
+                  "a Replica input ran while another was running (two threads, or nested)");
+  }
+  ~Turn() {
+    if (!r_.checking_) return;
+    r_.check_invariants();
+    r_.in_turn_.store(false, std::memory_order_release);
+  }
+  Turn(const Turn&) = delete;
+  Turn& operator=(const Turn&) = delete;
+
+ private:
+  Replica& r_;
+};
+
+void Replica::check_invariants() const {
+  RLR_INVARIANT(applied_ <= raft_.commit_index(), "handed out an entry beyond the commit index");
+  RLR_INVARIANT(persisted_hard_state_.term <= raft_.term(), "wrote a term the core has not reached");
+  RLR_INVARIANT(waiters_.pending_proposals() <= options_.max_pending_proposals,
+                "more proposals pending than max_pending_proposals");
+  RLR_INVARIANT(waiters_.reads.size() <= options_.max_pending_proposals,
+                "more reads pending than max_pending_proposals");
+  for (const auto& [key, index] : inflight_sessions_) {
+    RLR_INVARIANT(index > applied_, "a committed session command is still in flight");
+  }
+  if (failed_) {
+    RLR_INVARIANT(waiters_.pending_proposals() == 0 && inflight_sessions_.empty(),
+                  "a failed replica still holds waiters");
+  }
+}
 
 Replica::~Replica() = default;
 
@@ -132,6 +174,7 @@ Status Replica::restore_sessions() {
 // ---- inputs -------------------------------------------------------------------------
 
 void Replica::step(const core::Message& m) {
+  const Turn turn(*this);
   if (failed_) return;
   if (Status s = raft_.step(m); !s) {
     observer_.warn(fmt::format("dropped message: {}", s.to_string()));
@@ -139,11 +182,13 @@ void Replica::step(const core::Message& m) {
 }
 
 void Replica::peer_lost(NodeId peer) {
+  const Turn turn(*this);
   if (failed_) return;
   raft_.peer_disconnected(peer);
 }
 
 void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
+  const Turn turn(*this);
   now_ = std::max(now_, now);
   std::vector<Bytes>& commands = prop_commands_;
   std::vector<EntryKind>& kinds = prop_kinds_;
@@ -228,17 +273,24 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
 }
 
 void Replica::tick(Clock::time_point now) {
+  const Turn turn(*this);
   now_ = std::max(now_, now);
   if (!failed_) raft_.tick();
   waiters_.expire(now, completions_);
 }
 
 void Replica::persisted(std::span<const core::PersistMark> marks) {
+  const Turn turn(*this);
   if (failed_) return;
   for (const core::PersistMark& m : marks) raft_.ack_persisted(m);
 }
 
 void Replica::storage_failed(const Status& why) {
+  const Turn turn(*this);
+  fail(why);
+}
+
+void Replica::fail(const Status& why) {
   if (failed_) return;
   observer_.warn(fmt::format("storage failed, node stops participating: {}", why.to_string()));
   failed_ = true;
@@ -247,6 +299,7 @@ void Replica::storage_failed(const Status& why) {
 }
 
 void Replica::read_index(Clock::time_point deadline, ReadCallback done) {
+  const Turn turn(*this);
   if (waiters_.reads.size() >= options_.max_pending_proposals) {
     done(Status{ErrorCode::Busy, "too many reads pending"});
     return;
@@ -260,6 +313,7 @@ void Replica::read_index(Clock::time_point deadline, ReadCallback done) {
 }
 
 void Replica::change(const ChangeOp& op, Clock::time_point deadline, StatusCallback done) {
+  const Turn turn(*this);
   if (waiters_.pending_proposals() >= options_.max_pending_proposals) {
     done(Status{ErrorCode::Busy, "too many proposals pending"});
     return;
@@ -284,6 +338,7 @@ void Replica::change(const ChangeOp& op, Clock::time_point deadline, StatusCallb
 }
 
 void Replica::transfer(NodeId to, Clock::time_point deadline, StatusCallback done) {
+  const Turn turn(*this);
   if (Status s = raft_.transfer_leadership(to); !s) {
     done(s);
     return;
@@ -296,6 +351,7 @@ void Replica::transfer(NodeId to, Clock::time_point deadline, StatusCallback don
 }
 
 void Replica::shutdown(const Status& why) {
+  const Turn turn(*this);
   waiters_.fail_all(why, completions_);
   inflight_sessions_.clear();
 }
@@ -303,6 +359,7 @@ void Replica::shutdown(const Status& why) {
 // ---- the Ready loop -------------------------------------------------------------------
 
 void Replica::process_ready() {
+  const Turn turn(*this);
   if (raft_.log_read_failures() != log_read_failures_seen_) report_log_read_failures(now_);
   for (int n = 0; n < kMaxReadysPerCall && !failed_ && raft_.has_ready(); ++n) {
     core::Ready rd = raft_.ready();
@@ -324,7 +381,13 @@ void Replica::report_log_read_failures(Clock::time_point now) {
 void Replica::handle_ready(core::Ready& rd) {
   if (rd.soft_state) {
     const bool leader = rd.soft_state->role == Role::Leader;
-    if (leader_ && !leader) waiters_.release_proposals(completions_);
+    if (leader_ && !leader) {
+      waiters_.release_proposals(completions_);
+      // Its entries of the lost term may be replaced: a retry of one of these commands,
+      // once this node leads again, is appended anew (the session table answers it if
+      // the old entry did commit after all).
+      inflight_sessions_.clear();
+    }
     leader_ = leader;
     observer_.on_soft_state(*rd.soft_state);
   }
@@ -379,7 +442,7 @@ void Replica::persist_here(core::Ready& rd, bool must_write) {
     req.entries = rd.entries;
     req.hard_state = hard_state_to_write(rd);
     if (Status s = storage_.persist(req); !s) {
-      storage_failed(s);
+      fail(s);
       return;
     }
   }
@@ -388,7 +451,7 @@ void Replica::persist_here(core::Ready& rd, bool must_write) {
     // applied here, and a retry of one must still find its original entry.
     SessionTable installed(options_.session_ttl_entries, options_.max_sessions);
     if (Status s = installed.decode(rd.snapshot->data.span()); !s) {
-      storage_failed(Status{ErrorCode::Corruption,
+      fail(Status{ErrorCode::Corruption,
                             fmt::format("the snapshot at index {} carries a malformed session "
                                         "table: {}",
                                         rd.snapshot->index.value(), s.to_string())});

@@ -15,6 +15,7 @@
 // thread in a node); the injected interfaces are called from inside those calls.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -181,6 +182,11 @@ class Replica {
   void update_peers();
   void maybe_compact();
   void report_log_read_failures(Clock::time_point now);
+  /// Stops taking part after a storage failure (storage_failed(), inside a turn).
+  void fail(const Status& why);
+  class Turn;
+  /// The replica's invariants (RLR_INVARIANT), checked after each input when on.
+  void check_invariants() const;
 
   const NodeOptions options_;
   storage::Storage& storage_;
@@ -216,6 +222,8 @@ class Replica {
   std::map<SessionKey, std::size_t> batch_sessions_;
   /// Repeats within that batch, each with the position of its first copy.
   std::vector<std::pair<Proposal*, std::size_t>> batch_repeats_;
+  const bool checking_;                ///< RaftOptions::check_invariants
+  std::atomic<bool> in_turn_{false};   ///< an input is running (checked when checking_)
 };
 
 }  // namespace rlr::node

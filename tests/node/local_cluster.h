@@ -38,6 +38,7 @@ class LocalCluster {
     o.heartbeat_ticks = 2;
     o.proposal_timeout_ms = 3000;
     o.compact_after_entries = 0;
+    o.check_invariants = true;
     if (tweak_) tweak_(o);
     if (founder) {
       for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, "127.0.0.1", static_cast<std::uint16_t>(9000 + f.value())});

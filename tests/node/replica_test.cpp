@@ -53,6 +53,7 @@ struct Harness {
     config.voters = {NodeId{1}, NodeId{2}};
     store = std::make_unique<storage::MemoryStorage>(storage::Identity{"test", NodeId{1}}, config);
     options.id = NodeId{1};
+    options.check_invariants = true;
     core::RaftOptions ro = raft_options_for(options);
     ro.random_seed = 7;
     auto r = Replica::open(options, ro, ReplicaParts{*store, transport, observer, nullptr});
@@ -287,6 +288,48 @@ TEST_CASE("losing leadership answers waiting proposals and session retries at on
   REQUIRE(results.size() == 2);
   for (const auto& r : results) CHECK(r.status().code() == ErrorCode::Timeout);
   CHECK(h.replica->waiters().pending_proposals() == 0);
+}
+
+TEST_CASE("a session command whose entry another leader replaced is appended again on its "
+          "retry, once this node leads again",
+          "[replica][sessions]") {
+  Harness h;
+  h.elect();
+  h.transport.sent.clear();  // node 2 goes quiet: nothing commits
+  std::vector<Result<ProposeResult>> results;
+  std::vector<Proposal> batch;
+  batch.push_back(session_proposal(7, 1, results));
+  h.replica->propose(batch, h.now);
+  h.replica->process_ready();
+  const LogIndex lost = h.replica->core().log().last_index();
+  const Term before = h.replica->core().log().term_at(lost.prev()).value();
+  // Node 2 leads the next term, replaces that entry with its own no-op, and commits it.
+  core::Message append;
+  append.type = core::MessageType::Append;
+  append.from = NodeId{2};
+  append.to = NodeId{1};
+  append.term = h.replica->core().term().next();
+  append.log_index = lost.prev();
+  append.log_term = before;
+  append.entries.push_back(Entry{lost, append.term, EntryKind::Noop, core::encode_noop(NodeId{2})});
+  append.commit = lost;
+  h.replica->step(append);
+  h.replica->process_ready();
+  h.complete();
+  REQUIRE(h.replica->applied() == lost);
+  REQUIRE(session_copies(h.observer.committed, 7, 1) == 0);
+  // Node 1 leads again; the client's retry must be appended and commit.
+  h.transport.sent.clear();
+  h.elect();
+  batch.push_back(session_proposal(7, 1, results));
+  h.replica->propose(batch, h.now);
+  h.replica->process_ready();
+  for (int i = 0; i < 5; ++i) h.answer_peer();
+  h.complete();
+  CHECK(session_copies(h.observer.committed, 7, 1) == 1);
+  REQUIRE(results.size() == 2);  // the first answer: leadership lost
+  REQUIRE(results[1].is_ok());
+  CHECK(results[1].value().index > lost);
 }
 
 }  // namespace

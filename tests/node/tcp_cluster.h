@@ -68,6 +68,7 @@ class TcpCluster {
     o.data_dir = (dir_.path() / fmt::format("n{}", id.value())).string();
     o.auth_token = token_;
     o.tick_ms = 10;
+    o.check_invariants = true;
     o.election_ticks = 15;
     o.heartbeat_ticks = 3;
     o.compact_after_entries = compact_after_;

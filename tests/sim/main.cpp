@@ -1,6 +1,7 @@
 // rlr-sim: the deterministic simulation of a librlr cluster, from the command line.
 #include <atomic>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -9,12 +10,33 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "demo.h"
 #include "simulation.h"
 
 namespace {
+
+/// The seed the thread is running, for the abort report below.
+thread_local std::uint64_t t_running_seed = 0;
+
+/// An RLR_INVARIANT in the runtime aborts the process: name the seed that got there, so
+/// a multi-seed run says what to replay. Runs on the aborting thread; writes with
+/// write(2) only.
+extern "C" void report_seed_on_abort(int /*signal*/) {
+  char buf[96] = "rlr-sim: aborted while running seed ";
+  std::size_t n = std::char_traits<char>::length(buf);
+  const auto r = std::to_chars(buf + n, buf + sizeof buf - 48, t_running_seed);
+  n = static_cast<std::size_t>(r.ptr - buf);
+  const char tail[] = " (replay it with --seed and --verbose)\n";
+  for (const char c : tail) {
+    if (c != '\0') buf[n++] = c;
+  }
+  (void)!::write(2, buf, n);
+  std::signal(SIGABRT, SIG_DFL);
+}
 
 using rlr::sim::SimConfig;
 using rlr::sim::SimResult;
@@ -186,12 +208,14 @@ int main(int argc, char** argv) {
     return violations == 0 ? 0 : 1;
   }
 
+  std::signal(SIGABRT, report_seed_on_abort);
   const std::uint64_t count = args.seed_last - args.seed_first + 1;
   const bool single = count == 1;
   std::vector<SimResult> results(count);
   const auto run_one = [&](std::uint64_t k) {
     SimConfig config = args.base;
     config.seed = args.seed_first + k;
+    t_running_seed = config.seed;
     rlr::sim::Trace trace(single && args.verbose ? rlr::sim::TraceLevel::Verbose
                                                  : rlr::sim::TraceLevel::Quiet,
                           stdout);
