@@ -196,11 +196,14 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
   commands.clear();
   kinds.clear();
   accepted.clear();
-  batch_sessions_.clear();
   batch_repeats_.clear();
   const auto deadline = now + std::chrono::milliseconds(options_.proposal_timeout_ms);
   const std::size_t limit = options_.max_pending_proposals;
   const bool check_sessions = bug_ != ReplicaBug::SkipSessionCheck;
+  // An accepted batch is appended as consecutive entries from here: a session command
+  // is recorded in flight at its index as it is accepted, so a repeat later in the same
+  // batch finds it like one already in the log.
+  const LogIndex first = raft_.log().last_index().next();
   for (auto& p : props) {
     if (failed_) {
       Waiters::complete(completions_, p.done,
@@ -224,16 +227,16 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
           continue;
         }
         if (auto it = inflight_sessions_.find(key); it != inflight_sessions_.end()) {
-          // Already in the log, not yet committed: wait for that entry.
-          waiters_.sessions.emplace(it->second, Waiters::Session{key, std::move(p.done), deadline});
-          continue;
-        }
-        if (auto [it, fresh] = batch_sessions_.emplace(key, accepted.size()); !fresh) {
-          // Twice in this batch: wait for the first copy's entry.
-          batch_repeats_.emplace_back(&p, it->second);
+          if (it->second >= first) {
+            batch_repeats_.emplace_back(&p, it->second);  // its first copy is in this batch
+          } else {
+            // Already in the log, not yet committed: wait for that entry.
+            waiters_.sessions.emplace(it->second, Waiters::Session{key, std::move(p.done), deadline});
+          }
           continue;
         }
       }
+      inflight_sessions_[key] = first.plus(accepted.size());
       commands.push_back(core::encode_session_command(key.first, key.second, p.command));
     } else {
       commands.push_back(std::move(p.command));
@@ -246,24 +249,25 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
     commands.clear();  // drop the payload references now; the log holds its own
     if (!r) {
       const Status s = r.status();
-      for (Proposal* p : accepted) Waiters::complete(completions_, p->done, s);
-      for (auto& [p, first] : batch_repeats_) Waiters::complete(completions_, p->done, s);
-    } else {
-      // One batch, consecutive indexes: the first got last - n + 1.
-      const LogIndex base{r.value().index.value() - accepted.size() + 1};
-      LogIndex index = base;
       for (Proposal* p : accepted) {
         if (p->kind == EntryKind::Session) {
-          inflight_sessions_[{p->session.client_id, p->session.sequence}] = index;
+          inflight_sessions_.erase({p->session.client_id, p->session.sequence});
         }
+        Waiters::complete(completions_, p->done, s);
+      }
+      for (auto& [p, index] : batch_repeats_) Waiters::complete(completions_, p->done, s);
+    } else {
+      RLR_INVARIANT(r.value().index.value() + 1 == first.value() + accepted.size(),
+                    "a proposed batch was not appended right after the last entry");
+      LogIndex index = first;
+      for (Proposal* p : accepted) {
         waiters_.proposals.push_back(
             Waiters::Proposal{core::EntryId{index, r.value().term}, std::move(p->done), deadline, false});
         index = index.next();
       }
-      for (auto& [p, first] : batch_repeats_) {
-        waiters_.sessions.emplace(base.plus(first),
-                                  Waiters::Session{{p->session.client_id, p->session.sequence},
-                                                   std::move(p->done), deadline});
+      for (auto& [p, at] : batch_repeats_) {
+        waiters_.sessions.emplace(at, Waiters::Session{{p->session.client_id, p->session.sequence},
+                                                       std::move(p->done), deadline});
       }
     }
   }

@@ -218,10 +218,9 @@ class Replica {
   std::vector<Bytes> prop_commands_;
   std::vector<EntryKind> prop_kinds_;
   std::vector<Proposal*> prop_accepted_;
-  /// Session commands of the batch being proposed: key -> position in prop_accepted_.
-  std::map<SessionKey, std::size_t> batch_sessions_;
-  /// Repeats within that batch, each with the position of its first copy.
-  std::vector<std::pair<Proposal*, std::size_t>> batch_repeats_;
+  /// Session commands repeated within the batch being proposed, each with the index its
+  /// first copy gets.
+  std::vector<std::pair<Proposal*, LogIndex>> batch_repeats_;
   const bool checking_;                ///< RaftOptions::check_invariants
   std::atomic<bool> in_turn_{false};   ///< an input is running (checked when checking_)
 };
