@@ -1,16 +1,16 @@
 #include "node/node_impl.h"
 
-#include "node/apply_engine.h"
-#include "util/thread_name.h"
-
 #include <algorithm>
 #include <cstdio>
-#include <utility>
 #include <future>
 #include <limits>
 #include <random>
+#include <utility>
 
 #include <fmt/format.h>
+
+#include "node/apply_engine.h"
+#include "util/thread_name.h"
 
 namespace rlr::node {
 
@@ -166,22 +166,19 @@ void NodeImpl::peer_lost(NodeId peer) {
 }
 
 void NodeImpl::post(std::function<void()> task) const {
-  bool wake = false;
-  {
-    std::lock_guard lock(in_mu_);
-    if (stopping_) return;
-    in_tasks_.push_back(std::move(task));
-    wake = std::exchange(raft_waiting_, false);
-  }
-  if (wake) in_cv_.notify_one();
+  (void)queue_task(std::move(task), std::numeric_limits<std::size_t>::max());
 }
 
 Status NodeImpl::post_request(std::function<void()> task) const {
+  return queue_task(std::move(task), kMaxQueuedRequests);
+}
+
+Status NodeImpl::queue_task(std::function<void()> task, std::size_t bound) const {
   bool wake = false;
   {
     std::lock_guard lock(in_mu_);
     if (stopping_) return Status{ErrorCode::ShuttingDown, "node is stopping"};
-    if (in_tasks_.size() >= kMaxQueuedRequests) {
+    if (in_tasks_.size() >= bound) {
       return Status{ErrorCode::Busy, "too many requests queued for the raft thread"};
     }
     in_tasks_.push_back(std::move(task));

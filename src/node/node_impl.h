@@ -138,6 +138,8 @@ class NodeImpl final : public Node,
   /// Runs a caller's request on the raft thread: ShuttingDown when the node is stopping,
   /// Busy when kMaxQueuedRequests wait already (the task is dropped then).
   [[nodiscard]] Status post_request(std::function<void()> task) const;
+  /// Both: queues `task` unless the node is stopping or `bound` tasks wait already.
+  [[nodiscard]] Status queue_task(std::function<void()> task, std::size_t bound) const;
   void run();
   /// Runs or hands off the completions of this turn.
   void flush_completions();

@@ -515,33 +515,30 @@ void SimCluster::propose(NodeId id, std::vector<SimProposal> batch) {
   after_input(n);
 }
 
-Status SimCluster::change(NodeId id, const node::Replica::ChangeOp& op, std::string what) {
+Status SimCluster::request(NodeId id, std::string what,
+                           const std::function<void(node::Replica&, node::StatusCallback)>& call) {
   SimNode& n = *find(id);
-  // A refusal is answered inside the call; the outcome of an accepted change comes later.
+  // A refusal is answered inside the call; the outcome of an accepted request comes later.
   auto outcome = std::make_shared<std::optional<Status>>();
-  n.replica->change(op, clock() + std::chrono::milliseconds(kRequestTimeoutTicks),
-                    [this, outcome, id, what](Status s) {
-                      if (!outcome->has_value()) *outcome = s;
-                      trace_.line(TraceLevel::Verbose, now_tick_, "n{} membership change ({}): {}",
-                                  id.value(), what, s.to_string());
-                    });
+  call(*n.replica, [this, outcome, id, what = std::move(what)](Status s) {
+    if (!outcome->has_value()) *outcome = s;
+    trace_.line(TraceLevel::Verbose, now_tick_, "n{} {}: {}", id.value(), what, s.to_string());
+  });
   const Status refused = outcome->value_or(Status::ok());
   after_input(n);
   return refused;
 }
 
+Status SimCluster::change(NodeId id, const node::Replica::ChangeOp& op, std::string what) {
+  const auto deadline = clock() + std::chrono::milliseconds(kRequestTimeoutTicks);
+  return request(id, fmt::format("membership change ({})", what),
+                 [&](node::Replica& r, node::StatusCallback done) { r.change(op, deadline, std::move(done)); });
+}
+
 Status SimCluster::transfer(NodeId id, NodeId to) {
-  SimNode& n = *find(id);
-  auto outcome = std::make_shared<std::optional<Status>>();
-  n.replica->transfer(to, clock() + std::chrono::milliseconds(kRequestTimeoutTicks),
-                      [this, outcome, id, to](Status s) {
-                        if (!outcome->has_value()) *outcome = s;
-                        trace_.line(TraceLevel::Verbose, now_tick_, "n{} transfer to {}: {}",
-                                    id.value(), to.value(), s.to_string());
-                      });
-  const Status refused = outcome->value_or(Status::ok());
-  after_input(n);
-  return refused;
+  const auto deadline = clock() + std::chrono::milliseconds(kRequestTimeoutTicks);
+  return request(id, fmt::format("transfer to {}", to.value()),
+                 [&](node::Replica& r, node::StatusCallback done) { r.transfer(to, deadline, std::move(done)); });
 }
 
 void SimCluster::read_index(NodeId id, std::uint64_t request_id) {

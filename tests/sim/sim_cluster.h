@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <memory>
@@ -163,6 +164,10 @@ class SimCluster {
   void on_entries_written(SimNode& n, std::span<const Entry> entries);
   void on_drain(SimNode& n);
 
+  /// A request to node `id`'s replica that answers through a StatusCallback (`what`
+  /// names it in the trace); the error when it is refused at once.
+  Status request(NodeId id, std::string what,
+                 const std::function<void(node::Replica&, node::StatusCallback)>& call);
   void deliver(const core::Message& m);
   void complete_due_writes();
   void complete_write(SimNode& n, bool deferred);
