@@ -99,6 +99,10 @@ struct Harness {
     REQUIRE(replica->core().role() == Role::Leader);
   }
 
+  /// Proposes one session command alone, as leader, and handles what became ready.
+  void propose_session(std::uint64_t client, std::uint64_t sequence,
+                       std::vector<Result<ProposeResult>>& results);
+
   /// Runs the completions produced so far.
   void complete() {
     std::vector<Completion> done = std::move(replica->completions());
@@ -119,6 +123,14 @@ Proposal session_proposal(std::uint64_t client, std::uint64_t sequence,
   return Proposal{Bytes::copy_of("order"),
                   [&results](Result<ProposeResult> r) { results.push_back(std::move(r)); },
                   EntryKind::Session, ClientSession{client, sequence}};
+}
+
+void Harness::propose_session(std::uint64_t client, std::uint64_t sequence,
+                              std::vector<Result<ProposeResult>>& results) {
+  std::vector<Proposal> batch;
+  batch.push_back(session_proposal(client, sequence, results));
+  replica->propose(batch, now);
+  replica->process_ready();
 }
 
 std::size_t session_copies(const std::vector<Entry>& log, std::uint64_t client, std::uint64_t sequence) {
@@ -255,25 +267,14 @@ TEST_CASE("waiters time out at their deadline and a stop answers the rest", "[re
   CHECK(h.replica->waiters().size() == 0);
 }
 
-}  // namespace
-}  // namespace rlr::node
-
-namespace rlr::node {
-namespace {
-
 TEST_CASE("losing leadership answers waiting proposals and session retries at once",
           "[replica][waiters]") {
   Harness h;
   h.elect();
   h.transport.sent.clear();  // node 2 goes quiet: nothing commits
   std::vector<Result<ProposeResult>> results;
-  std::vector<Proposal> batch;
-  batch.push_back(session_proposal(5, 1, results));
-  h.replica->propose(batch, h.now);
-  h.replica->process_ready();
-  batch.push_back(session_proposal(5, 1, results));  // the client's retry waits for it
-  h.replica->propose(batch, h.now);
-  h.replica->process_ready();
+  h.propose_session(5, 1, results);
+  h.propose_session(5, 1, results);  // the client's retry waits for it
   REQUIRE(h.replica->waiters().pending_proposals() == 2);
   // Node 2 leads a later term: node 1 hears its heartbeat and steps down.
   core::Message heartbeat;
@@ -297,10 +298,7 @@ TEST_CASE("a session command whose entry another leader replaced is appended aga
   h.elect();
   h.transport.sent.clear();  // node 2 goes quiet: nothing commits
   std::vector<Result<ProposeResult>> results;
-  std::vector<Proposal> batch;
-  batch.push_back(session_proposal(7, 1, results));
-  h.replica->propose(batch, h.now);
-  h.replica->process_ready();
+  h.propose_session(7, 1, results);
   const LogIndex lost = h.replica->core().log().last_index();
   const Term before = h.replica->core().log().term_at(lost.prev()).value();
   // Node 2 leads the next term, replaces that entry with its own no-op, and commits it.
@@ -321,9 +319,7 @@ TEST_CASE("a session command whose entry another leader replaced is appended aga
   // Node 1 leads again; the client's retry must be appended and commit.
   h.transport.sent.clear();
   h.elect();
-  batch.push_back(session_proposal(7, 1, results));
-  h.replica->propose(batch, h.now);
-  h.replica->process_ready();
+  h.propose_session(7, 1, results);
   for (int i = 0; i < 5; ++i) h.answer_peer();
   h.complete();
   CHECK(session_copies(h.observer.committed, 7, 1) == 1);
