@@ -75,7 +75,10 @@ struct NodeOptions {
   std::size_t max_append_entries = 4096;
   std::size_t max_append_bytes = 1U << 20;
   std::size_t max_inflight_appends = 64;
-  std::size_t max_pending_proposals = 65536;  ///< beyond: propose fails with Busy
+  /// Proposals accepted and not yet answered (waiting to commit, or committed with their
+  /// callback still queued for the completion thread); beyond: propose fails with Busy.
+  /// Also the bound on pending reads and on pending membership changes, each.
+  std::size_t max_pending_proposals = 65536;
   std::size_t subscriber_buffer_entries = 65536;
   std::size_t snapshot_chunk_bytes = 1U << 20;
   std::uint64_t compact_after_entries = 1'000'000;  ///< 0: never compact automatically

@@ -19,6 +19,7 @@ void Executor::post(std::function<void()> f) {
   {
     std::lock_guard lock(mu_);
     queue_.push_back(Completion{{}, ProposeResult{}, std::move(f)});
+    backlog_.fetch_add(1, std::memory_order_relaxed);
     wake = std::exchange(idle_, false);
   }
   if (wake) cv_.notify_one();
@@ -29,6 +30,7 @@ void Executor::post_batch(std::vector<Completion>& batch) {
   bool wake = false;
   {
     std::lock_guard lock(mu_);
+    backlog_.fetch_add(batch.size(), std::memory_order_relaxed);
     if (queue_.empty()) {
       queue_.swap(batch);  // the executor's spent vector comes back: capacity is reused
     } else {
@@ -63,6 +65,7 @@ void Executor::run() {
     batch.swap(queue_);
     lock.unlock();
     for (auto& c : batch) c.run();
+    backlog_.fetch_sub(batch.size(), std::memory_order_relaxed);
     batch.clear();
     lock.lock();
   }

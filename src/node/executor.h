@@ -1,6 +1,7 @@
 // The completion thread (private): runs user callbacks in order, off the raft thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -29,10 +30,10 @@ struct Completion {
 
 /// Runs completions in order on one thread, named `thread_name` (15 bytes at most).
 ///
-/// The queue has no bound of its own: what reaches it is bounded by its producers (one
-/// batch per raft turn, whose size is bounded by NodeOptions::max_pending_proposals and
-/// the waiter bounds of the replica), and the thread takes the whole queue each time it
-/// wakes. Thread-safe.
+/// The queue never refuses a completion (each callback runs exactly once); its producers
+/// bound it instead: a node counts backlog() with its pending proposals against
+/// NodeOptions::max_pending_proposals, so callbacks slower than commits turn new
+/// proposals away with Busy rather than grow this queue. Thread-safe.
 class Executor {
  public:
   explicit Executor(const char* thread_name);
@@ -45,6 +46,8 @@ class Executor {
   /// Runs what is queued, then stops. From a completion itself it only asks the thread to
   /// end (it cannot join itself); the destructor, on another thread, completes it.
   void shutdown();
+  /// Completions queued or running, not yet finished (relaxed: a hint for admission).
+  [[nodiscard]] std::size_t backlog() const { return backlog_.load(std::memory_order_relaxed); }
   /// True on the executor's own thread (inside a completion).
   [[nodiscard]] bool on_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
@@ -55,6 +58,7 @@ class Executor {
   std::vector<Completion> queue_;
   bool stop_ = false;
   bool idle_ = false;  ///< the thread waits on cv_ (guarded by mu_): only then notify
+  std::atomic<std::size_t> backlog_{0};
   std::thread thread_;
 };
 

@@ -212,7 +212,8 @@ void NodeImpl::enqueue(Proposal p) {
     std::lock_guard lock(in_mu_);
     if (stopping_) {
       refused = Status{ErrorCode::ShuttingDown, "node is stopping"};
-    } else if (in_props_.size() + pending_proposals_.load(std::memory_order_relaxed) >=
+    } else if (in_props_.size() + pending_proposals_.load(std::memory_order_relaxed) +
+                   executor_.backlog() >=
                options_.max_pending_proposals) {
       refused = Status{ErrorCode::Busy, "too many proposals pending"};
     } else {

@@ -291,3 +291,35 @@ TEST_CASE("node: with a small memory log, a follower far behind catches up from 
   REQUIRE(again.is_ok());
   CHECK(again.value().index == original.value().index);
 }
+
+TEST_CASE("node: callbacks slower than commits turn new proposals away with Busy, and every "
+          "callback still runs once",
+          "[node][bounds]") {
+  constexpr std::size_t kBound = 8;
+  LocalCluster c(3, [](NodeOptions& o) { o.max_pending_proposals = kBound; });
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  Node& n = c.node(leader);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> answered{0};
+  std::atomic<int> busy{0};
+  // The first callback holds the completion thread: later answers queue behind it.
+  n.propose(Bytes::copy_of("hold"), [&, released](Result<ProposeResult>) {
+    released.wait();
+    ++answered;
+  });
+  constexpr int kMore = 40;
+  for (int i = 0; i < kMore; ++i) {
+    n.propose(Bytes::copy_of(fmt::format("p{}", i)), [&](Result<ProposeResult> r) {
+      if (!r.is_ok() && r.status().code() == ErrorCode::Busy) ++busy;
+      ++answered;
+    });
+    std::this_thread::sleep_for(2ms);  // let each one commit and queue its answer
+  }
+  // At most kBound proposals wait, committed or not, while the thread is held.
+  CHECK(busy.load() >= kMore - static_cast<int>(kBound));
+  release.set_value();
+  for (int i = 0; i < 500 && answered.load() < kMore + 1; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(answered.load() == kMore + 1);
+}
