@@ -87,7 +87,8 @@ options:
   --help          this text
 
 modes:
-  CI (ctest sim-ci):  rlr-sim --seeds 1-500 --steps 10000
+  CI (ctest sim-*):   rlr-sim --seeds 1-500 --steps 10000 --faults F --jobs 2, for every
+                      fault mix F
   long soak:          rlr-sim --seeds 1-20000 --steps 10000 --jobs 2
                       (not run by default; also with --faults elections, partitions
                       and figure8)

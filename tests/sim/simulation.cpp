@@ -97,9 +97,12 @@ ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
   o.raft.max_append_bytes = pick(rng, std::array<std::size_t, 3>{256, 4096, 1U << 20});
   o.raft.max_inflight_appends = pick(rng, std::array<std::size_t, 4>{1, 4, 64, 256});
   if (profile.max_append_entries != 0) o.raft.max_append_entries = profile.max_append_entries;
-  // One entry per append with one append in flight moves about an entry per round trip:
-  // too slow to clear a backlog within the liveness bound, whatever the core does.
-  if (o.raft.max_append_entries * o.raft.max_inflight_appends < 4) o.raft.max_inflight_appends = 4;
+  // Fewer than 16 entries per round trip (an entry per tick or so) cannot clear a
+  // follower's backlog of several hundred entries within the liveness bound, whatever the
+  // core does; a joint configuration that needs that follower would stall the cluster.
+  if (o.raft.max_append_entries * o.raft.max_inflight_appends < 16) {
+    o.raft.max_inflight_appends = (16 + o.raft.max_append_entries - 1) / o.raft.max_append_entries;
+  }
   o.raft.max_promote_lag = pick(rng, std::array<std::uint64_t, 2>{16, 1024});
   o.raft.pre_vote = rng.chance(0.85);
   o.raft.check_quorum = rng.chance(0.85);
