@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "node/apply_engine.h"
 
 namespace rlr::sim {
 
@@ -23,14 +22,14 @@ void Downstream::on_recorded(NodeId id, const Output& out) {
                               id.value(), out.key.index.value(), out.key.position));
     return;
   }
-  const std::uint64_t d = node::digest_output(0, out);
-  std::uint64_t& slot = a->recorded[out.key.position];
-  if (slot != 0 && slot != d) {
+  Bytes& slot = a->recorded[out.key.position];
+  if (slot.empty()) {
+    slot = out.payload;
+  } else if (slot != out.payload) {
     checker_.fail("state machines agree",
                   fmt::format("node {} recorded output {}/{} unlike the one another node recorded",
                               id.value(), out.key.index.value(), out.key.position));
   }
-  slot = d;
 }
 
 void Downstream::on_applied(NodeId id, LogIndex i, std::uint64_t state, std::uint32_t outputs) {
@@ -64,8 +63,8 @@ void Downstream::on_delivered(NodeId id, bool leads_now, const Output& out) {
     return;
   }
   Applied* a = at(out.key.index);
-  const std::uint64_t d = node::digest_output(0, out);
-  if (a == nullptr || out.key.position >= kMaxOutputs || a->recorded[out.key.position] != d) {
+  if (a == nullptr || out.key.position >= kMaxOutputs || a->recorded[out.key.position].empty() ||
+      a->recorded[out.key.position] != out.payload) {
     checker_.fail("one output per key",
                   fmt::format("node {} delivered output {}/{}, which no state machine recorded so",
                               id.value(), out.key.index.value(), out.key.position));

@@ -62,7 +62,8 @@ class Downstream {
     bool known = false;  ///< some node applied the index: state and outputs are set
     std::uint64_t state = 0;
     std::uint32_t outputs = 0;
-    std::array<std::uint64_t, kMaxOutputs> recorded{};  ///< output digests (0: none yet)
+    std::array<Bytes, kMaxOutputs> recorded{};  ///< the first recording's payloads (topics
+                                                ///< are all the same)
     std::array<bool, kMaxOutputs> received{};
   };
   Applied* at(LogIndex i);
