@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstdio>
 #include <deque>
 #include <optional>
 #include <random>
 #include <set>
+#include <type_traits>
+#include <variant>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -776,17 +779,10 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
     if (kind_ == Kind::Node) {
       if (item.header.type == FrameType::Ping && keepalive_) return true;  // hearing it is the point
       if (item.header.type == FrameType::Raft) {
-        auto m = wire::decode_raft(item.payload);
-        if (!m) return reject("bad raft message: " + m.status().to_string());
-        if (m.value().from != peer_ || m.value().to != impl_.opts.self) {
-          return reject(fmt::format("message from {} to {} on the connection of node {}",
-                                    m.value().from.value(), m.value().to.value(), peer_.value()));
-        }
-        if (m.value().type == core::MessageType::Snapshot) {
-          return reject("snapshots must arrive as chunks");
-        }
-        impl_.inbox->deliver(std::move(m).value());
-        return true;
+        auto decoded = wire::decode_peer_message(item.payload);
+        if (!decoded) return reject("bad raft message: " + decoded.status().to_string());
+        return std::visit([this](auto&& m) { return on_peer_message(std::move(m)); },
+                          std::move(decoded).value());
       }
       if (item.header.type == FrameType::SnapshotChunk) {
         auto c = wire::decode_snapshot_chunk(item.payload);
@@ -819,6 +815,23 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
       return true;
     }
     impl_.clients->on_client_request(std::move(req).value(), stream());
+    return true;
+  }
+
+  /// A core message or a digest report from the node of this connection. False when
+  /// the connection was closed.
+  template <class M>
+  bool on_peer_message(M m) {
+    if (m.from != peer_ || m.to != impl_.opts.self) {
+      return reject(fmt::format("message from {} to {} on the connection of node {}",
+                                m.from.value(), m.to.value(), peer_.value()));
+    }
+    if constexpr (std::is_same_v<M, wire::DigestReport>) {
+      impl_.inbox->deliver_digests(std::move(m));
+    } else {
+      if (m.type == core::MessageType::Snapshot) return reject("snapshots must arrive as chunks");
+      impl_.inbox->deliver(std::move(m));
+    }
     return true;
   }
 
@@ -1137,7 +1150,7 @@ bool same_but_addressee(const core::Message& a, const core::Message& b) {
   if (a.from != b.from || a.term != b.term || a.log_index != b.log_index || a.log_term != b.log_term ||
       a.commit != b.commit || a.reject != b.reject || a.transfer != b.transfer ||
       a.hint_index != b.hint_index || a.hint_term != b.hint_term || a.context != b.context ||
-      a.snapshot || b.snapshot || !a.digests.empty() || !b.digests.empty() ||
+      a.snapshot || b.snapshot ||
       a.entries.size() != b.entries.size()) {
     return false;
   }
@@ -1201,6 +1214,19 @@ void AsioTransport::send(std::vector<core::Message>& msgs) {
   }
   for (auto& [peer, frames] : batches) peer->send_batch(frames);
   msgs.clear();
+}
+
+void AsioTransport::send_digests(wire::DigestReport report) {
+  assert(!report.digests.empty() && report.digests.size() <= wire::kDigestReportSendCheckpointsMax);
+  Impl& i = *impl_;
+  auto peer = i.find_peer(report.to);
+  if (!peer) {
+    ++i.dropped;
+    return;
+  }
+  std::vector<wire::Frame> frames;
+  frames.push_back(wire::encode_digest_report(report, i.tag));
+  peer->send_batch(frames);
 }
 
 void AsioTransport::set_peer(NodeId id, const std::string& address) { impl_->set_peer(id, address); }

@@ -112,6 +112,7 @@ class AsioTransport final : public Transport {
   /// Binds the listener and starts the io thread. Errors: IoError (address in use, ...).
   [[nodiscard]] Status start(Inbox& inbox) override;
   void send(std::vector<core::Message>& msgs) override;
+  void send_digests(wire::DigestReport report) override;
   void set_peer(NodeId id, const std::string& address) override;
   void stop() override;
 

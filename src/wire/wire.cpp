@@ -44,10 +44,11 @@ static_assert(static_cast<int>(fb::MessageType::SnapshotResponse) ==
               static_cast<int>(core::MessageType::SnapshotResponse));
 static_assert(static_cast<int>(fb::MessageType::TimeoutNow) ==
               static_cast<int>(core::MessageType::TimeoutNow));
+static_assert(static_cast<int>(fb::MessageType::TimeoutNow) == static_cast<int>(core::kLastMessageType));
+// The one value past the core's: a digest report, decoded to wire::DigestReport.
 static_assert(static_cast<int>(fb::MessageType::DigestReport) ==
-              static_cast<int>(core::MessageType::DigestReport));
-static_assert(static_cast<int>(fb::MessageType::MAX) ==
-              static_cast<int>(core::MessageType::DigestReport));
+              static_cast<int>(core::kLastMessageType) + 1);
+static_assert(fb::MessageType::MAX == fb::MessageType::DigestReport);
 
 static_assert(static_cast<int>(fb::EntryKind::Normal) == static_cast<int>(EntryKind::Normal));
 static_assert(static_cast<int>(fb::EntryKind::Config) == static_cast<int>(EntryKind::Config));
@@ -131,7 +132,6 @@ std::string_view type_name(core::MessageType t) noexcept {
     case core::MessageType::Snapshot: return "Snapshot";
     case core::MessageType::SnapshotResponse: return "SnapshotResponse";
     case core::MessageType::TimeoutNow: return "TimeoutNow";
-    case core::MessageType::DigestReport: return "DigestReport";
   }
   return "?";
 }
@@ -630,15 +630,6 @@ Frame encode_raft(const core::Message& m, std::uint64_t tag) {
     snapshot = fb::CreateSnapshotMeta(b, m.snapshot->index.value(), m.snapshot->term.value(),
                                       config);
   }
-  flatbuffers::Offset<flatbuffers::Vector<const fb::DigestCheckpoint*>> digests = 0;
-  if (!m.digests.empty()) {
-    digests = b.CreateVectorOfStructs<fb::DigestCheckpoint>(
-        m.digests.size(),
-        [](std::size_t i, fb::DigestCheckpoint* out, const std::vector<DigestCheckpoint>* ds) {
-          *out = fb::DigestCheckpoint((*ds)[i].index.value(), (*ds)[i].digest);
-        },
-        &m.digests);
-  }
   fb::RaftMessageBuilder rb(b);
   rb.add_type(static_cast<fb::MessageType>(m.type));
   rb.add_from(m.from.value());
@@ -654,7 +645,6 @@ Frame encode_raft(const core::Message& m, std::uint64_t tag) {
   rb.add_context(m.context);
   rb.add_entries(entries);
   rb.add_snapshot(snapshot);
-  rb.add_digests(digests);
   b.Finish(rb.Finish());
   return finish_frame(b, FrameType::Raft, tag);
 }
@@ -670,14 +660,15 @@ std::optional<Frame> readdress_raft(const Frame& frame, NodeId to) {
   return copy;
 }
 
-Result<core::Message> decode_raft(const Bytes& payload_in) {
-  constexpr std::string_view kWhat = "raft message";
-  const Bytes payload = aligned(payload_in);
-  auto root = verified_root<fb::RaftMessage>(payload.span(), kWhat);
-  if (!root) return root.status();
-  const fb::RaftMessage& r = *root.value();
+namespace {
+
+constexpr std::string_view kRaftWhat = "raft message";
+
+/// The core message in `r`, a verified RaftMessage of a core message type; `payload` is
+/// the (aligned) buffer `r` lives in, which entry payloads are views into.
+Result<core::Message> core_message(const fb::RaftMessage& r, const Bytes& payload) {
   const auto type = static_cast<std::uint8_t>(r.type());
-  if (type > static_cast<std::uint8_t>(core::MessageType::DigestReport)) {
+  if (type > static_cast<std::uint8_t>(core::kLastMessageType)) {
     return invalid(fmt::format("raft message: unknown type {}", type));
   }
   core::Message m;
@@ -703,7 +694,7 @@ Result<core::Message> decode_raft(const Bytes& payload_in) {
     return invalid(fmt::format("raft message: {} carries entries", type_name(m.type)));
   }
   Views views(payload);
-  if (Status s = get_entries(batch, views, m.entries, kWhat); !s) return s;
+  if (Status s = get_entries(batch, views, m.entries, kRaftWhat); !s) return s;
 
   const fb::SnapshotMeta* snap = r.snapshot();
   if (m.type == core::MessageType::Snapshot) {
@@ -715,20 +706,81 @@ Result<core::Message> decode_raft(const Bytes& payload_in) {
   } else if (snap != nullptr) {
     return invalid(fmt::format("raft message: {} carries a snapshot", type_name(m.type)));
   }
-
-  if (const auto* digests = r.digests(); digests != nullptr) {
-    if (m.type != core::MessageType::DigestReport) {
-      return invalid(fmt::format("raft message: {} carries digests", type_name(m.type)));
-    }
-    if (!elements_aligned(digests->Data())) {
-      return invalid("raft message: misaligned digest vector");
-    }
-    m.digests.reserve(digests->size());
-    for (const fb::DigestCheckpoint* d : *digests) {
-      m.digests.push_back(DigestCheckpoint{LogIndex{d->index()}, d->digest()});
-    }
+  if (r.digests() != nullptr) {
+    return invalid(fmt::format("raft message: {} carries digests", type_name(m.type)));
   }
   return m;
+}
+
+/// The digest report in `r`, a verified RaftMessage of type DigestReport. Fields other
+/// than from, to and digests are ignored (older nodes set `term`).
+Result<DigestReport> digest_report(const fb::RaftMessage& r) {
+  DigestReport d{NodeId{r.from()}, NodeId{r.to()}, {}};
+  if (d.from == kNoNode || d.to == kNoNode) {
+    return invalid(fmt::format("digest report from {} to {}: node id 0 is reserved",
+                               d.from.value(), d.to.value()));
+  }
+  if (r.entries() != nullptr) return invalid("digest report: carries entries");
+  if (r.snapshot() != nullptr) return invalid("digest report: carries a snapshot");
+  const auto* digests = r.digests();
+  if (digests == nullptr || digests->size() == 0) return invalid("digest report: no checkpoints");
+  if (digests->size() > kDigestReportCheckpointsMax) {
+    return invalid(fmt::format("digest report: {} checkpoints (limit {})", digests->size(),
+                               kDigestReportCheckpointsMax));
+  }
+  if (!elements_aligned(digests->Data())) {
+    return invalid("digest report: misaligned checkpoint vector");
+  }
+  d.digests.reserve(digests->size());
+  for (const fb::DigestCheckpoint* c : *digests) {
+    d.digests.push_back(DigestCheckpoint{LogIndex{c->index()}, c->digest()});
+  }
+  return d;
+}
+
+}  // namespace
+
+Result<core::Message> decode_raft(const Bytes& payload_in) {
+  const Bytes payload = aligned(payload_in);
+  auto root = verified_root<fb::RaftMessage>(payload.span(), kRaftWhat);
+  if (!root) return root.status();
+  if (root.value()->type() == fb::MessageType::DigestReport) {
+    return invalid("raft message: a digest report, not a core message");
+  }
+  return core_message(*root.value(), payload);
+}
+
+Frame encode_digest_report(const DigestReport& r, std::uint64_t tag) {
+  assert(!r.digests.empty() && r.digests.size() <= kDigestReportCheckpointsMax &&
+         "a digest report holds 1 to kDigestReportCheckpointsMax checkpoints");
+  auto& b = builders().acquire(96 + r.digests.size() * sizeof(fb::DigestCheckpoint));
+  const auto digests = b.CreateVectorOfStructs<fb::DigestCheckpoint>(
+      r.digests.size(),
+      [](std::size_t i, fb::DigestCheckpoint* out, const std::vector<DigestCheckpoint>* ds) {
+        *out = fb::DigestCheckpoint((*ds)[i].index.value(), (*ds)[i].digest);
+      },
+      &r.digests);
+  fb::RaftMessageBuilder rb(b);
+  rb.add_type(fb::MessageType::DigestReport);
+  rb.add_from(r.from.value());
+  rb.add_to(r.to.value());
+  rb.add_digests(digests);
+  b.Finish(rb.Finish());
+  return finish_frame(b, FrameType::Raft, tag);
+}
+
+Result<PeerMessage> decode_peer_message(const Bytes& payload_in) {
+  const Bytes payload = aligned(payload_in);
+  auto root = verified_root<fb::RaftMessage>(payload.span(), kRaftWhat);
+  if (!root) return root.status();
+  if (root.value()->type() == fb::MessageType::DigestReport) {
+    auto d = digest_report(*root.value());
+    if (!d) return d.status();
+    return PeerMessage{std::move(d).value()};
+  }
+  auto m = core_message(*root.value(), payload);
+  if (!m) return m.status();
+  return PeerMessage{std::move(m).value()};
 }
 
 Frame encode_snapshot_chunk(const SnapshotChunk& c, std::uint64_t tag) {

@@ -28,6 +28,7 @@
 #include <flatbuffers/detached_buffer.h>
 
 #include "core/message.h"
+#include "wire/digest_report.h"
 #include "rlr/cluster.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
@@ -172,10 +173,21 @@ struct HelloAck {
 /// one crc pass instead of a second encoding of every entry. nullopt when `frame` does
 /// not hold a `to` field to rewrite (then encode the message instead).
 [[nodiscard]] std::optional<Frame> readdress_raft(const Frame& frame, NodeId to);
-/// Decodes a Raft frame payload. Entry payloads are views into `payload` (no copy): the
-/// Bytes keep the frame buffer alive. Checks field ranges (known message type, config
-/// payloads decodable) and returns InvalidArgument naming the problem.
+/// Decodes a Raft frame payload that holds a core message. Entry payloads are views into
+/// `payload` (no copy): the Bytes keep the frame buffer alive. Checks field ranges (known
+/// message type, config payloads decodable) and returns InvalidArgument naming the
+/// problem; a digest report is refused (it is no core message: see decode_peer_message).
 [[nodiscard]] Result<core::Message> decode_raft(const Bytes& payload);
+
+/// Encodes a digest report as a Raft frame (message type DigestReport).
+/// REQUIRES: 1 <= r.digests.size() <= kDigestReportCheckpointsMax.
+[[nodiscard]] Frame encode_digest_report(const DigestReport& r, std::uint64_t tag);
+/// What a Raft frame holds: a core message, or a digest report for the runtime.
+using PeerMessage = std::variant<core::Message, DigestReport>;
+/// Decodes any Raft frame payload, after one Verifier pass: a core message as
+/// decode_raft does, or a digest report checked against its invariants (digest_report.h).
+/// Errors: InvalidArgument naming the problem.
+[[nodiscard]] Result<PeerMessage> decode_peer_message(const Bytes& payload);
 
 /// One piece of a snapshot stream from a leader to a follower or learner.
 struct SnapshotChunk {
