@@ -2,6 +2,7 @@
 
 #include "transport/asio_transport.h"
 #include "util/thread_name.h"
+#include "wire/peer_codec.h"
 
 #include <algorithm>
 #include <array>

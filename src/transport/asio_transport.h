@@ -35,7 +35,7 @@
 #include <thread>
 
 #include "transport/transport.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
 
 namespace rlr::transport {
 

@@ -4,7 +4,7 @@
 //
 // On the wire a report is a Raft frame whose RaftMessage has type DigestReport (11) and
 // carries only `from`, `to` and `digests` (src/wire/rlr.fbs); see encode_digest_report
-// and decode_peer_message in wire/wire.h.
+// and decode_peer_message in wire/peer_codec.h.
 #pragma once
 
 #include <cstddef>

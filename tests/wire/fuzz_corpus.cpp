@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "core/configuration.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
+#include "wire/frame.h"
+#include "wire/peer_codec.h"
 
 namespace {
 

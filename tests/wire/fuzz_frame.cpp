@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "util/crc32c.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
+#include "wire/frame.h"
+#include "wire/peer_codec.h"
 
 namespace {
 

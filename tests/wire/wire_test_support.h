@@ -20,7 +20,9 @@
 #include "rlr/status.h"
 #include "rlr/types.h"
 #include "rlr_generated.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
+#include "wire/frame.h"
+#include "wire/peer_codec.h"
 
 namespace rlr::wire::test {
 
