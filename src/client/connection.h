@@ -34,7 +34,7 @@
 
 #include "rlr/client.h"
 #include "rlr/status.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
 
 namespace rlr::client {
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "rlr/status.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
 
 namespace rlr::client {
 

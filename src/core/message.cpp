@@ -21,7 +21,6 @@ std::string_view to_string(MessageType t) noexcept {
     case MessageType::Snapshot: return "Snapshot";
     case MessageType::SnapshotResponse: return "SnapshotResponse";
     case MessageType::TimeoutNow: return "TimeoutNow";
-    case MessageType::DigestReport: return "DigestReport";
   }
   return "?";
 }
@@ -67,9 +66,6 @@ std::string describe(const Message& m) {
       s += fmt::format(" {} last={}", m.reject ? "reject" : "ok", m.log_index.value());
       break;
     case MessageType::TimeoutNow:
-      break;
-    case MessageType::DigestReport:
-      s += fmt::format(" checkpoints={}", m.digests.size());
       break;
   }
   return s;

@@ -9,7 +9,6 @@
 
 #include "core/configuration.h"
 #include "core/state.h"
-#include "rlr/state_machine.h"
 #include "rlr/types.h"
 
 namespace rlr::core {
@@ -27,9 +26,8 @@ enum class MessageType : std::uint8_t {
   Snapshot,        ///< InstallSnapshot: the follower needs entries the leader compacted
   SnapshotResponse,
   TimeoutNow,      ///< thesis §3.10: start an election now (leadership transfer)
-  DigestReport,    ///< not Raft: a node's recent output-digest checkpoints, handled by the
-                   ///< runtime for divergence checks (the core refuses it)
 };
+inline constexpr MessageType kLastMessageType = MessageType::TimeoutNow;
 
 [[nodiscard]] std::string_view to_string(MessageType t) noexcept;
 
@@ -59,7 +57,6 @@ struct Message {
   std::uint64_t context = 0;
   std::vector<Entry> entries;
   std::optional<SnapshotMeta> snapshot;
-  std::vector<DigestCheckpoint> digests;  ///< DigestReport only
 };
 
 /// A compact human-readable rendering, for traces.

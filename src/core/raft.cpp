@@ -323,9 +323,6 @@ Status Raft::validate(const Message& m) const {
   if (m.from == kNoNode || m.from == options_.id) {
     return {ErrorCode::InvalidArgument, "message has no valid sender"};
   }
-  if (m.type == MessageType::DigestReport) {
-    return {ErrorCode::InvalidArgument, "digest reports are for the runtime, not the core"};
-  }
   if (m.type == MessageType::Append) {
     LogIndex expect = m.log_index.next();
     Term prev = m.log_term;

@@ -133,10 +133,6 @@ void NodeImpl::stop() {
 // ---------------------------------------------------------------------------------
 
 void NodeImpl::deliver(core::Message m) {
-  if (m.type == core::MessageType::DigestReport) {
-    on_digest_report(m);
-    return;
-  }
   bool wake = false;
   {
     std::lock_guard lock(in_mu_);
@@ -600,40 +596,31 @@ void NodeImpl::publish_checkpoint(const ApplyRunner* runner, const DigestCheckpo
   }
   std::lock_guard lock(digests_mu_);
   my_digests_.push_back(cp);
-  while (my_digests_.size() > 256) my_digests_.pop_front();
+  while (my_digests_.size() > kDigestsKept) my_digests_.pop_front();
 }
 
 void NodeImpl::send_digest_report() {
   std::vector<DigestCheckpoint> recent;
   {
     std::lock_guard lock(digests_mu_);
-    const std::size_t n = std::min<std::size_t>(my_digests_.size(), 16);
+    const std::size_t n = std::min(my_digests_.size(), wire::kDigestReportSendCheckpointsMax);
     recent.assign(my_digests_.end() - static_cast<std::ptrdiff_t>(n), my_digests_.end());
   }
   if (recent.empty()) return;
-  std::vector<core::Message> msgs;
-  const core::Raft& raft = replica_->core();
-  for (NodeId id : raft.config().members()) {
+  for (NodeId id : replica_->core().config().members()) {
     if (id == options_.id) continue;
-    core::Message m;
-    m.type = core::MessageType::DigestReport;
-    m.from = options_.id;
-    m.to = id;
-    m.term = raft.term();
-    m.digests = recent;
-    msgs.push_back(std::move(m));
+    transport_->send_digests(wire::DigestReport{options_.id, id, recent});
   }
-  if (!msgs.empty()) transport_->send(msgs);
 }
 
-void NodeImpl::on_digest_report(const core::Message& m) {
+void NodeImpl::deliver_digests(wire::DigestReport report) {
   std::lock_guard lock(digests_mu_);
-  auto& q = peer_digests_[m.from];
-  for (const auto& cp : m.digests) {
+  auto& q = peer_digests_[report.from];
+  for (const auto& cp : report.digests) {
     if (!q.empty() && cp.index <= q.back().index) continue;
     q.push_back(cp);
   }
-  while (q.size() > 256) q.pop_front();
+  while (q.size() > kDigestsKept) q.pop_front();
 }
 
 }  // namespace rlr::node

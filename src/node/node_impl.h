@@ -122,8 +122,9 @@ class NodeImpl final : public Node,
   void publish_checkpoint(const ApplyRunner* runner, const DigestCheckpoint& cp) override;
 
  private:
-  void deliver(core::Message m) override;  // transport::Inbox
-  void peer_lost(NodeId peer) override;    // transport::Inbox
+  void deliver(core::Message m) override;                   // transport::Inbox
+  void deliver_digests(wire::DigestReport report) override;  // transport::Inbox
+  void peer_lost(NodeId peer) override;                     // transport::Inbox
   // ReplicaObserver (on the raft thread)
   void on_soft_state(const core::SoftState& s) override;
   void on_committed(const std::vector<Entry>& entries) override;
@@ -151,8 +152,9 @@ class NodeImpl final : public Node,
   }
   /// The error the blocking methods return on the raft thread.
   [[nodiscard]] static Status refused_on_raft_thread(const char* what);
+  /// Sends this node's latest checkpoints (kDigestReportSendCheckpointsMax at most) to
+  /// every other member. Raft thread.
   void send_digest_report();
-  void on_digest_report(const core::Message& m);
   /// Runs a membership change on the raft thread; completes when committed.
   Status change(Replica::ChangeOp op, std::chrono::milliseconds timeout);
   void enqueue(Proposal p);
@@ -194,6 +196,8 @@ class NodeImpl final : public Node,
   mutable std::mutex runners_mu_;
   std::vector<std::weak_ptr<ApplyRunner>> runners_;   // guarded by runners_mu_
   const ApplyRunner* primary_runner_ = nullptr;       // guarded by runners_mu_
+  /// Checkpoints kept per node (ours and each peer's), the most recent ones.
+  static constexpr std::size_t kDigestsKept = 256;
   mutable std::mutex digests_mu_;
   std::deque<DigestCheckpoint> my_digests_;                      // guarded by digests_mu_
   std::map<NodeId, std::deque<DigestCheckpoint>> peer_digests_;  // guarded by digests_mu_

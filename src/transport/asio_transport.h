@@ -2,7 +2,7 @@
 //
 // One listener serves peers and clients; a Hello frame says which a connection is.
 // Each peer gets one persistent outbound connection that this node writes its Raft
-// messages to; everything queued while a write is in progress goes out in the next
+// messages and digest reports to; everything queued while a write is in progress goes out in the next
 // single gathered write (coalescing). A lost connection is re-dialled with exponential
 // backoff and jitter. Each peer's queue is bounded in bytes: when it is full, new
 // messages to that peer are dropped and counted (Raft retransmits what matters).
@@ -23,6 +23,8 @@
 // writes the frames itself with one non-blocking sendmsg, saving the hand-off to the io
 // thread and its wake-up on the commit path; whatever the socket does not take is queued
 // for the io thread in order.
+//
+// The implementation's parts: asio_impl.h.
 #pragma once
 
 #include <atomic>
@@ -35,7 +37,7 @@
 #include <thread>
 
 #include "transport/transport.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
 
 namespace rlr::transport {
 
@@ -112,6 +114,7 @@ class AsioTransport final : public Transport {
   /// Binds the listener and starts the io thread. Errors: IoError (address in use, ...).
   [[nodiscard]] Status start(Inbox& inbox) override;
   void send(std::vector<core::Message>& msgs) override;
+  void send_digests(wire::DigestReport report) override;
   void set_peer(NodeId id, const std::string& address) override;
   void stop() override;
 

@@ -1,5 +1,7 @@
 #include "transport/local_transport.h"
 
+#include <cassert>
+
 #include "util/thread_name.h"
 
 namespace rlr::transport {
@@ -65,34 +67,53 @@ void LocalNetwork::route(std::vector<core::Message>& msgs) {
   std::unique_lock lock(mu_);
   const auto now = std::chrono::steady_clock::now();
   bool queued = false;
-  for (auto& m : msgs) {
-    if (blocked_.count({m.from, m.to}) != 0 || isolated_.count(m.from) != 0 ||
-        isolated_.count(m.to) != 0) {
-      ++dropped_;
-      continue;
-    }
-    if (drop_rate_ > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < drop_rate_) {
-      ++dropped_;
-      continue;
-    }
-    if (delay_max_.count() == 0) {
-      // Delivered inline: the inbox only queues, so this never blocks for long.
-      auto it = inboxes_.find(m.to);
-      if (it == inboxes_.end()) {
-        ++dropped_;
-        continue;
-      }
-      it->second->deliver(std::move(m));
-      continue;
-    }
-    const auto d = std::uniform_int_distribution<std::int64_t>(delay_min_.count(),
-                                                               delay_max_.count())(rng_);
-    delayed_.emplace(std::make_pair(now + std::chrono::microseconds(d), seq_++), std::move(m));
-    queued = true;
-  }
+  for (auto& m : msgs) queued = route_locked(Packet{std::move(m)}, now) || queued;
   msgs.clear();
   lock.unlock();
   if (queued) cv_.notify_all();
+}
+
+void LocalNetwork::route(wire::DigestReport report) {
+  std::unique_lock lock(mu_);
+  const bool queued = route_locked(Packet{std::move(report)}, std::chrono::steady_clock::now());
+  lock.unlock();
+  if (queued) cv_.notify_all();
+}
+
+bool LocalNetwork::route_locked(Packet&& p, std::chrono::steady_clock::time_point now) {
+  const auto [from, to] = std::visit([](const auto& x) { return std::pair{x.from, x.to}; }, p);
+  if (blocked_.count({from, to}) != 0 || isolated_.count(from) != 0 || isolated_.count(to) != 0) {
+    ++dropped_;
+    return false;
+  }
+  if (drop_rate_ > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < drop_rate_) {
+    ++dropped_;
+    return false;
+  }
+  if (delay_max_.count() == 0) {
+    // Delivered inline: the inbox only queues, so this never blocks for long.
+    deliver_locked(std::move(p));
+    return false;
+  }
+  const auto d = std::uniform_int_distribution<std::int64_t>(delay_min_.count(),
+                                                             delay_max_.count())(rng_);
+  delayed_.emplace(std::make_pair(now + std::chrono::microseconds(d), seq_++), std::move(p));
+  return true;
+}
+
+void LocalNetwork::deliver_locked(Packet&& p) {
+  const NodeId to = std::visit([](const auto& x) { return x.to; }, p);
+  auto it = inboxes_.find(to);
+  if (it == inboxes_.end()) {
+    ++dropped_;
+    return;
+  }
+  Inbox& inbox = *it->second;
+  if (auto* m = std::get_if<core::Message>(&p)) {
+    inbox.deliver(std::move(*m));
+  } else {
+    inbox.deliver_digests(std::get<wire::DigestReport>(std::move(p)));
+  }
 }
 
 void LocalNetwork::run() {
@@ -107,13 +128,7 @@ void LocalNetwork::run() {
       cv_.wait_until(lock, at);
       continue;
     }
-    core::Message m = std::move(delayed_.extract(delayed_.begin()).mapped());
-    auto it = inboxes_.find(m.to);
-    if (it == inboxes_.end()) {
-      ++dropped_;
-      continue;
-    }
-    it->second->deliver(std::move(m));
+    deliver_locked(std::move(delayed_.extract(delayed_.begin()).mapped()));
   }
 }
 
@@ -124,6 +139,11 @@ Status LocalTransport::start(Inbox& inbox) {
 }
 
 void LocalTransport::send(std::vector<core::Message>& msgs) { net_->route(msgs); }
+
+void LocalTransport::send_digests(wire::DigestReport report) {
+  assert(!report.digests.empty() && report.digests.size() <= wire::kDigestReportSendCheckpointsMax);
+  net_->route(std::move(report));
+}
 
 void LocalTransport::stop() {
   if (!started_) return;

@@ -1,5 +1,5 @@
-// In-process transport for tests: nodes in one process exchange core::Messages through a
-// LocalNetwork that can drop, delay and partition traffic.
+// In-process transport for tests: nodes in one process exchange core::Messages and digest
+// reports through a LocalNetwork that can drop, delay and partition traffic (both alike).
 #pragma once
 
 #include <chrono>
@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <variant>
 
 #include "transport/transport.h"
 
@@ -36,11 +37,18 @@ class LocalNetwork {
 
  private:
   friend class LocalTransport;
+  /// What travels between inboxes.
+  using Packet = std::variant<core::Message, wire::DigestReport>;
   void attach(NodeId id, Inbox* inbox);
   void detach(NodeId id);
   void route(std::vector<core::Message>& msgs);
+  void route(wire::DigestReport report);
+  /// Drops, delivers or delays `p`; true when it was delayed (run() must wake).
+  /// REQUIRES: mu_ held.
+  bool route_locked(Packet&& p, std::chrono::steady_clock::time_point now);
+  /// Hands `p` to its destination's inbox, or counts it dropped. REQUIRES: mu_ held.
+  void deliver_locked(Packet&& p);
   void run();
-
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -53,8 +61,8 @@ class LocalNetwork {
   std::mt19937_64 rng_{12345};
   std::uint64_t dropped_ = 0;
   std::uint64_t seq_ = 0;
-  /// Messages in flight, ordered by delivery time then by send order.
-  std::map<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>, core::Message> delayed_;
+  /// Packets in flight, ordered by delivery time then by send order.
+  std::map<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>, Packet> delayed_;
   bool stop_ = false;
   std::thread thread_;
 };
@@ -66,6 +74,7 @@ class LocalTransport final : public Transport {
   ~LocalTransport() override { LocalTransport::stop(); }
   [[nodiscard]] Status start(Inbox& inbox) override;
   void send(std::vector<core::Message>& msgs) override;
+  void send_digests(wire::DigestReport report) override;
   void set_peer(NodeId /*id*/, const std::string& /*address*/) override {}
   void stop() override;
 

@@ -8,6 +8,7 @@
 
 #include "core/message.h"
 #include "rlr/status.h"
+#include "wire/digest_report.h"
 
 namespace rlr::transport {
 
@@ -18,6 +19,10 @@ class Inbox {
   /// Called on a transport thread with a message addressed to this node. Must not block
   /// for long (the runtime only queues it).
   virtual void deliver(core::Message m) = 0;
+  /// Called on a transport thread with a peer's digest report addressed to this node
+  /// (never handed to deliver()). Must not block for long. An inbox that does not check
+  /// for divergence ignores them.
+  virtual void deliver_digests(wire::DigestReport /*report*/) {}
   /// Called on a transport thread when an established connection to or from `peer`
   /// closed or failed (not when this node closed it). Must not block.
   virtual void peer_lost(NodeId /*peer*/) {}
@@ -31,6 +36,10 @@ class Transport {
   /// Queues messages for their destinations, in order per destination. Never blocks:
   /// when a destination's queue is full its messages are dropped (Raft retransmits).
   virtual void send(std::vector<core::Message>& msgs) = 0;
+  /// Queues a digest report for `report.to`, behind the messages queued for it, or drops
+  /// it (as send() drops; the next report supersedes it). Never blocks.
+  /// REQUIRES: 1 <= report.digests.size() <= wire::kDigestReportSendCheckpointsMax.
+  virtual void send_digests(wire::DigestReport report) = 0;
   /// Where peer `id` listens ("host:port"); an empty address forgets the peer.
   virtual void set_peer(NodeId id, const std::string& address) = 0;
   /// Stops all threads and closes connections; no delivery happens after it returns.

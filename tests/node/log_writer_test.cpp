@@ -97,6 +97,7 @@ class Recorder final : public transport::Transport {
     for (auto& m : msgs) sent.emplace_back(m.log_index.value(), storage_.last_index().value());
     msgs.clear();
   }
+  void send_digests(wire::DigestReport /*report*/) override {}  // a replica sends none
   void set_peer(NodeId /*id*/, const std::string& /*address*/) override {}
   void stop() override {}
   std::mutex mu_;

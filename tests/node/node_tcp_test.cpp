@@ -10,7 +10,7 @@
 
 #include "node_test_util.h"
 #include "tcp_cluster.h"
-#include "wire/wire.h"
+#include "wire/frame.h"
 
 using namespace rlr;
 using namespace rlr::testing;

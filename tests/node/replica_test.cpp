@@ -26,6 +26,7 @@ class RecordingTransport final : public transport::Transport {
     for (auto& m : msgs) sent.push_back(std::move(m));
     msgs.clear();
   }
+  void send_digests(wire::DigestReport /*report*/) override {}  // a replica sends none
   void set_peer(NodeId /*id*/, const std::string& /*address*/) override {}
   void stop() override {}
   std::vector<core::Message> sent;

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "transport/asio_transport.h"
+#include "transport/local_transport.h"
 
 using namespace rlr;
 using namespace std::chrono_literals;
@@ -58,6 +59,17 @@ class Collect final : public transport::Inbox {
     cv_.wait_for(lock, timeout, [&] { return got_.size() >= n; });
     return got_.size();
   }
+  void deliver_digests(wire::DigestReport r) override {
+    std::lock_guard lock(mu_);
+    reports_.push_back(std::move(r));
+    cv_.notify_all();
+  }
+  /// Waits up to `timeout` until at least `n` digest reports arrived; those that did.
+  std::vector<wire::DigestReport> wait_reports(std::size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return reports_.size() >= n; });
+    return reports_;
+  }
   void peer_lost(NodeId peer) override {
     std::lock_guard lock(mu_);
     lost_.push_back(peer);
@@ -81,6 +93,7 @@ class Collect final : public transport::Inbox {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<core::Message> got_;
+  std::vector<wire::DigestReport> reports_;
   std::vector<NodeId> lost_;
 };
 
@@ -660,4 +673,61 @@ TEST_CASE("transport: a backlog on a slow path delays the keepalives without cut
   CHECK(p.a->stats().links_silent == 0);
   CHECK(p.b.stats().links_silent == 0);
   CHECK(p.relay->connections() == 1);
+}
+
+namespace {
+
+wire::DigestReport report(std::uint64_t from, std::uint64_t to) {
+  return wire::DigestReport{NodeId{from}, NodeId{to},
+                            {DigestCheckpoint{LogIndex{1000}, 0xAA}, DigestCheckpoint{LogIndex{2000}, 0xBB}}};
+}
+
+}  // namespace
+
+TEST_CASE("transport: a digest report reaches the peer's inbox as a report, not as a message",
+          "[transport][digest]") {
+  Collect inbox_b;
+  transport::AsioTransport b(options(2), nullptr);
+  REQUIRE(b.start(inbox_b).is_ok());
+  Collect inbox_a;
+  transport::AsioTransport a(options(1), nullptr);
+  a.set_peer(NodeId{2}, fmt::format("127.0.0.1:{}", b.bound_port()));
+  REQUIRE(a.start(inbox_a).is_ok());
+
+  std::vector<core::Message> ms{heartbeat(1, 2)};
+  a.send(ms);
+  a.send_digests(report(1, 2));
+  a.send_digests(report(1, 3));  // no such peer: dropped
+  const auto reports = inbox_b.wait_reports(1, 10s);
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0] == report(1, 2));
+  CHECK(inbox_b.wait_count(1, 10s) == 1);  // the heartbeat, and nothing else, as a message
+  CHECK(b.stats().frames_rejected == 0);
+  CHECK(a.stats().dropped_queue_full == 1);
+  a.stop();
+  b.stop();
+}
+
+TEST_CASE("local transport: digest reports are delivered, and blocked, like messages", "[transport][digest]") {
+  auto net = std::make_shared<transport::LocalNetwork>();
+  Collect inbox_a;
+  Collect inbox_b;
+  transport::LocalTransport a(net, NodeId{1});
+  transport::LocalTransport b(net, NodeId{2});
+  REQUIRE(a.start(inbox_a).is_ok());
+  REQUIRE(b.start(inbox_b).is_ok());
+  a.send_digests(report(1, 2));
+  REQUIRE(inbox_b.wait_reports(1, 1s).size() == 1);
+  net->block(NodeId{1}, NodeId{2});
+  a.send_digests(report(1, 2));
+  CHECK(net->dropped() == 1);
+  net->heal();
+  net->set_delay(1ms, 2ms);  // through the network's own thread
+  a.send_digests(report(1, 2));
+  const auto reports = inbox_b.wait_reports(2, 1s);
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[1] == report(1, 2));
+  CHECK(inbox_b.wait_count(1, 0ms) == 0);
+  a.stop();
+  b.stop();
 }

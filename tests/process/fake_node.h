@@ -18,7 +18,7 @@
 
 #include <boost/asio.hpp>
 
-#include "wire/wire.h"
+#include "wire/client_codec.h"
 
 namespace fake {
 

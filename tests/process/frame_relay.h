@@ -16,7 +16,7 @@
 
 #include <boost/asio.hpp>
 
-#include "wire/wire.h"
+#include "wire/frame.h"
 
 namespace relay {
 

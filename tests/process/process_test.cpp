@@ -10,7 +10,7 @@
 #include <variant>
 
 #include "harness.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
 
 namespace {
 

@@ -85,6 +85,11 @@ class SimWire final : public transport::Transport {
   SimWire(SimCluster& cluster, SimNode& node) : cluster_(cluster), node_(node) {}
   [[nodiscard]] Status start(transport::Inbox& /*inbox*/) override { return Status::ok(); }
   void send(std::vector<core::Message>& msgs) override;
+  /// Dropped: the simulator compares every node's digest checkpoints directly, as each
+  /// node's apply engine records them (Downstream::on_checkpoint, sim_app.h), which is
+  /// what digest reports let nodes check of each other. (And no NodeImpl runs here to
+  /// send any.)
+  void send_digests(wire::DigestReport /*report*/) override {}
   void set_peer(NodeId /*id*/, const std::string& /*address*/) override {}
   void stop() override {}
 

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "core/configuration.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
+#include "wire/frame.h"
+#include "wire/peer_codec.h"
 
 namespace {
 
@@ -32,7 +34,7 @@ core::Configuration config() {
 std::vector<std::pair<FrameType, Frame>> samples() {
   std::vector<std::pair<FrameType, Frame>> out;
   const std::uint64_t tag = 42;
-  for (int t = 0; t <= static_cast<int>(core::MessageType::DigestReport); ++t) {
+  for (int t = 0; t <= static_cast<int>(core::kLastMessageType); ++t) {
     core::Message m;
     m.type = static_cast<core::MessageType>(t);
     m.from = NodeId{1};
@@ -57,11 +59,11 @@ std::vector<std::pair<FrameType, Frame>> samples() {
     if (m.type == core::MessageType::Snapshot) {
       m.snapshot = core::SnapshotMeta{LogIndex{100}, Term{2}, config(), Bytes{}};
     }
-    if (m.type == core::MessageType::DigestReport) {
-      m.digests = {DigestCheckpoint{LogIndex{100}, 0x1234}, DigestCheckpoint{LogIndex{200}, 0x5678}};
-    }
     out.emplace_back(FrameType::Raft, encode_raft(m, tag));
   }
+  const DigestReport report{NodeId{1}, NodeId{2},
+                            {DigestCheckpoint{LogIndex{100}, 0x1234}, DigestCheckpoint{LogIndex{200}, 0x5678}}};
+  out.emplace_back(FrameType::Raft, encode_digest_report(report, tag));
   SnapshotChunk c{NodeId{1}, NodeId{2}, Term{3}, LogIndex{100}, Term{2}, config(), 4, 10,
                   Bytes::copy_of("456789"), true};
   out.emplace_back(FrameType::SnapshotChunk, encode_snapshot_chunk(c, tag));

@@ -14,10 +14,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <variant>
 #include <vector>
 
 #include "util/crc32c.h"
-#include "wire/wire.h"
+#include "wire/client_codec.h"
+#include "wire/frame.h"
+#include "wire/peer_codec.h"
 
 namespace {
 
@@ -55,8 +58,12 @@ void decode_as(FrameType type, const Bytes& payload) {
       break;
     }
     case FrameType::Raft: {
-      auto enc = [](const core::Message& m) { return encode_raft(m, kTag); };
-      if (auto v = decode_raft(payload)) stable(enc(v.value()), decode_raft, enc);
+      auto enc = [](const PeerMessage& p) {
+        if (const auto* r = std::get_if<DigestReport>(&p)) return encode_digest_report(*r, kTag);
+        return encode_raft(std::get<core::Message>(p), kTag);
+      };
+      if (auto v = decode_peer_message(payload)) stable(enc(v.value()), decode_peer_message, enc);
+      (void)decode_raft(payload);
       break;
     }
     case FrameType::SnapshotChunk: {

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -39,6 +41,20 @@ void decode_everything(const std::vector<std::uint8_t>& bytes) {
     RC_ASSERT(again.is_ok());
     RC_ASSERT(diff(m.value(), again.value()).empty());
   }
+  if (auto p = decode_peer_message(b)) {
+    const Frame f = std::visit(
+        [](const auto& v) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(v)>, DigestReport>) {
+            return encode_digest_report(v, kTag);
+          } else {
+            return encode_raft(v, kTag);
+          }
+        },
+        p.value());
+    auto again = decode_peer_message(payload_of(f));
+    RC_ASSERT(again.is_ok());
+    RC_ASSERT(diff(p.value(), again.value()).empty());
+  }
   if (auto c = decode_snapshot_chunk(b)) {
     auto again = decode_snapshot_chunk(payload_of(encode_snapshot_chunk(c.value(), kTag)));
     RC_ASSERT(again.is_ok());
@@ -65,8 +81,9 @@ void decode_everything(const std::vector<std::uint8_t>& bytes) {
 /// A valid payload of a random kind.
 std::vector<std::uint8_t> valid_payload() {
   Frame f;
-  switch (*rc::gen::inRange(0, 6)) {
+  switch (*rc::gen::inRange(0, 7)) {
     case 0: f = encode_raft(valid_message(static_cast<core::MessageType>(*rc::gen::inRange(0, kMessageTypes))), kTag); break;
+    case 6: f = encode_digest_report(valid_digest_report(), kTag); break;
     case 1: f = encode_snapshot_chunk(valid_chunk(), kTag); break;
     case 2: f = encode_client_request(valid_request(*rc::gen::inRange(0, kRequestKinds)), kTag); break;
     case 3: f = encode_client_reply(valid_reply(*rc::gen::inRange(0, kReplyShapes)), kTag); break;
@@ -285,12 +302,12 @@ TEST_CASE("raft messages with bad fields are refused with a reason", "[wire][val
     m.snapshot = core::SnapshotMeta{LogIndex{3}, Term{1}, core::Configuration{}, Bytes{}};
     expect_rejected(encode_raft(m, kTag), "no voters");
   }
-  SECTION("digests outside DigestReport") {
-    core::Message m = append();
-    m.entries.clear();
-    m.type = core::MessageType::Heartbeat;
-    m.digests.push_back(DigestCheckpoint{LogIndex{1}, 2});
-    expect_rejected(encode_raft(m, kTag), "Heartbeat carries digests");
+  SECTION("digests outside a digest report") {
+    RawRaftMessage m;
+    m.type = fb::MessageType::Heartbeat;
+    auto got = decode_raft(encode_raw(m));
+    REQUIRE(!got.is_ok());
+    CHECK_THAT(got.status().message(), Catch::Contains("Heartbeat carries digests"));
   }
   SECTION("snapshot outside Snapshot") {
     core::Message m = append();
@@ -300,6 +317,53 @@ TEST_CASE("raft messages with bad fields are refused with a reason", "[wire][val
     c.voters = {NodeId{1}};
     m.snapshot = core::SnapshotMeta{LogIndex{3}, Term{1}, c, Bytes{}};
     expect_rejected(encode_raft(m, kTag), "Vote carries a snapshot");
+  }
+}
+
+/// decode_peer_message refuses `m` with InvalidArgument mentioning `what`.
+void expect_report_rejected(const RawRaftMessage& m, std::string_view what) {
+  const Status s = decode_peer_message(encode_raw(m)).status();
+  INFO(s.to_string());
+  CHECK(s.code() == ErrorCode::InvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains(std::string(what)));
+}
+
+TEST_CASE("digest reports with bad fields are refused with a reason", "[wire][validate][digest]") {
+  RawRaftMessage m;
+  REQUIRE(decode_peer_message(encode_raw(m)).is_ok());
+  SECTION("node id 0") {
+    m.from = 0;
+    expect_report_rejected(m, "node id 0");
+  }
+  SECTION("no checkpoints") {
+    m.checkpoints = 0;
+    expect_report_rejected(m, "digest report: no checkpoints");
+    m.digests = false;
+    expect_report_rejected(m, "digest report: no checkpoints");
+  }
+  SECTION("more checkpoints than the limit") {
+    m.checkpoints = kDigestReportCheckpointsMax;
+    CHECK(decode_peer_message(encode_raw(m)).is_ok());
+    m.checkpoints = kDigestReportCheckpointsMax + 1;
+    expect_report_rejected(m, fmt::format("{} checkpoints (limit {})", kDigestReportCheckpointsMax + 1,
+                                          kDigestReportCheckpointsMax));
+  }
+  SECTION("entries") {
+    m.entries = true;
+    expect_report_rejected(m, "digest report: carries entries");
+  }
+  SECTION("a snapshot") {
+    m.snapshot = true;
+    expect_report_rejected(m, "digest report: carries a snapshot");
+  }
+  SECTION("truncated") {
+    const Bytes whole = encode_raw(m);
+    for (std::size_t n = 0; n < whole.size(); ++n) {
+      CAPTURE(n);
+      const Status s = decode_peer_message(Bytes::copy_of(whole.span().first(n))).status();
+      CHECK(s.code() == ErrorCode::InvalidArgument);
+      CHECK_THAT(s.message(), Catch::Contains("raft message"));
+    }
   }
 }
 

@@ -1,5 +1,7 @@
-// The wire protocol (private): framing and the flatbuffers codecs for peer and client
-// messages. Schema: src/wire/rlr.fbs, compiled by flatc at build time.
+// The wire protocol's framing (private): frame headers, encoded frames, the incremental
+// reader of a byte stream, and the connection handshake. The codecs of what frames carry:
+// wire/peer_codec.h (node to node) and wire/client_codec.h (client to node). Schema:
+// src/wire/rlr.fbs, compiled by flatc at build time.
 //
 // Frame = 24-byte header + flatbuffers payload:
 //   magic:u32 "RLR1" | version:u16 | type:u16 | cluster_tag:u64 | length:u32 | crc32c:u32
@@ -22,13 +24,10 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include <flatbuffers/detached_buffer.h>
 
-#include "core/message.h"
-#include "rlr/cluster.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 
@@ -41,7 +40,8 @@ inline constexpr std::size_t kHeaderBytes = 24;
 enum class FrameType : std::uint16_t {
   Hello = 1,
   HelloAck = 2,
-  Raft = 3,           ///< core::Message (without snapshot data: see SnapshotChunk)
+  Raft = 3,           ///< a core::Message (snapshot data travels in SnapshotChunks) or a
+                      ///< digest report: wire/peer_codec.h
   SnapshotChunk = 4,
   ClientRequest = 5,
   ClientReply = 6,
@@ -69,6 +69,8 @@ struct FrameHeader {
                                                 std::size_t max_frame_bytes);
 /// Checks the payload crc against the header.
 [[nodiscard]] Status check_payload(const FrameHeader& h, std::span<const std::uint8_t> payload);
+/// Writes `h` (and kMagic) into `out`: the inverse of decode_header.
+void encode_header(const FrameHeader& h, std::span<std::uint8_t, kHeaderBytes> out) noexcept;
 
 /// A complete frame (header + payload) ready to write, in one buffer of its own: a
 /// large frame keeps the buffer it was encoded in (no copy), a small one a vector.
@@ -161,96 +163,6 @@ struct HelloAck {
 [[nodiscard]] Result<HelloAck> decode_hello_ack(std::span<const std::uint8_t> payload);
 /// A Ping frame (header only, no payload).
 [[nodiscard]] Frame encode_ping(std::uint64_t tag);
-
-// ---- peer messages ------------------------------------------------------------------
-/// Encodes a core message. A Snapshot message's SnapshotMeta is carried without its
-/// data (the data travels in SnapshotChunk frames).
-[[nodiscard]] Frame encode_raft(const core::Message& m, std::uint64_t tag);
-/// The frame `frame` (made by encode_raft from a message to another node) addressed to
-/// `to` instead: a copy of its bytes with the `to` field and the crc rewritten. A leader
-/// sends the same Append to every follower that is caught up; this costs one copy and
-/// one crc pass instead of a second encoding of every entry. nullopt when `frame` does
-/// not hold a `to` field to rewrite (then encode the message instead).
-[[nodiscard]] std::optional<Frame> readdress_raft(const Frame& frame, NodeId to);
-/// Decodes a Raft frame payload. Entry payloads are views into `payload` (no copy): the
-/// Bytes keep the frame buffer alive. Checks field ranges (known message type, config
-/// payloads decodable) and returns InvalidArgument naming the problem.
-[[nodiscard]] Result<core::Message> decode_raft(const Bytes& payload);
-
-/// One piece of a snapshot stream from a leader to a follower or learner.
-struct SnapshotChunk {
-  NodeId from;
-  NodeId to;
-  Term term;                 ///< leader's term
-  LogIndex snapshot_index;
-  Term snapshot_term;
-  core::Configuration config;
-  std::uint64_t offset = 0;  ///< byte offset of `data` within the snapshot data
-  std::uint64_t total_bytes = 0;
-  Bytes data;
-  bool last = false;
-};
-[[nodiscard]] Frame encode_snapshot_chunk(const SnapshotChunk& c, std::uint64_t tag);
-[[nodiscard]] Result<SnapshotChunk> decode_snapshot_chunk(const Bytes& payload);
-
-/// The receiver's progress on one snapshot stream (see rlr.fbs SnapshotAck).
-struct SnapshotAck {
-  NodeId from;               ///< the receiver
-  NodeId to;                 ///< the sender
-  LogIndex snapshot_index;
-  Term snapshot_term;
-  std::uint64_t received = 0;  ///< contiguous bytes held, from offset 0
-  friend bool operator==(const SnapshotAck&, const SnapshotAck&) = default;
-};
-[[nodiscard]] Frame encode_snapshot_ack(const SnapshotAck& a, std::uint64_t tag);
-/// Errors: InvalidArgument (not a valid flatbuffer, node id 0, snapshot index 0).
-[[nodiscard]] Result<SnapshotAck> decode_snapshot_ack(std::span<const std::uint8_t> payload);
-
-// ---- client protocol ----------------------------------------------------------------
-struct ProposeRequest {
-  Bytes command;
-  std::uint64_t client_id = 0;  ///< 0: no session
-  std::uint64_t sequence = 0;
-};
-struct SubscribeRequest { LogIndex from; };
-struct GetRoleRequest {};
-struct GetLeaderRequest {};
-struct GetClusterInfoRequest {};
-struct ReadIndexRequest {};
-struct AddLearnerRequest { MemberAddress member; };
-struct PromoteRequest { NodeId id; };
-struct RemoveRequest { NodeId id; };
-struct TransferLeaderRequest { NodeId id; };
-
-using ClientRequestBody =
-    std::variant<ProposeRequest, SubscribeRequest, GetRoleRequest, GetLeaderRequest,
-                 GetClusterInfoRequest, ReadIndexRequest, AddLearnerRequest, PromoteRequest,
-                 RemoveRequest, TransferLeaderRequest>;
-
-struct ClientRequest {
-  std::uint64_t request_id = 0;  ///< echoed in the reply
-  std::uint32_t timeout_ms = 0;  ///< 0: the server's default
-  ClientRequestBody body;
-};
-
-/// Replies: `status` ok or an error; for NotLeader `leader` and `leader_address` say
-/// where to go. Exactly one of the optional results is set on success, by request kind.
-struct ClientReply {
-  std::uint64_t request_id = 0;
-  Status status;
-  NodeId leader;
-  std::string leader_address;
-  std::optional<ProposeResult> propose;        ///< Propose
-  std::optional<Role> role;                    ///< GetRole
-  std::optional<ClusterInfo> cluster_info;     ///< GetClusterInfo
-  std::optional<LogIndex> read_index;          ///< ReadIndex
-  std::vector<Entry> entries;                  ///< Subscribe: a batch of the stream
-};
-
-[[nodiscard]] Frame encode_client_request(const ClientRequest& r, std::uint64_t tag);
-[[nodiscard]] Result<ClientRequest> decode_client_request(const Bytes& payload);
-[[nodiscard]] Frame encode_client_reply(const ClientReply& r, std::uint64_t tag);
-[[nodiscard]] Result<ClientReply> decode_client_reply(const Bytes& payload);
 
 // ---- incremental decoding of a byte stream ---------------------------------------------
 /// Splits a byte stream into frames. Feed it what the socket read; take complete
