@@ -116,6 +116,12 @@ ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
   o.raft.max_memory_entries = pick(rng, std::array<std::size_t, 5>{0, 1, 4, 16, 64});
   o.raft.max_memory_bytes = pick(rng, std::array<std::size_t, 3>{0, 0, 256});
   o.raft.max_storage_reads_per_turn = pick(rng, std::array<std::size_t, 3>{0, 1, 4});
+  // Likewise when evicted entries are read back: each read fills one append, so fewer
+  // than 4 entries a turn cannot clear a backlog of hundreds within the liveness bound.
+  if (o.raft.max_storage_reads_per_turn != 0 &&
+      o.raft.max_storage_reads_per_turn * o.raft.max_append_entries < 4) {
+    o.raft.max_storage_reads_per_turn = (4 + o.raft.max_append_entries - 1) / o.raft.max_append_entries;
+  }
   // The runtime's own policy: compaction points, the proposal bound and timeout,
   // sessions, and whether writes go through the storage thread.
   o.node.tick_ms = 1;
