@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -306,6 +307,8 @@ def print_summary(runs, args, kept):
         if run.nemesis:
             faults = ", ".join("%s %d" % (k, v) for k, v in sorted(run.nemesis.counts.items()))
             print("  faults:     %s (skipped %d)" % (faults or "none", run.nemesis.skipped))
+        print("  network:    %d peer connections, %d dialed across a cut (held), %d unidentified (refused)" %
+              (run.net.connections_identified, run.net.connections_held, run.net.connections_unidentified))
         for f, outcomes in sorted(outcome_table(run).items()):
             print("  ops %-6s  %s" % (f, ", ".join("%s %d" % kv for kv in sorted(outcomes.items()))))
         for v in run.verdicts:
@@ -340,6 +343,11 @@ def main(argv=None):
     if args.seconds is None:
         args.seconds = args.minutes * 60 if args.minutes is not None else 60.0
 
+    # The proxy holds two sockets per proxied connection; reconnect bursts after a heal
+    # must not run it out of descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
     workdir = args.workdir or tempfile.mkdtemp(prefix="rlr-chaos-")
     os.makedirs(workdir, exist_ok=True)
     registry = cl.Registry()

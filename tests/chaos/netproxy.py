@@ -18,6 +18,10 @@ Faults, each in one of two modes:
     stop completing, and nothing tells either side. At heal the backlog is delivered,
     late and in order, on the same connection, as TCP would once the path is back.
   A one-way fault is one pair; a partition blocks both directions of every cut pair.
+  A connection dialed while either direction of its pair is blocked never reaches the
+  target (its TCP handshake could not have completed): the proxy reads and discards what
+  the dialer sends, answers nothing, frees it as soon as the dialer gives up, and closes
+  it at heal. So a node redialing a cut peer costs the proxy one socket at a time.
 Connections from processes that are not nodes (clients, rlr-ctl) are never blocked.
 """
 
@@ -72,6 +76,7 @@ class Net:
         self._thread.start()
         self.connections_identified = 0
         self.connections_unidentified = 0
+        self.connections_held = 0
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
@@ -143,6 +148,9 @@ class Net:
             writer.close()
             return
         self.connections_identified += 1
+        if self.blocked(src, node_id) or self.blocked(node_id, src):
+            await self._hold_unconnected(src, node_id, reader, writer)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
         except OSError:
@@ -157,6 +165,25 @@ class Net:
         await asyncio.gather(self._pump(conn, reader, up_writer, src, node_id),
                              self._pump(conn, up_reader, writer, node_id, src),
                              return_exceptions=True)
+        conn.close()
+        self._conns.discard(conn)
+
+    async def _hold_unconnected(self, src, dst, reader, writer):
+        """A connection dialed across a cut path. Its TCP handshake would never have
+        completed, so it never reaches the target: bytes the dialer sends are read and
+        discarded (so that its close is seen and the socket freed at once, however often
+        it redials), nothing is ever sent back, and heal closes it so that the dialer
+        redials on a path that works."""
+        self.connections_held += 1
+        conn = _Conn(src, dst, writer, None)
+        conn.tainted = True
+        self._conns.add(conn)
+        try:
+            while not conn.closed:
+                if not await reader.read(65536):
+                    break
+        except (OSError, asyncio.CancelledError):
+            pass
         conn.close()
         self._conns.discard(conn)
 
@@ -222,6 +249,8 @@ class _Conn:
             return
         self.closed = True
         for w in self._writers:
+            if w is None:
+                continue
             try:
                 w.close()
             except Exception:  # noqa: BLE001
