@@ -153,17 +153,18 @@ std::optional<std::string> parse_egress(const std::string& s, EgressMode& out) {
   return std::nullopt;
 }
 
-std::optional<std::string> parse_level(const std::string& s, Level& out) {
-  if (s == "debug") {
-    out = Level::Debug;
-  } else if (s == "info") {
-    out = Level::Info;
-  } else if (s == "warn") {
-    out = Level::Warn;
-  } else if (s == "error") {
-    out = Level::Error;
+std::optional<std::string> parse_level(const std::string& s, LogLevel& out) {
+  if (!parse_log_level(s, out)) return fmt::format("log_level '{}' is not one of debug, info, warn, error", s);
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_log_format(const std::string& s, LogFormat& out) {
+  if (s == "text") {
+    out = LogFormat::Text;
+  } else if (s == "json") {
+    out = LogFormat::Json;
   } else {
-    return fmt::format("log_level '{}' is not one of debug, info, warn, error", s);
+    return fmt::format("log_format '{}' is not one of text, json", s);
   }
   return std::nullopt;
 }
@@ -186,6 +187,7 @@ struct Raw {
   std::string storage = "rocksdb", storage_at;
   std::string token, token_at;
   std::string log_level = "info", log_level_at;
+  std::string log_format = "text", log_format_at;
   std::string app = "none", app_at;
   bool sync = true;
   std::string sync_at;
@@ -215,7 +217,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
   Reader r(path);
   if (auto e = r.only_keys(root,
                            {"cluster_id", "id", "listen", "data_dir", "role", "egress", "storage",
-                            "auth_token", "log_level", "app", "sync", "forward_proposals", "peers",
+                            "auth_token", "log_level", "log_format", "app", "sync", "forward_proposals", "peers",
                             "timeouts"},
                            "");
       e) {
@@ -233,6 +235,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
     else if (k == "storage") e = r.get_string(node, k, raw.storage, raw.storage_at);
     else if (k == "auth_token") e = r.get_string(node, k, raw.token, raw.token_at);
     else if (k == "log_level") e = r.get_string(node, k, raw.log_level, raw.log_level_at);
+    else if (k == "log_format") e = r.get_string(node, k, raw.log_format, raw.log_format_at);
     else if (k == "app") e = read_app(node, r, raw);
     else if (k == "sync") e = r.get_bool(node, k, raw.sync, raw.sync_at);
     else if (k == "forward_proposals") e = r.get_bool(node, k, raw.forward, raw.forward_at);
@@ -336,6 +339,7 @@ void apply(const Overrides& o, Raw& raw) {
   set(o.storage, raw.storage, raw.storage_at, "--storage");
   set(o.token, raw.token, raw.token_at, "--token");
   set(o.log_level, raw.log_level, raw.log_level_at, "--log-level");
+  set(o.log_format, raw.log_format, raw.log_format_at, "--log-format");
   set(o.app, raw.app, raw.app_at, "--app");
   if (o.id) {
     raw.id = *o.id;
@@ -481,6 +485,7 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
 
   if (auto e = parse_egress(raw.egress, c.egress); e) return Error{raw.egress_at, *e};
   if (auto e = parse_level(raw.log_level, c.log_level); e) return Error{raw.log_level_at, *e};
+  if (auto e = parse_log_format(raw.log_format, c.log_format); e) return Error{raw.log_format_at, *e};
   if (raw.storage == "rocksdb") {
     n.storage = StorageKind::RocksDb;
   } else if (raw.storage == "memory") {
@@ -542,16 +547,6 @@ const char* egress_name(EgressMode m) {
     case EgressMode::LeaderOnly: return "leader-only";
     case EgressMode::Persist: return "persist";
     case EgressMode::Off: return "off";
-  }
-  return "?";
-}
-
-const char* level_name(Level l) {
-  switch (l) {
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warn: return "warn";
-    case Level::Error: return "error";
   }
   return "?";
 }

@@ -15,13 +15,12 @@
 
 namespace rlr::nodecfg {
 
-enum class Level : int { Debug = 0, Info = 1, Warn = 2, Error = 3 };
-
 struct Config {
   NodeOptions node;                  ///< identity, listen, peers (founders), data dir, timeouts
   bool join = false;                 ///< role "join": start empty, wait to be added as learner
   EgressMode egress = EgressMode::LeaderOnly;
-  Level log_level = Level::Info;
+  LogLevel log_level = LogLevel::Info;
+  LogFormat log_format = LogFormat::Text;  ///< of every line, the node's own and librlr's
   std::string app = "none";
   std::map<std::string, std::string> app_settings;  ///< the [app] table, values as strings
   std::string source;                ///< the config file, empty when none
@@ -30,7 +29,7 @@ struct Config {
 /// Command-line values; unset ones leave the file's (or the default) value.
 struct Overrides {
   std::string config_file;
-  std::optional<std::string> cluster_id, listen, data_dir, role, egress, token, log_level, app,
+  std::optional<std::string> cluster_id, listen, data_dir, role, egress, token, log_level, log_format, app,
       storage;
   std::optional<std::uint64_t> id;
   std::vector<std::string> peers;     ///< "ID=HOST:PORT"; when given, replace the file's
@@ -53,6 +52,5 @@ struct ConfigError {
 
 /// "leader-only" / "persist" / "off".
 [[nodiscard]] const char* egress_name(EgressMode m);
-[[nodiscard]] const char* level_name(Level l);
 
 }  // namespace rlr::nodecfg

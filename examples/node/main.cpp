@@ -27,37 +27,36 @@
 
 namespace {
 
-using rlr::nodecfg::Level;
+using Level = rlr::LogLevel;
 
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 2;
 
-/// One line per event on stderr: "2026-11-22T10:00:00.123Z INFO  node 1: became leader".
+/// The node's own lines ("elected leader", "stopping") go through the same sink as
+/// librlr's, so one --log-format and --log-level govern every line the process writes.
 class Log {
  public:
-  void set(Level min, std::uint64_t id) {
-    min_ = min;
+  void set(std::shared_ptr<rlr::LogSink> sink, rlr::NodeId id) {
+    sink_ = std::move(sink);
     id_ = id;
   }
+  [[nodiscard]] const std::shared_ptr<rlr::LogSink>& sink() const { return sink_; }
   template <class... Args>
   void at(Level l, fmt::format_string<Args...> f, Args&&... args) const {
-    if (static_cast<int>(l) < static_cast<int>(min_)) return;
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    const char* name = l == Level::Debug ? "DEBUG" : l == Level::Info ? "INFO " : l == Level::Warn ? "WARN " : "ERROR";
-    const std::string line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {} node {}: {}\n",
-                                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                         tm.tm_min, tm.tm_sec, ms, name, id_,
-                                         fmt::format(f, std::forward<Args>(args)...));
-    std::fputs(line.c_str(), stderr);
+    if (!sink_ || l < sink_->min_level()) return;
+    const std::string message = fmt::format(f, std::forward<Args>(args)...);
+    rlr::LogRecord r;
+    r.level = l;
+    r.component = "rlr-node";
+    r.node = id_;
+    r.message = message;
+    r.time = std::chrono::system_clock::now();
+    sink_->write(r);
   }
 
  private:
-  Level min_ = Level::Info;
-  std::uint64_t id_ = 0;
+  std::shared_ptr<rlr::LogSink> sink_ = rlr::make_stderr_log_sink();
+  rlr::NodeId id_;
 };
 
 Log g_log;
@@ -184,6 +183,7 @@ int run(int argc, char** argv) {
   cli.add_flag("--sync,!--no-sync", sync_flag, "fsync every persistence step (default on)");
   cli.add_option("--token", o.token, "shared secret for peers and clients");
   cli.add_option("--log-level", o.log_level, "debug, info, warn or error");
+  cli.add_option("--log-format", o.log_format, "text (one line per event) or json (one object per line)");
   cli.add_option("--app", o.app, "app to host: " + app_list());
   cli.add_option("--app-set", o.app_set, "KEY=VALUE setting for the app (repeat; over the [app] table)");
   cli.add_flag("--forward-proposals", o.forward_proposals,
@@ -236,7 +236,7 @@ int run(int argc, char** argv) {
   }
 #endif
 
-  g_log.set(cfg.log_level, n.id.value());
+  g_log.set(rlr::make_stderr_log_sink(cfg.log_format, cfg.log_level), n.id);
   const std::string members = [&] {
     std::string s;
     for (const auto& m : n.initial_members) s += fmt::format("{}{}={}:{}", s.empty() ? "" : ",", m.id.value(), m.host, m.port);
@@ -267,7 +267,7 @@ int run(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto built = rlr::NodeBuilder().options(n).build();
+  auto built = rlr::NodeBuilder().options(n).log_sink(g_log.sink()).build();
   if (!built) {
     const rlr::Status& s = built.status();
     g_log.at(Level::Error, "cannot start: {}", s.to_string());

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "rlr/cluster.h"
+#include "rlr/log.h"
 #include "rlr/state_machine.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
@@ -124,6 +125,11 @@ struct NodeOptions {
   /// state is already wrong. For tests and soak runs; off, each check point costs one
   /// branch.
   bool check_invariants = false;
+  /// Where the node's log lines go: its runtime ("node") and its transport
+  /// ("transport"). Null: make_stderr_log_sink() (text, Info and above). The sink is
+  /// shared, so one sink may serve several nodes of a process; LogRecord::node tells
+  /// them apart.
+  std::shared_ptr<LogSink> log_sink;
 };
 
 /// A stream of committed entries in log order, from a chosen index, without gaps.
@@ -234,6 +240,7 @@ class NodeBuilder {
   NodeBuilder& proposal_timeout_ms(std::uint32_t v) { o_.proposal_timeout_ms = v; return *this; }
   NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
   NodeBuilder& persist_thread(bool v) { o_.persist_thread = v; return *this; }
+  NodeBuilder& log_sink(std::shared_ptr<LogSink> v) { o_.log_sink = std::move(v); return *this; }
   NodeBuilder& options(NodeOptions v) { o_ = std::move(v); return *this; }
   [[nodiscard]] const NodeOptions& options() const { return o_; }
   /// Validates the options, opens storage and starts the node (TCP transport).

@@ -41,6 +41,7 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   ao.auth_token = o_.auth_token;
   ao.max_frame_bytes = o_.max_frame_bytes;
   ao.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;
+  ao.log_sink = o_.log_sink ? o_.log_sink : make_stderr_log_sink();
   if (o_.link_keepalive) {
     ao.keepalive_interval_ms = o_.tick_ms * o_.heartbeat_ticks;
     ao.silence_timeout_ms = o_.link_silence_ms != 0

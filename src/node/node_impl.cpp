@@ -1,7 +1,6 @@
 #include "node/node_impl.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <future>
 #include <limits>
 #include <random>
@@ -83,6 +82,7 @@ NodeImpl::NodeImpl(Key /*key*/, NodeOptions options, std::unique_ptr<storage::St
     : options_(std::move(options)),
       storage_(std::move(storage)),
       transport_(std::move(transport)),
+      log_(options_.log_sink ? options_.log_sink : make_stderr_log_sink(), "node", options_.id),
       cache_(std::max<std::size_t>(options_.subscriber_buffer_entries, 1024)) {}
 
 NodeImpl::~NodeImpl() { stop(); }
@@ -561,10 +561,7 @@ LogIndex NodeImpl::compaction_floor() {
   return floor;
 }
 
-void NodeImpl::warn(std::string_view line) {
-  std::fprintf(stderr, "rlr node %lu: %.*s\n", static_cast<unsigned long>(options_.id.value()),
-               static_cast<int>(line.size()), line.data());
-}
+void NodeImpl::log(LogLevel level, std::string_view line) { log_.log(level, line); }
 
 Result<std::shared_ptr<ApplyRunner>> NodeImpl::attach(std::shared_ptr<RoleAwareStateMachine> sm,
                                                       ApplyOptions options) {

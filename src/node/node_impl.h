@@ -43,6 +43,7 @@
 #include "rlr/node.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
+#include "util/logger.h"
 
 namespace rlr::node {
 
@@ -131,7 +132,7 @@ class NodeImpl final : public Node,
   void on_snapshot_installed(LogIndex index) override;
   void on_config(const core::Configuration& config) override;
   [[nodiscard]] LogIndex compaction_floor() override;
-  void warn(std::string_view line) override;
+  void log(LogLevel level, std::string_view line) override;
 
   /// Runs `task` on the raft thread (dropped when the node is stopping). For the node's
   /// own work (the storage thread's marks), which its producers bound.
@@ -168,6 +169,7 @@ class NodeImpl final : public Node,
   const NodeOptions options_;
   std::unique_ptr<storage::Storage> storage_;
   std::unique_ptr<transport::Transport> transport_;
+  const util::Logger log_;
 
   // inbox (any thread -> raft thread); mutable so const queries can post tasks
   mutable std::mutex in_mu_;

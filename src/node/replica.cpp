@@ -177,7 +177,7 @@ void Replica::step(const core::Message& m) {
   const Turn turn(*this);
   if (failed_) return;
   if (Status s = raft_.step(m); !s) {
-    observer_.warn(fmt::format("dropped message: {}", s.to_string()));
+    observer_.log(LogLevel::Warn, fmt::format("dropped message: {}", s.to_string()));
   }
 }
 
@@ -296,7 +296,7 @@ void Replica::storage_failed(const Status& why) {
 
 void Replica::fail(const Status& why) {
   if (failed_) return;
-  observer_.warn(fmt::format("storage failed, node stops participating: {}", why.to_string()));
+  observer_.log(LogLevel::Error, fmt::format("storage failed, node stops participating: {}", why.to_string()));
   failed_ = true;
   waiters_.fail_all(why, completions_);
   inflight_sessions_.clear();
@@ -375,9 +375,10 @@ void Replica::process_ready() {
 void Replica::report_log_read_failures(Clock::time_point now) {
   // A leader retries every turn: say it at most once a second, with how many failed.
   if (now - log_read_failure_logged_ < std::chrono::seconds(1)) return;
-  observer_.warn(fmt::format("{} appends not sent: evicted entries could not be read back: {}",
-                             raft_.log_read_failures() - log_read_failures_seen_,
-                             raft_.last_log_read_error().to_string()));
+  observer_.log(LogLevel::Warn,
+                fmt::format("{} appends not sent: evicted entries could not be read back: {}",
+                            raft_.log_read_failures() - log_read_failures_seen_,
+                            raft_.last_log_read_error().to_string()));
   log_read_failures_seen_ = raft_.log_read_failures();
   log_read_failure_logged_ = now;
 }
@@ -586,7 +587,7 @@ void Replica::maybe_compact() {
   if (Status s = raft_.compact(point->first, point->second); !s) return;
   if (persister_ != nullptr) persister_->drain();  // compact() must not run while a write does
   if (Status s = storage_.compact(raft_.log().snapshot()); !s) {
-    observer_.warn(fmt::format("compaction failed: {}", s.to_string()));
+    observer_.log(LogLevel::Warn, fmt::format("compaction failed: {}", s.to_string()));
   }
 }
 

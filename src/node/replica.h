@@ -54,8 +54,9 @@ class ReplicaObserver {
   /// The highest index the log may be compacted to for the node's own readers (the
   /// slowest healthy state machine's applied index); LogIndex max when none limits it.
   [[nodiscard]] virtual LogIndex compaction_floor() = 0;
-  /// A line for the operator (a dropped message, a failed write).
-  virtual void warn(std::string_view line) = 0;
+  /// A line for the operator: Warn for what the node copes with (a dropped message, a
+  /// failed compaction), Error for what it cannot (its storage failed).
+  virtual void log(LogLevel level, std::string_view line) = 0;
 };
 
 /// Everything a Replica acts on. Each must outlive the Replica.

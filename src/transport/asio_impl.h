@@ -25,6 +25,7 @@
 #include <boost/asio.hpp>
 
 #include "transport/asio_transport.h"
+#include "util/logger.h"
 #include "wire/peer_codec.h"
 
 namespace rlr::transport {
@@ -32,19 +33,18 @@ namespace rlr::transport {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-/// Writes one line about this node's transport to stderr.
-void log_line(NodeId self, const std::string& what);
-
 class AsioTransport::Impl {
  public:
   Impl(AsioOptions o, ClientHandler* handler)
-      : opts(std::move(o)), clients(handler), tag(wire::cluster_tag(opts.cluster_id)),
+      : opts(std::move(o)), log(opts.log_sink, "transport", opts.self), clients(handler),
+        tag(wire::cluster_tag(opts.cluster_id)),
         acceptor(io), rng(std::random_device{}()) {}
 
   class Conn;
   class Peer;
 
   AsioOptions opts;
+  util::Logger log;
   ClientHandler* clients;
   const std::uint64_t tag;
   asio::io_context io;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cstdio>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,11 +32,6 @@ bool split_address(const std::string& address, std::string& host, std::uint16_t&
   if (p == 0) return false;
   port = static_cast<std::uint16_t>(p);
   return true;
-}
-
-void log_line(NodeId self, const std::string& what) {
-  std::fprintf(stderr, "rlr transport %lu: %s\n", static_cast<unsigned long>(self.value()),
-               what.c_str());
 }
 
 // ---------------------------------------------------------------------------------

@@ -36,6 +36,7 @@
 #include <string>
 #include <thread>
 
+#include "rlr/log.h"
 #include "transport/transport.h"
 #include "wire/client_codec.h"
 
@@ -89,6 +90,8 @@ struct AsioOptions {
   /// not dialled into a storm. The sockets' TCP_USER_TIMEOUT is set to it too. Needs
   /// keepalive_interval_ms; 0: off.
   std::uint32_t silence_timeout_ms = 0;
+  /// Where the transport's log lines go (component "transport"); null: nowhere.
+  std::shared_ptr<LogSink> log_sink;
 };
 
 struct TransportStats {

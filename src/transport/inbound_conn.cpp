@@ -34,9 +34,13 @@ void AsioTransport::Impl::Conn::close(const std::string& why) {
   if (closed_) return;
   closed_ = true;
   if (!why.empty()) {
-    log_line(impl_.opts.self, fmt::format("closing connection from {}{}: {}", remote(),
-                                          kind_ == Kind::Node ? fmt::format(" (node {})", peer_.value()) : "",
-                                          why));
+    const std::string from = remote();
+    if (kind_ == Kind::Node) {
+      impl_.log.logf(LogLevel::Warn, {{"remote", from}, {"peer", std::to_string(peer_.value())}},
+                     "closing inbound connection: {}", why);
+    } else {
+      impl_.log.logf(LogLevel::Warn, {{"remote", from}}, "closing inbound connection: {}", why);
+    }
   }
   boost::system::error_code ec;
   timer_.cancel();

@@ -64,7 +64,8 @@ void AsioTransport::Impl::Peer::connect() {
   std::string host;
   std::uint16_t port = 0;
   if (!split_address(address_, host, port)) {
-    log_line(impl_.opts.self, fmt::format("peer {}: bad address '{}'", id_.value(), address_));
+    impl_.log.log(LogLevel::Error, "cannot dial: the peer's address is not host:port",
+                  {{"peer", std::to_string(id_.value())}, {"address", address_}});
     return;
   }
   connected_ = false;
@@ -258,7 +259,7 @@ void AsioTransport::Impl::Peer::keep_alive() {
 void AsioTransport::Impl::Peer::fail(const std::string& why, bool loud, bool silent) {
   if (closed_ || impl_.stopped) return;
   if (connected_ || loud || attempts_ == 3) {
-    log_line(impl_.opts.self, fmt::format("peer {} at {}: {}", id_.value(), address_, why));
+    impl_.log.log(LogLevel::Warn, why, {{"peer", std::to_string(id_.value())}, {"address", address_}});
   }
   if (connected_) impl_.inbox->peer_lost(id_);
   ++gen_;  // whatever is still pending on the old socket is stale now

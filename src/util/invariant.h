@@ -12,16 +12,19 @@
 
 namespace rlr::util {
 
-/// Reports the violated invariant and aborts. The process is about to abort: this is the
-/// one place the library writes to stderr. The report is formatted into a static buffer,
-/// so nothing is allocated from a state already known to be wrong.
+/// Hands `report` to the process's fatal handler (rlr/log.h: set_fatal_handler; by
+/// default it is written to stderr). Defined in src/log.cpp.
+void report_fatal(const char* report) noexcept;
+
+/// Reports the violated invariant and aborts. The report is formatted into a static
+/// buffer, so nothing is allocated from a state already known to be wrong.
 [[noreturn, gnu::cold, gnu::noinline]] inline void invariant_failed(const char* file, int line,
                                                                     const char* expression,
                                                                     const char* message) noexcept {
   static char report[1024];
   std::snprintf(report, sizeof report, "%s:%d: invariant violated: %s [%s]\n", file, line,
                 message, expression);
-  std::fputs(report, stderr);
+  report_fatal(report);
   std::abort();
 }
 

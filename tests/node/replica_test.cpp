@@ -41,7 +41,7 @@ class QuietObserver final : public ReplicaObserver {
   void on_snapshot_installed(LogIndex index) override { snapshot_at = index; }
   void on_config(const core::Configuration& /*config*/) override {}
   LogIndex compaction_floor() override { return LogIndex{~std::uint64_t{0}}; }
-  void warn(std::string_view line) override { warnings.emplace_back(line); }
+  void log(LogLevel, std::string_view line) override { warnings.emplace_back(line); }
   std::vector<Entry> committed;
   std::optional<LogIndex> snapshot_at;
   std::vector<std::string> warnings;

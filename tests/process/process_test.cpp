@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <set>
 
 #include <variant>
 
@@ -70,9 +71,11 @@ class Cluster {
     return s;
   }
 
-  void start(int i) {
-    nodes_[static_cast<std::size_t>(i - 1)] =
-        std::make_unique<Process>(std::vector<std::string>{kNode, "--config", config(i)}, log(i), log(i));
+  /// Starts node i; `flags` go after its --config.
+  void start(int i, const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> argv{kNode, "--config", config(i)};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    nodes_[static_cast<std::size_t>(i - 1)] = std::make_unique<Process>(argv, log(i), log(i));
   }
   void start_all() {
     for (int i = 1; i <= n_; ++i) start(i);
@@ -237,6 +240,10 @@ TEST_CASE("rlr-node: every bad config exits 2 naming the line or flag", "[proces
   SECTION("TOML syntax error") {
     expect_config_error(std::string(kGood) + "role = \n", {}, "8:", "");
   }
+  SECTION("unknown log format") {
+    expect_config_error(std::string(kGood) + "log_format = \"xml\"\n", {}, "8:", "log_format 'xml' is not one of text, json");
+    expect_config_error(kGood, {"--log-format", "yaml"}, "--log-format", "log_format 'yaml'");
+  }
   SECTION("unknown egress value") {
     expect_config_error(std::string(kGood) + "egress = \"sometimes\"\n", {}, "8:", "egress 'sometimes'");
   }
@@ -377,6 +384,41 @@ TEST_CASE("signals: SIGTERM stops a node cleanly with status 0", "[process][sign
   REQUIRE(code);
   CHECK(*code == 0);
   CHECK(contains(proc::read_file(c.log(1)), "stopped"));
+}
+
+TEST_CASE("logging: with --log-format json every line, the node's and librlr's, is one JSON object",
+          "[process][log]") {
+  Cluster c(3);
+  c.start(1, {"--log-format", "json", "--log-level", "debug"});
+  c.start(2);
+  c.start(3);
+  REQUIRE(c.wait_leader() != 0);
+  // Losing node 3 makes node 1's transport speak.
+  c.kill9(3);
+  INFO(c.logs());
+  REQUIRE(wait_for_log(c.log(1), R"("component":"transport")", 15s));
+  c.node(1).signal(SIGTERM);
+  REQUIRE(c.node(1).wait_exit(10s));
+  // Every line parses; each names its time, level, component, node and message.
+  std::set<std::string> components;
+  std::istringstream in(proc::read_file(c.log(1)));
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    INFO("line " << n << ": " << line);
+    const auto j = proc::JsonParser(line).parse();
+    REQUIRE(j);
+    REQUIRE(j->type == proc::Json::Type::Object);
+    for (const char* k : {"time", "level", "component", "message"}) {
+      CHECK((*j)[k].type == proc::Json::Type::String);
+    }
+    CHECK((*j)["node"].number == 1);
+    const std::string level = (*j)["level"].string;
+    CHECK((level == "debug" || level == "info" || level == "warn" || level == "error"));
+    components.insert((*j)["component"].string);
+  }
+  CHECK(components.count("rlr-node") == 1);
+  CHECK(components.count("transport") == 1);
 }
 
 TEST_CASE("kv: redis-cli round trip through the kv app", "[process][kv]") {

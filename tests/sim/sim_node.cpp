@@ -94,6 +94,6 @@ void SimNode::on_committed(const std::vector<Entry>& entries) { cluster.on_commi
 
 void SimNode::on_snapshot_installed(LogIndex index) { cluster.on_snapshot_installed(*this, index); }
 
-void SimNode::warn(std::string_view line) { cluster.on_warn(*this, line); }
+void SimNode::log(LogLevel, std::string_view line) { cluster.on_warn(*this, line); }
 
 }  // namespace rlr::sim

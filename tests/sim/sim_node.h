@@ -150,7 +150,7 @@ struct SimNode final : node::ReplicaObserver {
   void on_snapshot_installed(LogIndex index) override;
   void on_config(const core::Configuration& /*config*/) override {}
   [[nodiscard]] LogIndex compaction_floor() override { return applied; }
-  void warn(std::string_view line) override;
+  void log(LogLevel level, std::string_view line) override;
 };
 
 }  // namespace rlr::sim
