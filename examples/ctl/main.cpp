@@ -349,10 +349,14 @@ int run(int argc, char** argv) {
   std::uint64_t from = 1;
   std::uint64_t count = 0;
   bool all_kinds = false;
+  bool sessions = false;
   auto* watch = cli.add_subcommand("watch", "print committed commands as they arrive: INDEX TERM TEXT (survives failovers)");
   watch->add_option("--from", from, "first index (default 1)");
   watch->add_option("--count", count, "exit after this many commands (default: run until interrupted)");
-  watch->add_flag("--all", all_kinds, "also print no-op and configuration entries");
+  watch->add_flag("--all", all_kinds,
+                  "also print the runtime's own entries (no-op, configuration, watermark) as INDEX TERM <KIND>");
+  watch->add_flag("--sessions", sessions,
+                  "print each command's client session: INDEX TERM CLIENT_ID:SEQUENCE TEXT (0:0 when none)");
   rlr::ctl::DumpOptions dump_options;
   auto* dump = cli.add_subcommand(
       "dump", "print a stopped node's stored log and hard state from its data directory (no cluster contact)");
@@ -442,7 +446,7 @@ int run(int argc, char** argv) {
     return kExitOk;
   }
   if (*watch) {
-    auto sub = c.subscribe(rlr::LogIndex{from});
+    auto sub = c.subscribe(rlr::LogIndex{from}, rlr::SubscribeOptions{.include_internal = all_kinds});
     if (!sub) return report(sub.status(), "");
     std::uint64_t seen = 0;
     for (;;) {
@@ -452,16 +456,13 @@ int run(int argc, char** argv) {
         if (batch.status().code() == rlr::ErrorCode::Compacted) return kExitFailed;
         continue;  // Unavailable: the subscription keeps trying
       }
-      for (const rlr::Entry& e : batch.value()) {
-        // Commands: Normal, or Session (client id and sequence, 8 bytes BE each, then
-        // the command).
-        const bool session = e.kind == rlr::EntryKind::Session && e.payload.size() >= 16;
-        const bool command = e.kind == rlr::EntryKind::Normal || session;
-        if (!command && !all_kinds) continue;
-        const std::string body(e.payload.as_string_view().substr(session ? 16 : 0));
-        if (command) {
-          std::printf("%llu %llu %s\n", static_cast<unsigned long long>(e.index.value()),
-                      static_cast<unsigned long long>(e.term.value()), body.c_str());
+      for (const rlr::CommittedEntry& e : batch.value().entries) {
+        if (e.kind == rlr::EntryKind::Normal) {
+          const std::string body(e.payload.as_string_view());
+          const std::string session =
+              sessions ? fmt::format("{}:{} ", e.client_id, e.sequence) : std::string();
+          std::printf("%llu %llu %s%s\n", static_cast<unsigned long long>(e.index.value()),
+                      static_cast<unsigned long long>(e.term.value()), session.c_str(), body.c_str());
         } else {
           std::printf("%llu %llu <%s>\n", static_cast<unsigned long long>(e.index.value()),
                       static_cast<unsigned long long>(e.term.value()), std::string(rlr::to_string(e.kind)).c_str());

@@ -273,7 +273,7 @@ class FakeNode final : public rlr::Node {
   rlr::Result<rlr::ProposeResult> propose_sync(rlr::Bytes, std::chrono::milliseconds) override {
     return rlr::Status{rlr::ErrorCode::InvalidArgument, "unused"};
   }
-  rlr::Result<std::unique_ptr<rlr::Subscription>> subscribe(rlr::LogIndex) override {
+  rlr::Result<std::unique_ptr<rlr::Subscription>> subscribe(rlr::LogIndex, rlr::SubscribeOptions) override {
     return rlr::Status{rlr::ErrorCode::InvalidArgument, "unused"};
   }
   rlr::Role get_role() const override { return role.load(); }

@@ -76,19 +76,6 @@ struct ClientOptions {
   std::chrono::milliseconds silence_timeout{0};
 };
 
-/// A stream of committed entries that survives reconnects and failovers: after a broken
-/// connection it resubscribes (to any node) from the index after the last one it
-/// returned, so the caller sees a gap-free sequence.
-class ClientSubscription {
- public:
-  virtual ~ClientSubscription() = default;
-  /// Waits up to `timeout` for entries; an empty vector when none arrived.
-  /// Errors: Compacted (the next index is no longer retained anywhere it asked),
-  /// Unavailable (no node answered within the client's total timeout).
-  [[nodiscard]] virtual Result<std::vector<Entry>> next(std::chrono::milliseconds timeout) = 0;
-  [[nodiscard]] virtual LogIndex position() const = 0;
-};
-
 class Client {
  public:
   virtual ~Client() = default;
@@ -102,7 +89,19 @@ class Client {
   [[nodiscard]] virtual Result<ProposeResult> propose(Bytes command) = 0;
   /// Asynchronous propose; `done` runs on the client's thread. Many may be outstanding.
   virtual void propose_async(Bytes command, std::function<void(Result<ProposeResult>)> done) = 0;
-  [[nodiscard]] virtual Result<std::unique_ptr<ClientSubscription>> subscribe(LogIndex from) = 0;
+  /// Streams committed entries from `from` (rlr/subscription.h): users' commands, and the
+  /// runtime's own entries when `options` ask. The stream survives reconnects and
+  /// failovers: after a broken connection it resubscribes (to any node) from the index
+  /// after the last one it received, so batches stay contiguous.
+  /// Errors of its next(): Compacted (the next index is no longer retained anywhere it
+  /// asked), Unavailable (no node answered within the client's total timeout; the
+  /// subscription keeps trying).
+  [[nodiscard]] virtual Result<std::unique_ptr<Subscription>> subscribe(LogIndex from,
+                                                                        SubscribeOptions options) = 0;
+  /// subscribe(from, {}): users' commands only.
+  [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) {
+    return subscribe(from, SubscribeOptions{});
+  }
 
   [[nodiscard]] virtual Result<NodeId> leader() = 0;
   /// The leader's answer (or the node's at `address` when given).

@@ -31,6 +31,7 @@
 #include "rlr/log.h"
 #include "rlr/state_machine.h"
 #include "rlr/status.h"
+#include "rlr/subscription.h"
 #include "rlr/types.h"
 
 namespace rlr {
@@ -132,19 +133,6 @@ struct NodeOptions {
   std::shared_ptr<LogSink> log_sink;
 };
 
-/// A stream of committed entries in log order, from a chosen index, without gaps.
-/// Filled by the node on its own thread; a consumer that falls behind by more than its
-/// buffer is cut off (next() returns Busy) and must subscribe again from where it was.
-class Subscription {
- public:
-  virtual ~Subscription() = default;
-  /// Waits up to `timeout` for entries; returns what is available (possibly none).
-  /// Errors: Busy (the consumer fell behind its buffer and was cut off), ShuttingDown.
-  [[nodiscard]] virtual Result<std::vector<Entry>> next(std::chrono::milliseconds timeout) = 0;
-  /// The index the next entry will have.
-  [[nodiscard]] virtual LogIndex position() const = 0;
-};
-
 using ProposeCallback = std::function<void(Result<ProposeResult>)>;
 
 class Node {
@@ -164,9 +152,15 @@ class Node {
   /// Blocking form of propose().
   [[nodiscard]] virtual Result<ProposeResult> propose_sync(Bytes command,
                                                            std::chrono::milliseconds timeout) = 0;
-  /// Streams committed entries starting at `from` (1 = the beginning).
+  /// Streams committed entries starting at `from` (1 = the beginning): users' commands,
+  /// and the runtime's own entries too when `options` ask (rlr/subscription.h).
   /// Errors: Compacted when `from` is below the first retained index.
-  [[nodiscard]] virtual Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) = 0;
+  [[nodiscard]] virtual Result<std::unique_ptr<Subscription>> subscribe(LogIndex from,
+                                                                        SubscribeOptions options) = 0;
+  /// subscribe(from, {}): users' commands only.
+  [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) {
+    return subscribe(from, SubscribeOptions{});
+  }
   [[nodiscard]] virtual Role get_role() const = 0;
   [[nodiscard]] virtual NodeId get_leader() const = 0;
   /// The leader's address as "host:port", empty when unknown.

@@ -78,6 +78,11 @@ class Bytes {
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::span<const std::uint8_t> span() const noexcept { return {data_, size_}; }
   [[nodiscard]] std::string_view as_string_view() const noexcept;
+  /// `count` bytes from `offset`, sharing this buffer (no copy, no allocation).
+  /// REQUIRES: offset + count <= size().
+  [[nodiscard]] Bytes slice(std::size_t offset, std::size_t count) const noexcept {
+    return Bytes(owner_, data_ + offset, count);
+  }
   friend bool operator==(const Bytes& a, const Bytes& b) noexcept;
 
  private:

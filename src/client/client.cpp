@@ -112,7 +112,7 @@ void ClientImpl::propose_async(Bytes command, std::function<void(Result<ProposeR
                       [done = std::move(done)](Reply r) { done(propose_result(r)); });
 }
 
-Result<std::unique_ptr<ClientSubscription>> ClientImpl::subscribe(LogIndex from) {
+Result<std::unique_ptr<Subscription>> ClientImpl::subscribe(LogIndex from, SubscribeOptions options) {
   std::vector<std::string> cands;
   {
     std::lock_guard lock(known_mu_);
@@ -124,7 +124,7 @@ Result<std::unique_ptr<ClientSubscription>> ClientImpl::subscribe(LogIndex from)
   for (auto& a : cands) {
     if (std::find(unique.begin(), unique.end(), a) == unique.end()) unique.push_back(std::move(a));
   }
-  return make_subscription(o_, std::move(unique), from);
+  return make_subscription(o_, std::move(unique), from, options);
 }
 
 Result<NodeId> ClientImpl::leader() {

@@ -98,7 +98,8 @@ class ClientImpl final : public Client {
   Status connect_initial();
   Result<ProposeResult> propose(Bytes command) override;
   void propose_async(Bytes command, std::function<void(Result<ProposeResult>)> done) override;
-  Result<std::unique_ptr<ClientSubscription>> subscribe(LogIndex from) override;
+  Result<std::unique_ptr<Subscription>> subscribe(LogIndex from, SubscribeOptions options) override;
+  using Client::subscribe;
   Result<NodeId> leader() override;
   Result<ClusterInfo> cluster_info(const std::string& address) override;
   Result<Role> role(const std::string& address) override;

@@ -1,5 +1,7 @@
-// ClientSubscription: one connection streaming committed entries, resubscribing on any
-// reachable node from the index after the last one received when it breaks.
+// Client::subscribe's Subscription: one connection streaming committed entries,
+// resubscribing on any reachable node from the index after the last one received when it
+// breaks. Nodes send entries as they are in the log; next() makes of them what the
+// subscriber asked for (core/subscriber_view.h).
 //
 // The io thread owns the connection and `fetched_` (the index the network should deliver
 // next); the consumer owns `position_` (the index next() returns next). The bounded
@@ -21,16 +23,19 @@
 #include "client/backoff.h"
 #include "client/connection.h"
 #include "client/io_thread.h"
+#include "core/subscriber_view.h"
 
 namespace rlr::client {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class SubscriptionImpl final : public ClientSubscription {
+class SubscriptionImpl final : public Subscription {
  public:
-  SubscriptionImpl(const ClientOptions& o, std::vector<std::string> candidates, LogIndex from)
+  SubscriptionImpl(const ClientOptions& o, std::vector<std::string> candidates, LogIndex from,
+                   SubscribeOptions options)
       : o_(o),
+        options_(options),
         candidates_(std::move(candidates)),
         position_(from.is_zero() ? LogIndex{1} : from),
         broken_since_(Clock::now()),
@@ -53,7 +58,7 @@ class SubscriptionImpl final : public ClientSubscription {
   SubscriptionImpl(const SubscriptionImpl&) = delete;
   SubscriptionImpl& operator=(const SubscriptionImpl&) = delete;
 
-  Result<std::vector<Entry>> next(std::chrono::milliseconds timeout) override {
+  Result<SubscriptionBatch> next(std::chrono::milliseconds timeout) override {
     std::unique_lock lock(mu_);
     const auto deadline = Clock::now() + timeout;
     while (queue_.empty() && error_.is_ok()) {
@@ -73,7 +78,7 @@ class SubscriptionImpl final : public ClientSubscription {
     std::vector<Entry> out;
     if (queue_.empty()) {
       if (!error_.is_ok()) return error_;
-      return out;
+      return core::subscriber_batch(std::move(out), position_, options_);
     }
     const std::size_t n = std::min(queue_.size(), kSubscriptionBatchEntries);
     out.reserve(n);
@@ -81,6 +86,7 @@ class SubscriptionImpl final : public ClientSubscription {
       out.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
+    const LogIndex from = position_;
     position_ = out.back().index.next();
     if (paused_ && queue_.size() < kSubscriptionBufferEntries / 2) {
       paused_ = false;
@@ -88,7 +94,8 @@ class SubscriptionImpl final : public ClientSubscription {
         if (conn_) conn_->resume_reading();
       });
     }
-    return out;
+    lock.unlock();
+    return core::subscriber_batch(std::move(out), from, options_);
   }
 
   LogIndex position() const override {
@@ -192,6 +199,7 @@ class SubscriptionImpl final : public ClientSubscription {
   }
 
   const ClientOptions o_;
+  const SubscribeOptions options_;
   const std::vector<std::string> candidates_;
 
   // shared with the consumer
@@ -221,10 +229,10 @@ class SubscriptionImpl final : public ClientSubscription {
 
 }  // namespace
 
-std::unique_ptr<ClientSubscription> make_subscription(const ClientOptions& options,
-                                                      std::vector<std::string> candidates,
-                                                      LogIndex from) {
-  return std::make_unique<SubscriptionImpl>(options, std::move(candidates), from);
+std::unique_ptr<Subscription> make_subscription(const ClientOptions& options,
+                                                std::vector<std::string> candidates, LogIndex from,
+                                                SubscribeOptions subscribe_options) {
+  return std::make_unique<SubscriptionImpl>(options, std::move(candidates), from, subscribe_options);
 }
 
 }  // namespace rlr::client

@@ -17,7 +17,8 @@ inline constexpr std::size_t kSubscriptionBatchEntries = 4096;
 
 /// Starts a subscription from `from` (0 is taken as 1). `candidates` are the node
 /// addresses to try, best first (the leader's, then the bootstrap list).
-[[nodiscard]] std::unique_ptr<ClientSubscription> make_subscription(
-    const ClientOptions& options, std::vector<std::string> candidates, LogIndex from);
+[[nodiscard]] std::unique_ptr<Subscription> make_subscription(
+    const ClientOptions& options, std::vector<std::string> candidates, LogIndex from,
+    SubscribeOptions subscribe_options);
 
 }  // namespace rlr::client

@@ -65,8 +65,7 @@ struct SessionCommand {
   SessionCommand c;
   c.client_id = util::get_u64_be(payload.data());
   c.sequence = util::get_u64_be(payload.data() + 8);
-  auto owner = std::make_shared<const Bytes>(payload);
-  c.command = Bytes(owner, payload.data() + kSessionHeaderBytes, payload.size() - kSessionHeaderBytes);
+  c.command = payload.slice(kSessionHeaderBytes, payload.size() - kSessionHeaderBytes);
   return c;
 }
 

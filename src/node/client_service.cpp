@@ -202,9 +202,9 @@ void ClientService::stream_subscription(std::uint64_t request_id, LogIndex from,
                                         std::shared_ptr<transport::ClientStream> stream) {
   reap_finished();
   NodeImpl* node = node_.load();
-  auto sub = node->subscribe(from);
-  if (!sub) {
-    reply_error(stream, request_id, sub.status());
+  auto start = node->subscription_start(from);
+  if (!start) {
+    reply_error(stream, request_id, start.status());
     return;
   }
   std::lock_guard lock(streamers_mu_);
@@ -213,17 +213,20 @@ void ClientService::stream_subscription(std::uint64_t request_id, LogIndex from,
     return;
   }
   Streamer& s = streamers_.emplace_back();
-  s.thread = std::thread([this, &s, request_id, stream, sub = std::move(sub).value()]() mutable {
+  s.thread = std::thread([this, &s, node, request_id, stream, next = start.value()]() mutable {
     // One thread per remote subscriber: it reads at its own pace and never holds up the
     // raft thread. If the connection's queue fills (the consumer is too slow), the
-    // stream is cut off and the client resubscribes from its last index.
+    // stream is cut off and the client resubscribes from its last index. Entries go out
+    // as they are in the log (internal ones and session headers included): the client
+    // library makes of them what its subscriber asked for (core/subscriber_view.h).
     while (!stopping_ && stream->open()) {
-      auto r = sub->next(std::chrono::milliseconds(200));
+      auto r = node->read_committed(next, kStreamBatchEntries, std::chrono::milliseconds(200));
       if (!r) {
         reply_error(stream, request_id, r.status());
         break;
       }
       if (r.value().empty()) continue;
+      next = r.value().back().index.next();
       wire::ClientReply reply;
       reply.request_id = request_id;
       reply.entries = std::move(r).value();

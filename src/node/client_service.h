@@ -31,6 +31,8 @@ class ClientService final : public transport::ClientHandler {
 
   /// Most concurrent remote subscriptions served; more get Busy.
   static constexpr std::size_t kMaxSubscribers = 64;
+  /// Most committed entries a remote subscription reads and sends in one reply.
+  static constexpr std::size_t kStreamBatchEntries = 4096;
 
  private:
   void reply_error(const std::shared_ptr<transport::ClientStream>& stream, std::uint64_t id,

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/subscriber_view.h"
 #include "node/apply_engine.h"
 #include "util/thread_name.h"
 
@@ -23,11 +24,14 @@ namespace {
 
 class NodeSubscription final : public Subscription {
  public:
-  NodeSubscription(NodeImpl& node, LogIndex from) : node_(node), next_(from) {}
-  Result<std::vector<Entry>> next(std::chrono::milliseconds timeout) override {
+  NodeSubscription(NodeImpl& node, LogIndex from, SubscribeOptions options)
+      : node_(node), next_(from), options_(options) {}
+  Result<SubscriptionBatch> next(std::chrono::milliseconds timeout) override {
     auto r = node_.read_committed(next_, kBatch, timeout);
-    if (r && !r.value().empty()) next_ = r.value().back().index.next();
-    return r;
+    if (!r) return r.status();
+    SubscriptionBatch b = core::subscriber_batch(std::move(r).value(), next_, options_);
+    next_ = b.next;
+    return b;
   }
   LogIndex position() const override { return next_; }
 
@@ -35,6 +39,7 @@ class NodeSubscription final : public Subscription {
   static constexpr std::size_t kBatch = 4096;
   NodeImpl& node_;
   LogIndex next_;
+  const SubscribeOptions options_;
 };
 
 }  // namespace
@@ -235,14 +240,20 @@ Result<ProposeResult> NodeImpl::propose_sync(Bytes command, std::chrono::millise
   return future.get();
 }
 
-Result<std::unique_ptr<Subscription>> NodeImpl::subscribe(LogIndex from) {
+Result<LogIndex> NodeImpl::subscription_start(LogIndex from) const {
   if (from.is_zero()) from = LogIndex{1};
   if (from < storage_->first_index()) {
     return Status{ErrorCode::Compacted,
                   fmt::format("index {} is compacted; the first retained index is {}",
                               from.value(), storage_->first_index().value())};
   }
-  return std::unique_ptr<Subscription>(std::make_unique<NodeSubscription>(*this, from));
+  return from;
+}
+
+Result<std::unique_ptr<Subscription>> NodeImpl::subscribe(LogIndex from, SubscribeOptions options) {
+  auto start = subscription_start(from);
+  if (!start) return start.status();
+  return std::unique_ptr<Subscription>(std::make_unique<NodeSubscription>(*this, start.value(), options));
 }
 
 Result<std::vector<Entry>> NodeImpl::read_committed(LogIndex from, std::size_t max,

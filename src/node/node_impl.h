@@ -74,7 +74,12 @@ class NodeImpl final : public Node,
       std::shared_ptr<RoleAwareStateMachine> sm, ApplyOptions options) override;
   [[nodiscard]] Result<ProposeResult> propose_sync(Bytes command,
                                                    std::chrono::milliseconds timeout) override;
-  [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) override;
+  [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from,
+                                                                SubscribeOptions options) override;
+  using Node::subscribe;
+  /// Where a subscription asked to start at `from` starts (0 means 1).
+  /// Errors: Compacted when `from` is below the first retained index.
+  [[nodiscard]] Result<LogIndex> subscription_start(LogIndex from) const;
   [[nodiscard]] Role get_role() const override;
   [[nodiscard]] NodeId get_leader() const override;
   [[nodiscard]] std::string get_leader_address() const override;

@@ -22,7 +22,7 @@ TEST_CASE("node: a 3-node cluster elects one leader and every subscriber sees th
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 5000, 512, "a") == 5000);
   const LogIndex last{c.node(leader).get_cluster_info().commit};
-  std::vector<std::vector<Entry>> logs;
+  std::vector<std::vector<CommittedEntry>> logs;
   for (auto& [id, n] : c.nodes()) {
     logs.push_back(read_all(*n, LogIndex{1}, last));
     check_gap_free(logs.back(), LogIndex{1});
@@ -37,6 +37,78 @@ TEST_CASE("node: a 3-node cluster elects one leader and every subscriber sees th
   std::size_t normal = 0;
   for (const auto& e : logs[0]) normal += e.kind == EntryKind::Normal ? 1 : 0;
   CHECK(normal == 5000);
+}
+
+TEST_CASE("node: a subscription yields what users proposed, sessions as fields, and covers every "
+          "index", "[node][subscribe]") {
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  Node& n = c.node(leader);
+  // Commands with and without a session, and a membership change between them.
+  REQUIRE(n.propose_sync(Bytes::copy_of("plain"), 5s).is_ok());
+  auto promise = std::make_shared<std::promise<Result<ProposeResult>>>();
+  n.propose(Bytes::copy_of("with session"), ClientSession{77, 5},
+            [promise](Result<ProposeResult> r) { promise->set_value(std::move(r)); });
+  auto sessioned = promise->get_future().get();
+  REQUIRE(sessioned.is_ok());
+  const NodeId other = leader == NodeId{1} ? NodeId{2} : NodeId{1};
+  REQUIRE(n.transfer_leadership(other, 5s).is_ok());
+  Result<ProposeResult> last = Status{ErrorCode::NotLeader, "not yet"};
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!last.is_ok() && std::chrono::steady_clock::now() < until) {
+    last = c.node(other).propose_sync(Bytes::copy_of("after transfer"), 5s);
+    if (!last.is_ok()) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(last.is_ok());
+
+  for (auto& [id, node] : c.nodes()) {
+    INFO("node " << id.value());
+    auto sub = node->subscribe(LogIndex{1});
+    REQUIRE(sub.is_ok());
+    std::vector<CommittedEntry> got;
+    LogIndex covered{1};
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (covered <= last.value().index && std::chrono::steady_clock::now() < deadline) {
+      auto batch = sub.value()->next(100ms);
+      REQUIRE(batch.is_ok());
+      CHECK(batch.value().from == covered);
+      CHECK(batch.value().from <= batch.value().next);
+      for (auto& e : batch.value().entries) {
+        CHECK(e.index >= batch.value().from);
+        CHECK(e.index < batch.value().next);
+        got.push_back(std::move(e));
+      }
+      covered = batch.value().next;
+    }
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].payload.as_string_view() == "plain");
+    CHECK(got[0].client_id == 0);
+    CHECK(got[1].payload.as_string_view() == "with session");
+    CHECK(got[1].client_id == 77);
+    CHECK(got[1].sequence == 5);
+    CHECK(got[1].index == sessioned.value().index);
+    CHECK(got[2].payload.as_string_view() == "after transfer");
+    CHECK(got[2].index == last.value().index);
+    for (const auto& e : got) CHECK(e.kind == EntryKind::Normal);
+    // Two leaders' no-ops at least were skipped, not lost.
+    CHECK(covered.value() - 1 >= got.size() + 2);
+    CHECK(sub.value()->position() == covered);
+
+    // With include_internal: every index, each in its kind; the session still a field.
+    const auto all = read_all(*node, LogIndex{1}, last.value().index);
+    check_gap_free(all, LogIndex{1});
+    std::size_t noops = 0;
+    for (const auto& e : all) {
+      CHECK(e.kind != EntryKind::Session);
+      noops += e.kind == EntryKind::Noop ? 1 : 0;
+      if (e.index == sessioned.value().index) {
+        CHECK(e.payload.as_string_view() == "with session");
+        CHECK(e.client_id == 77);
+      }
+    }
+    CHECK(noops >= 2);
+  }
 }
 
 TEST_CASE("node: a proposal on a follower fails with NotLeader naming the leader", "[node]") {

@@ -69,21 +69,22 @@ inline std::size_t propose_many(Node& leader, std::size_t n, std::size_t window,
   return c->ok.load();
 }
 
-/// Reads committed entries from `from` until `upto` (inclusive) or timeout.
-inline std::vector<Entry> read_all(Node& n, LogIndex from, LogIndex upto) {
-  auto sub = n.subscribe(from);
+/// Reads every committed entry, the runtime's own included, from `from` until `upto`
+/// (inclusive) or timeout.
+inline std::vector<CommittedEntry> read_all(Node& n, LogIndex from, LogIndex upto) {
+  auto sub = n.subscribe(from, SubscribeOptions{.include_internal = true});
   REQUIRE(sub.is_ok());
-  std::vector<Entry> out;
+  std::vector<CommittedEntry> out;
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while ((out.empty() || out.back().index < upto) && std::chrono::steady_clock::now() < deadline) {
     auto r = sub.value()->next(100ms);
     REQUIRE(r.is_ok());
-    for (auto& e : r.value()) out.push_back(std::move(e));
+    for (auto& e : r.value().entries) out.push_back(std::move(e));
   }
   return out;
 }
 
-inline void check_gap_free(const std::vector<Entry>& es, LogIndex from) {
+inline void check_gap_free(const std::vector<CommittedEntry>& es, LogIndex from) {
   LogIndex expect = from;
   for (const auto& e : es) {
     REQUIRE(e.index == expect);

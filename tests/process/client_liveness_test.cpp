@@ -62,29 +62,28 @@ class RelayedNode {
   std::unique_ptr<rlr::Node> node_;
 };
 
-/// A session entry as a subscriber sees it: its 16-byte session header (client id,
-/// sequence) and the command after it.
+/// A command as a subscriber sees it: its index, its session and the command.
 struct Seen {
   rlr::LogIndex index;
-  std::string session;
+  std::pair<std::uint64_t, std::uint64_t> session;  ///< client id, sequence
   std::string command;
 };
 
-/// The session entries of `sub` until one carries `last`, or 20 s pass. Checks that
-/// indexes follow each other without a gap.
-std::vector<Seen> read_until(rlr::ClientSubscription& sub, const std::string& last) {
+/// The commands of `sub` until one is `last`, or 20 s pass. Checks that batches follow
+/// each other without a gap and that every command came with a session.
+std::vector<Seen> read_until(rlr::Subscription& sub, const std::string& last) {
   std::vector<Seen> seen;
-  std::uint64_t expect = sub.position().value();
+  rlr::LogIndex expect = sub.position();
   const auto deadline = Clock::now() + 20s;
   while (Clock::now() < deadline && (seen.empty() || seen.back().command != last)) {
     auto batch = sub.next(200ms);
     if (!batch) continue;  // Unavailable while it looks for a node
-    for (const auto& e : batch.value()) {
-      CHECK(e.index.value() == expect);
-      expect = e.index.value() + 1;
-      if (e.kind != rlr::EntryKind::Session) continue;
-      const auto text = e.payload.as_string_view();
-      seen.push_back(Seen{e.index, std::string(text.substr(0, 16)), std::string(text.substr(16))});
+    CHECK(batch.value().from == expect);
+    expect = batch.value().next;
+    for (const auto& e : batch.value().entries) {
+      CHECK(e.kind == rlr::EntryKind::Normal);
+      CHECK(e.client_id != 0);
+      seen.push_back(Seen{e.index, {e.client_id, e.sequence}, std::string(e.payload.as_string_view())});
     }
   }
   return seen;

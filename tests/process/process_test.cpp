@@ -685,3 +685,62 @@ TEST_CASE("subscribe: rlr-ctl watch resumes after its node is killed, without ga
     last = index;
   }
 }
+
+TEST_CASE("subscribe: rlr-ctl watch shows sessions as fields, and the runtime's entries only with --all",
+          "[process][subscribe]") {
+  Cluster c(3);
+  c.start_all();
+  INFO(c.logs());
+  REQUIRE(c.wait_leader() > 0);
+  REQUIRE(c.ctl({"propose", "x1"}).code == 0);
+  REQUIRE(c.ctl({"propose", "x2"}).code == 0);
+
+  // Two commands, each from its own rlr-ctl (its own client session), sequence 1.
+  const RunResult sessions = c.ctl({"watch", "--count", "2", "--sessions"});
+  INFO(sessions.all());
+  REQUIRE(sessions.code == 0);
+  std::istringstream s(sessions.out);
+  std::set<std::string> clients;
+  for (const char* want : {"x1", "x2"}) {
+    std::uint64_t index = 0;
+    std::uint64_t term = 0;
+    std::string session;
+    std::string text;
+    s >> index >> term >> session >> text;
+    CHECK(text == want);
+    const auto colon = session.find(':');
+    REQUIRE(colon != std::string::npos);
+    CHECK(session.substr(0, colon) != "0");
+    CHECK(session.substr(colon + 1) == "1");
+    clients.insert(session.substr(0, colon));
+  }
+  CHECK(clients.size() == 2);
+
+  // --all: every index in order, the first leader's no-op first (a second election may
+  // add another before the commands).
+  const RunResult all = c.ctl({"watch", "--count", "3", "--all"});
+  INFO(all.all());
+  REQUIRE(all.code == 0);
+  std::istringstream a(all.out);
+  std::vector<std::string> texts;
+  std::uint64_t expect = 1;
+  for (std::string line; std::getline(a, line);) {
+    std::istringstream l(line);
+    std::uint64_t index = 0;
+    std::uint64_t term = 0;
+    std::string text;
+    l >> index >> term >> text;
+    CHECK(index == expect++);
+    texts.push_back(text);
+  }
+  REQUIRE(texts.size() == 3);
+  CHECK(texts[0] == "<noop>");
+  const std::vector<std::string> commands_first{"x1", "x2"};
+  std::size_t k = 0;
+  for (std::size_t i = 1; i < texts.size(); ++i) {
+    if (texts[i] == "<noop>") continue;
+    REQUIRE(k < commands_first.size());
+    CHECK(texts[i] == commands_first[k++]);
+  }
+  CHECK(k >= 1);
+}

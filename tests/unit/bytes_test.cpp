@@ -30,5 +30,18 @@ TEST_CASE("Bytes::copy_of: an owned copy, equal to its source", "[bytes]") {
   CHECK(Bytes::copy_of(std::string_view{}) == Bytes{});
 }
 
+TEST_CASE("Bytes::slice: a view into the same buffer that keeps it alive", "[bytes]") {
+  Bytes part;
+  const std::uint8_t* base = nullptr;
+  {
+    const Bytes whole = Bytes::copy_of(std::string_view("headerXXcommand"));
+    base = whole.data();
+    part = whole.slice(8, 7);
+  }
+  CHECK(part.data() == base + 8);  // no copy
+  CHECK(part.as_string_view() == "command");
+  CHECK(Bytes::copy_of(std::string_view("abc")).slice(3, 0).empty());
+}
+
 }  // namespace
 }  // namespace rlr
