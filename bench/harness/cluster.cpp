@@ -51,7 +51,7 @@ rlr::NodeBuilder InProcCluster::builder(std::uint64_t id, std::uint16_t port) co
       .data_dir(fmt::format("{}/n{}", spec_.dir, id))
       .storage(spec_.storage)
       .sync(spec_.sync)
-      .tick_ms(spec_.tick_ms)
+      .tick(std::chrono::milliseconds{spec_.tick_ms})
       .election_ticks(spec_.election_ticks)
       .heartbeat_ticks(spec_.heartbeat_ticks)
       .complete_on_raft_thread(spec_.complete_on_raft_thread)
@@ -83,7 +83,7 @@ rlr::Node* InProcCluster::wait_leader(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     for (auto& n : nodes_) {
-      if (n->get_role() != rlr::Role::Leader) continue;
+      if (n->role() != rlr::Role::Leader) continue;
       // Leadership is usable once an entry of its term commits.
       auto r = n->propose_sync(rlr::Bytes::copy_of("warm-up"), 2000ms);
       if (r) return n.get();

@@ -65,7 +65,7 @@ class ClientTarget final : public Target {
  public:
   explicit ClientTarget(std::unique_ptr<rlr::Client> client) : client_(std::move(client)) {}
   void propose(rlr::Bytes command, rlr::ProposeCallback done) override {
-    client_->propose_async(std::move(command), std::move(done));
+    client_->propose(std::move(command), std::move(done));
   }
   [[nodiscard]] rlr::Client& client() { return *client_; }
 

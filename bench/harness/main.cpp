@@ -405,7 +405,7 @@ rlr::Status start_harness(const Options& o, const std::string& dir, int clients,
     h.leader = h.inproc->wait_leader(20s);
     if (h.leader == nullptr) return rlr::Status{rlr::ErrorCode::Unavailable, "no leader within 20 s"};
     for (std::size_t i = 0; i < h.inproc->size(); ++i) {
-      const auto info = h.inproc->node(i).get_cluster_info();
+      const auto info = h.inproc->node(i).cluster_info();
       for (const auto& m : info.members) {
         if (m.id == info.id && !m.address.empty()) bootstrap.push_back(m.address);
       }
@@ -426,7 +426,7 @@ rlr::Status start_harness(const Options& o, const std::string& dir, int clients,
       if (!c) return c.status();
       // The first proposal waits for a leader that has committed its term.
       if (i == 0) {
-        auto r = c.value()->propose(rlr::Bytes::copy_of("warm-up"));
+        auto r = c.value()->propose_sync(rlr::Bytes::copy_of("warm-up"));
         if (!r) return r.status();
       }
       h.owned.push_back(std::make_unique<ClientTarget>(std::move(c).value()));
@@ -533,7 +533,7 @@ std::vector<std::pair<double, double>> sample_window(const Load& load, std::int6
 bool all_compacted(Harness& h) {
   if (!h.inproc || h.inproc->size() == 0) return false;
   for (std::size_t i = 0; i < h.inproc->size(); ++i) {
-    if (h.inproc->node(i).get_cluster_info().first_index.value() <= 1) return false;
+    if (h.inproc->node(i).cluster_info().first_index.value() <= 1) return false;
   }
   return true;
 }
@@ -733,7 +733,7 @@ std::optional<rlr::ClusterInfo> wait_stable(rlr::Client& control, const Load& lo
     bool caught_up = true;
     for (const auto& m : ci->members) {
       if (m.id == ci->id) continue;
-      if (m.lag > 5000 || m.last_contact_ms < 0 || m.last_contact_ms > 100) caught_up = false;
+      if (m.lag > 5000 || m.last_contact.count() < 0 || m.last_contact.count() > 100) caught_up = false;
     }
     const std::uint64_t before = load.acked_total();
     std::this_thread::sleep_for(50ms);
@@ -977,7 +977,7 @@ void scenario_catchup(const Options& o, Report& rep) {
     note("rlr-bench: filled {} entries in {:.2f} s", fill.acked_total(), static_cast<double>(now_ns() - t0) / 1e9);
   }
   const auto leader_commit = [&]() -> std::uint64_t {
-    if (h.inproc) return h.leader->get_cluster_info().commit.value();
+    if (h.inproc) return h.leader->cluster_info().commit.value();
     auto ci = control->cluster_info();
     return ci ? ci.value().commit.value() : 0;
   };
@@ -1009,7 +1009,7 @@ void scenario_catchup(const Options& o, Report& rep) {
     std::this_thread::sleep_for(300ms);  // let the process listen
   }
   const auto learner_commit = [&]() -> std::uint64_t {
-    if (learner != nullptr) return learner->get_cluster_info().commit.value();
+    if (learner != nullptr) return learner->cluster_info().commit.value();
     auto ci = control->cluster_info(learner_address);
     return ci ? ci.value().commit.value() : 0;
   };

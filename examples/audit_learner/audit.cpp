@@ -416,7 +416,7 @@ Result<VerifyReport> verify(const ReplayFn& replay, AuditDb& db, LogIndex throug
 Result<VerifyReport> verify(Node& node, AuditDb& db) {
   auto through = db.acked_through();
   if (!through) return through.status();
-  const ClusterInfo info = node.get_cluster_info();
+  const ClusterInfo info = node.cluster_info();
   if (info.first_index.value() > 1) {
     return Status{ErrorCode::Compacted,
                   fmt::format("the log starts at index {}; the audit replays from index 1",

@@ -310,14 +310,14 @@ TEST_CASE("audit app on a real node: persists, verifies with rlr::replay, catche
                    .listen("127.0.0.1", port)
                    .member(rlr::NodeId{1}, "127.0.0.1", port)
                    .data_dir((dir / "n1").string())
-                   .tick_ms(5)
+                   .tick(std::chrono::milliseconds{5})
                    .build();
   REQUIRE(built);
   auto node = std::move(built).value();
-  for (int i = 0; i < 400 && node->get_role() != rlr::Role::Leader; ++i) {
+  for (int i = 0; i < 400 && node->role() != rlr::Role::Leader; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  REQUIRE(node->get_role() == rlr::Role::Leader);
+  REQUIRE(node->role() == rlr::Role::Leader);
 
   const auto db_path = (dir / "audit.sqlite").string();
   const auto report_path = dir / "audit-verify.txt";

@@ -142,7 +142,7 @@ void print_table(const Snapshot& s) {
     row.push_back(r.own ? std::to_string(r.own->applied.value()) : "-");
     row.push_back(s.leader ? std::to_string(m.match.value()) : "-");
     row.push_back(s.leader ? std::to_string(m.lag) : "-");
-    row.push_back(s.leader ? (m.id == s.leader->id ? "self" : ms_text(m.last_contact_ms)) : "-");
+    row.push_back(s.leader ? (m.id == s.leader->id ? "self" : ms_text(m.last_contact.count())) : "-");
     if (r.own && !r.own->digest.index.is_zero()) {
       row.push_back(fmt::format("{}@{}", hex(r.own->digest.digest).substr(0, 12), r.own->digest.index.value()));
     } else {
@@ -191,7 +191,7 @@ void print_json(const Snapshot& s) {
                        r.own ? "true" : "false");
     if (s.leader) {
       out += fmt::format(",\"voter\":{},\"match\":{},\"lag\":{},\"last_contact_ms\":{},\"catch_up\":{}",
-                         m.voter ? "true" : "false", m.match.value(), m.lag, m.last_contact_ms,
+                         m.voter ? "true" : "false", m.match.value(), m.lag, m.last_contact.count(),
                          json_string(catch_up(m, *s.leader)));
       out += fmt::format(",\"reported_digest\":{{\"index\":{},\"digest\":\"{}\"}},\"diverged_at\":{}",
                          m.digest.index.value(), hex(m.digest.digest), m.diverged_at.value());
@@ -439,7 +439,7 @@ int run(int argc, char** argv) {
     return report(c.transfer_leadership(rlr::NodeId{id}), fmt::format("leadership transferred to node {}", id));
   }
   if (*propose) {
-    auto r = c.propose(rlr::Bytes::copy_of(text));
+    auto r = c.propose_sync(rlr::Bytes::copy_of(text));
     if (!r) return report(r.status(), "");
     std::printf("index=%llu term=%llu\n", static_cast<unsigned long long>(r.value().index.value()),
                 static_cast<unsigned long long>(r.value().term.value()));

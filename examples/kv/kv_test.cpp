@@ -236,7 +236,7 @@ namespace {
 class FakeNode final : public rlr::Node {
  public:
   explicit FakeNode(rlr::kv::KvStore& store) : store_(store) {}
-  std::atomic<rlr::Role> role{rlr::Role::Leader};
+  std::atomic<rlr::Role> current_role{rlr::Role::Leader};
   /// When set, proposals are held (not committed) until release_held().
   std::atomic<bool> hold{false};
 
@@ -276,12 +276,12 @@ class FakeNode final : public rlr::Node {
   rlr::Result<std::unique_ptr<rlr::Subscription>> subscribe(rlr::LogIndex, rlr::SubscribeOptions) override {
     return rlr::Status{rlr::ErrorCode::InvalidArgument, "unused"};
   }
-  rlr::Role get_role() const override { return role.load(); }
-  rlr::NodeId get_leader() const override { return rlr::NodeId{role.load() == rlr::Role::Leader ? 1U : 2U}; }
-  std::string get_leader_address() const override { return "127.0.0.1:7002"; }
-  rlr::ClusterInfo get_cluster_info() const override { return {}; }
+  rlr::Role role() const override { return current_role.load(); }
+  rlr::NodeId leader() const override { return rlr::NodeId{current_role.load() == rlr::Role::Leader ? 1U : 2U}; }
+  std::string leader_address() const override { return "127.0.0.1:7002"; }
+  rlr::ClusterInfo cluster_info() const override { return {}; }
   rlr::Result<rlr::LogIndex> read_index(std::chrono::milliseconds) override {
-    if (role.load() != rlr::Role::Leader) return rlr::Status::not_leader(get_leader());
+    if (current_role.load() != rlr::Role::Leader) return rlr::Status::not_leader(leader());
     std::lock_guard lock(mu_);
     return rlr::LogIndex{last_};
   }
@@ -400,7 +400,7 @@ TEST_CASE("resp server: SET/GET/DEL/PING, pipelined, answered in order", "[kv][s
 
 TEST_CASE("resp server: a follower answers writes and reads with the leader's address", "[kv][server]") {
   ServerFixture f;
-  f.node.role = rlr::Role::Follower;
+  f.node.current_role = rlr::Role::Follower;
   TestClient c(f.server->port());
   c.send("SET a b\r\nGET a\r\nPING\r\n");
   CHECK(c.read_replies(3) ==
@@ -482,7 +482,7 @@ TEST_CASE("kv app on a real node: linearizable GET through ReadIndex, SET/DEL th
                    .listen("127.0.0.1", raft_port)
                    .member(rlr::NodeId{1}, "127.0.0.1", raft_port)
                    .data_dir((dir / "n1").string())
-                   .tick_ms(5)
+                   .tick(std::chrono::milliseconds{5})
                    .build();
   INFO(built.status().to_string());
   REQUIRE(built);
@@ -492,10 +492,10 @@ TEST_CASE("kv app on a real node: linearizable GET through ReadIndex, SET/DEL th
   auto app = rlr::kv::make_app();
   REQUIRE(app->start(ctx).is_ok());
   TestClient c(resp_port);
-  for (int i = 0; i < 400 && node->get_role() != rlr::Role::Leader; ++i) {
+  for (int i = 0; i < 400 && node->role() != rlr::Role::Leader; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  REQUIRE(node->get_role() == rlr::Role::Leader);
+  REQUIRE(node->role() == rlr::Role::Leader);
   // The first read may point at the leader's no-op, which the store never sees.
   c.send("GET nothing\r\n");
   CHECK(c.read_replies(1) == "$-1\r\n");

@@ -37,13 +37,13 @@ std::string wrong_args(std::string_view cmd) {
 /// The reply of a node that does not lead (see KvService::redirect).
 std::string redirect_reply(const Node& node, const std::map<NodeId, std::string>& resp_peers,
                            NodeId hint) {
-  const NodeId known = node.get_leader();
+  const NodeId known = node.leader();
   const NodeId leader = hint.is_zero() ? known : hint;
   if (leader.is_zero()) return resp::error("CLUSTERDOWN not leader; no leader known yet, retry");
   if (auto it = resp_peers.find(leader); it != resp_peers.end()) {
     return resp::error(fmt::format("MOVED 0 {}", it->second));
   }
-  const std::string address = leader == known ? node.get_leader_address() : std::string{};
+  const std::string address = leader == known ? node.leader_address() : std::string{};
   if (address.empty()) return resp::error(fmt::format("ERR not leader; leader is {}", leader.value()));
   return resp::error(fmt::format("ERR not leader; leader is {} at {}", leader.value(), address));
 }
@@ -172,12 +172,12 @@ void KvService::local(const std::vector<std::string>& args, const Done& done) {
   if (cmd == "client") return done(resp::simple("OK"), false);
   if (cmd == "hello") return done(resp::error("NOPROTO this server speaks RESP2 only"), false);
   if (cmd == "info") {
-    const Role role = node_.get_role();
+    const Role role = node_.role();
     return done(resp::bulk(fmt::format("# Server\r\nredis_version:7.0.0\r\nrlr_app:kv\r\n"
                                        "# Replication\r\nrole:{}\r\nrlr_leader:{}\r\n"
                                        "rlr_leader_address:{}\r\n",
                                        role == Role::Leader ? "master" : "slave",
-                                       node_.get_leader().value(), node_.get_leader_address())),
+                                       node_.leader().value(), node_.leader_address())),
                 false);
   }
   std::string preview;
@@ -207,7 +207,7 @@ void KvService::write(std::vector<std::string> args, Done done) {
   for (std::size_t i = 0; i < (c.op == Op::Put ? 1 : c.args.size()); ++i) {
     if (c.args[i].size() > kKeyBytesMax) return done(resp::error("ERR key too large"), false);
   }
-  if (node_.get_role() != Role::Leader) return done(redirect(kNoNode), false);
+  if (node_.role() != Role::Leader) return done(redirect(kNoNode), false);
 
   // The callback may run after this service is gone (node shutdown): it holds only what
   // outlives the service.
@@ -254,7 +254,7 @@ void KvService::read_loop() {
     }
     // One barrier serves the whole batch: every read in it arrived before the barrier.
     std::string failure;
-    if (node_.get_role() != Role::Leader) {
+    if (node_.role() != Role::Leader) {
       failure = redirect(kNoNode);
     } else if (auto r = node_.read_index(kReadIndexTimeout); !r) {
       failure = error_reply(r.status());

@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
     const std::string line = rlr::me::encode(cmd);
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t invoked_ns = monotonic_ns();
-    auto r = client.value()->propose(rlr::Bytes::copy_of(line));
+    auto r = client.value()->propose_sync(rlr::Bytes::copy_of(line));
     if (history != nullptr) {
       std::fprintf(history, "%llu %llu %s %llu %llu %s\n", static_cast<unsigned long long>(invoked_ns),
                    static_cast<unsigned long long>(monotonic_ns()), r ? "ok" : "unknown",

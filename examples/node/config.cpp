@@ -511,10 +511,10 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
   if (raw.proposal_timeout_ms == 0 || raw.proposal_timeout_ms > 3600000) {
     return Error{raw.proposal_at, fmt::format("proposal_timeout_ms = {} is out of range", raw.proposal_timeout_ms)};
   }
-  n.tick_ms = static_cast<std::uint32_t>(raw.tick_ms);
+  n.tick = std::chrono::milliseconds(raw.tick_ms);
   n.election_ticks = static_cast<std::uint32_t>(raw.election_ticks);
   n.heartbeat_ticks = static_cast<std::uint32_t>(raw.heartbeat_ticks);
-  n.proposal_timeout_ms = static_cast<std::uint32_t>(raw.proposal_timeout_ms);
+  n.proposal_timeout = std::chrono::milliseconds(raw.proposal_timeout_ms);
   if (raw.disconnect_campaign_ticks >= raw.election_ticks) {
     return Error{at_or(raw.disconnect_at, raw.election_at),
                  fmt::format("disconnect_campaign_ticks ({}) must be below election_ticks ({}); 0 turns it off",
@@ -527,7 +527,7 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
                              "intervals ({} ms)",
                              raw.link_silence_ms, 3 * raw.heartbeat_ticks * raw.tick_ms)};
   }
-  n.link_silence_ms = static_cast<std::uint32_t>(raw.link_silence_ms);
+  n.link_silence = std::chrono::milliseconds(raw.link_silence_ms);
 
   c.app = raw.app.empty() ? "none" : raw.app;
   c.app_settings = raw.app_settings;

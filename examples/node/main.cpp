@@ -74,7 +74,7 @@ std::string app_list() {
 class EventWatcher {
  public:
   void poll(const rlr::Node& node) {
-    const rlr::ClusterInfo ci = node.get_cluster_info();
+    const rlr::ClusterInfo ci = node.cluster_info();
     if (first_) {
       first_ = false;
       role_ = ci.role;
@@ -247,7 +247,7 @@ int run(int argc, char** argv) {
                 "egress %s, app %s, tick %ums x %u election / %u heartbeat, sync %s%s\n",
                 n.cluster_id.c_str(), static_cast<unsigned long long>(n.id.value()), n.listen_host.c_str(),
                 static_cast<unsigned>(n.listen_port), cfg.join ? "join" : "voter", members.c_str(),
-                n.data_dir.c_str(), rlr::nodecfg::egress_name(cfg.egress), cfg.app.c_str(), n.tick_ms,
+                n.data_dir.c_str(), rlr::nodecfg::egress_name(cfg.egress), cfg.app.c_str(), static_cast<unsigned>(n.tick.count()),
                 n.election_ticks, n.heartbeat_ticks, n.sync ? "on" : "off",
                 n.forward_proposals ? ", forwarding proposals" : "");
     return 0;

@@ -11,7 +11,7 @@
 //   o.cluster_id = "venue-a";
 //   o.bootstrap = {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"};
 //   auto c = rlr::Client::connect(o);
-//   auto r = c.value()->propose(rlr::Bytes::copy_of("BUY 100 XYZ @ 10.5"));
+//   auto r = c.value()->propose_sync(rlr::Bytes::copy_of("BUY 100 XYZ @ 10.5"));
 //   if (r) std::printf("sequenced at %llu\n", (unsigned long long)r.value().index.value());
 #pragma once
 
@@ -86,9 +86,11 @@ class Client {
 
   /// Proposes a command to the leader (found and followed automatically) and waits for
   /// it to commit. Retries are idempotent (client session).
-  [[nodiscard]] virtual Result<ProposeResult> propose(Bytes command) = 0;
-  /// Asynchronous propose; `done` runs on the client's thread. Many may be outstanding.
-  virtual void propose_async(Bytes command, std::function<void(Result<ProposeResult>)> done) = 0;
+  [[nodiscard]] virtual Result<ProposeResult> propose_sync(Bytes command) = 0;
+  /// Asynchronous propose_sync(); `done` runs on the client's thread. Many may be
+  /// outstanding. Named as Node's are: propose() answers through a callback,
+  /// propose_sync() waits.
+  virtual void propose(Bytes command, std::function<void(Result<ProposeResult>)> done) = 0;
   /// Streams committed entries from `from` (rlr/subscription.h): users' commands, and the
   /// runtime's own entries when `options` ask. The stream survives reconnects and
   /// failovers: after a broken connection it resubscribes (to any node) from the index

@@ -2,6 +2,7 @@
 // status, client sessions and proposal outcomes. Plain data; no behaviour.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,7 +28,8 @@ struct MemberInfo {
   bool is_leader = false;
   LogIndex match;             ///< leader's view of the member's replicated index
   std::uint64_t lag = 0;      ///< leader's last index minus match
-  std::int64_t last_contact_ms = -1;  ///< ms since the leader last heard from it; -1 unknown
+  /// How long ago the leader last heard from it; negative when unknown.
+  std::chrono::milliseconds last_contact{-1};
   /// The member's latest output-digest checkpoint as last reported to this node.
   DigestCheckpoint digest;
   /// The first checkpoint index at which the member's digest differs from this node's

@@ -54,7 +54,7 @@ struct NodeOptions {
   StorageKind storage = StorageKind::RocksDb;
   bool sync = true;                      ///< fsync every persistence step
   std::string auth_token;                ///< shared secret checked in every handshake
-  std::uint32_t tick_ms = 10;
+  std::chrono::milliseconds tick{10};    ///< the Raft clock's period; timeouts count ticks
   std::uint32_t election_ticks = 15;     ///< election timeout in [e, 2e) ticks
   std::uint32_t heartbeat_ticks = 3;
   /// Fast failover: when a follower's TCP connection to its leader drops (a crashed
@@ -64,16 +64,16 @@ struct NodeOptions {
   /// connection that drops while the leader lives changes nothing. 0: off.
   std::uint32_t disconnect_campaign_ticks = 1;
   /// Peer-link liveness: every link carries a keepalive (a Ping frame) at least each
-  /// heartbeat interval, and a link that heard nothing for `link_silence_ms` is closed
+  /// heartbeat interval, and a link that heard nothing for `link_silence` is closed
   /// and redialled at once. A follower whose link from its leader goes silent treats
   /// that like a dropped connection (disconnect_campaign_ticks above), so a paused or
   /// partitioned leader is replaced without waiting for a whole election timeout, and a
   /// healed partition is rejoined without waiting on TCP's retransmission backoff.
   /// Nodes without it interoperate (the handshake says who sends keepalives).
   bool link_keepalive = true;
-  /// 0: the minimum election timeout (election_ticks x tick_ms). Otherwise at least
-  /// three heartbeat intervals.
-  std::uint32_t link_silence_ms = 0;
+  /// 0: the minimum election timeout (election_ticks x tick). Otherwise at least three
+  /// heartbeat intervals.
+  std::chrono::milliseconds link_silence{0};
   std::size_t max_append_entries = 4096;
   std::size_t max_append_bytes = 1U << 20;
   std::size_t max_inflight_appends = 64;
@@ -91,7 +91,8 @@ struct NodeOptions {
   /// compact_after_entries). Bounds a node's memory by these, not by the retained log.
   std::size_t memory_log_entries = 262'144;
   std::size_t memory_log_bytes = std::size_t{64} << 20;
-  std::uint32_t proposal_timeout_ms = 5000;
+  /// A proposal not committed within this long is answered Timeout.
+  std::chrono::milliseconds proposal_timeout{5000};
   std::size_t max_frame_bytes = 64U << 20;
   /// A client session expires when it has not been used for this many log entries (a
   /// deterministic, replicated rule: every replica expires it at the same index).
@@ -105,7 +106,7 @@ struct NodeOptions {
   /// instead of handing them to the completion thread: one thread hand-off (a futex
   /// wake-up) less per commit. Only for short, non-blocking callbacks: while one runs,
   /// the node neither replicates nor commits. From such a callback, propose(),
-  /// get_role(), get_leader(), get_leader_address() and get_cluster_info() work;
+  /// role(), leader(), leader_address() and cluster_info() work;
   /// propose_sync(), read_index(), add_learner(), promote(), remove() and
   /// transfer_leadership() return InvalidArgument at once (they would wait for the
   /// thread that runs the callback); stop() only requests the stop (~Node, or a later
@@ -143,7 +144,7 @@ class Node {
   /// under a lock of the node; see NodeOptions::complete_on_raft_thread) once
   /// the entry committed, or with an error: NotLeader (with the leader's id when known),
   /// TransferInProgress, Busy (too many proposals pending), Timeout (no outcome within
-  /// proposal_timeout_ms, or this node lost leadership before the entry committed; either
+  /// proposal_timeout, or this node lost leadership before the entry committed; either
   /// way the entry may still commit), ShuttingDown.
   virtual void propose(Bytes command, ProposeCallback done) = 0;
   /// propose() with a client session: a retry of a (client_id, sequence) that already
@@ -161,11 +162,11 @@ class Node {
   [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) {
     return subscribe(from, SubscribeOptions{});
   }
-  [[nodiscard]] virtual Role get_role() const = 0;
-  [[nodiscard]] virtual NodeId get_leader() const = 0;
+  [[nodiscard]] virtual Role role() const = 0;
+  [[nodiscard]] virtual NodeId leader() const = 0;
   /// The leader's address as "host:port", empty when unknown.
-  [[nodiscard]] virtual std::string get_leader_address() const = 0;
-  [[nodiscard]] virtual ClusterInfo get_cluster_info() const = 0;
+  [[nodiscard]] virtual std::string leader_address() const = 0;
+  [[nodiscard]] virtual ClusterInfo cluster_info() const = 0;
   /// Linearizable read barrier (thesis §6.4): returns an index such that a state
   /// machine that has applied it reflects every write committed before the call.
   [[nodiscard]] virtual Result<LogIndex> read_index(std::chrono::milliseconds timeout) = 0;
@@ -221,7 +222,7 @@ class NodeBuilder {
   NodeBuilder& storage(StorageKind v) { o_.storage = v; return *this; }
   NodeBuilder& sync(bool v) { o_.sync = v; return *this; }
   NodeBuilder& auth_token(std::string v) { o_.auth_token = std::move(v); return *this; }
-  NodeBuilder& tick_ms(std::uint32_t v) { o_.tick_ms = v; return *this; }
+  NodeBuilder& tick(std::chrono::milliseconds v) { o_.tick = v; return *this; }
   NodeBuilder& election_ticks(std::uint32_t v) { o_.election_ticks = v; return *this; }
   NodeBuilder& heartbeat_ticks(std::uint32_t v) { o_.heartbeat_ticks = v; return *this; }
   NodeBuilder& disconnect_campaign_ticks(std::uint32_t v) { o_.disconnect_campaign_ticks = v; return *this; }
@@ -231,7 +232,8 @@ class NodeBuilder {
   NodeBuilder& compact_after_entries(std::uint64_t v) { o_.compact_after_entries = v; return *this; }
   NodeBuilder& memory_log_entries(std::size_t v) { o_.memory_log_entries = v; return *this; }
   NodeBuilder& memory_log_bytes(std::size_t v) { o_.memory_log_bytes = v; return *this; }
-  NodeBuilder& proposal_timeout_ms(std::uint32_t v) { o_.proposal_timeout_ms = v; return *this; }
+  NodeBuilder& proposal_timeout(std::chrono::milliseconds v) { o_.proposal_timeout = v; return *this; }
+  NodeBuilder& link_silence(std::chrono::milliseconds v) { o_.link_silence = v; return *this; }
   NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
   NodeBuilder& persist_thread(bool v) { o_.persist_thread = v; return *this; }
   NodeBuilder& log_sink(std::shared_ptr<LogSink> v) { o_.log_sink = std::move(v); return *this; }

@@ -25,6 +25,7 @@
 //   auto runner = node->attach(std::make_shared<Echo>(), rlr::ApplyOptions{});
 #pragma once
 
+#include <chrono>
 #include <compare>
 #include <cstdint>
 #include <memory>
@@ -123,7 +124,7 @@ struct ApplyOptions {
   /// closely (a sink that acknowledges promptly) for a restarted node to lead safely.
   std::size_t outbox_max_outputs = 1U << 20;
   /// How often the leader proposes the sink's acknowledged index as the watermark.
-  std::uint32_t watermark_interval_ms = 50;
+  std::chrono::milliseconds watermark_interval{50};
 };
 
 /// (index, digest) of the outputs of all entries up to and including index.

@@ -102,12 +102,12 @@ Status ClientImpl::connect_initial() {
   return f.get();
 }
 
-Result<ProposeResult> ClientImpl::propose(Bytes command) {
+Result<ProposeResult> ClientImpl::propose_sync(Bytes command) {
   auto r = call_sync([&](ReplyFn done) { propose_async_reply(std::move(command), std::move(done)); });
   return propose_result(r);
 }
 
-void ClientImpl::propose_async(Bytes command, std::function<void(Result<ProposeResult>)> done) {
+void ClientImpl::propose(Bytes command, std::function<void(Result<ProposeResult>)> done) {
   propose_async_reply(std::move(command),
                       [done = std::move(done)](Reply r) { done(propose_result(r)); });
 }

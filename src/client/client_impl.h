@@ -96,8 +96,8 @@ class ClientImpl final : public Client {
   /// Blocks until a leader is known, or some node answered that none is, or the total
   /// timeout passed, or a node refused the handshake.
   Status connect_initial();
-  Result<ProposeResult> propose(Bytes command) override;
-  void propose_async(Bytes command, std::function<void(Result<ProposeResult>)> done) override;
+  Result<ProposeResult> propose_sync(Bytes command) override;
+  void propose(Bytes command, std::function<void(Result<ProposeResult>)> done) override;
   Result<std::unique_ptr<Subscription>> subscribe(LogIndex from, SubscribeOptions options) override;
   using Client::subscribe;
   Result<NodeId> leader() override;

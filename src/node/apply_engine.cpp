@@ -266,7 +266,7 @@ void ApplyRunnerImpl::maybe_propose_watermark() {
   if (!options_.sink || options_.egress != EgressMode::LeaderOnly) return;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_watermark_ || !host_.is_leader()) return;
-  next_watermark_ = now + std::chrono::milliseconds(options_.watermark_interval_ms);
+  next_watermark_ = now + options_.watermark_interval;
   const auto due = engine_->watermark_to_propose(proposed_watermark_);
   if (!due) return;
   proposed_watermark_ = *due;

@@ -38,12 +38,12 @@ bool ClientService::maybe_forward(NodeImpl& node, std::uint64_t request_id, std:
   const NodeOptions* o = &node.options();
   if (!o->forward_proposals) return false;
   if ((request_id & client::kForwardedRequestBit) != 0) return false;
-  if (node.get_role() == Role::Leader) return false;
-  const NodeId leader = node.get_leader();
+  if (node.role() == Role::Leader) return false;
+  const NodeId leader = node.leader();
   if (leader == kNoNode || leader == o->id) return false;
-  std::string address = node.get_leader_address();
+  std::string address = node.leader_address();
   if (address.empty()) return false;
-  const auto timeout = std::chrono::milliseconds(timeout_ms != 0 ? timeout_ms : o->proposal_timeout_ms);
+  const auto timeout = timeout_ms != 0 ? std::chrono::milliseconds(timeout_ms) : o->proposal_timeout;
   forwarder(*o).forward(
       address, std::move(body), timeout,
       [stream, request_id, leader, address](Result<wire::ClientReply> r) {
@@ -90,7 +90,7 @@ void ClientService::reply_error(const std::shared_ptr<transport::ClientStream>& 
   r.request_id = id;
   if (NodeImpl* n = node_.load(); n != nullptr && status.code() == ErrorCode::NotLeader) {
     r.leader = status.leader_hint();
-    if (r.leader == n->get_leader()) r.leader_address = n->get_leader_address();
+    if (r.leader == n->leader()) r.leader_address = n->leader_address();
   }
   r.status = std::move(status);
   (void)stream->send(r);
@@ -127,24 +127,24 @@ void ClientService::on_client_request(wire::ClientRequest request,
         } else if constexpr (std::is_same_v<T, wire::GetRoleRequest>) {
           wire::ClientReply reply;
           reply.request_id = id;
-          reply.role = node->get_role();
-          reply.leader = node->get_leader();
-          reply.leader_address = node->get_leader_address();
+          reply.role = node->role();
+          reply.leader = node->leader();
+          reply.leader_address = node->leader_address();
           (void)stream->send(reply);
         } else if constexpr (std::is_same_v<T, wire::GetLeaderRequest>) {
           wire::ClientReply reply;
           reply.request_id = id;
-          reply.leader = node->get_leader();
-          reply.leader_address = node->get_leader_address();
+          reply.leader = node->leader();
+          reply.leader_address = node->leader_address();
           if (reply.leader == kNoNode) reply.status = Status{ErrorCode::Unavailable, "no leader known"};
           (void)stream->send(reply);
         } else if constexpr (std::is_same_v<T, wire::GetClusterInfoRequest>) {
           blocking_.post([node, stream, id] {
             wire::ClientReply reply;
             reply.request_id = id;
-            reply.cluster_info = node->get_cluster_info();
+            reply.cluster_info = node->cluster_info();
             reply.leader = reply.cluster_info->leader;
-            reply.leader_address = node->get_leader_address();
+            reply.leader_address = node->leader_address();
             (void)stream->send(reply);
           });
         } else if constexpr (std::is_same_v<T, wire::ReadIndexRequest>) {
@@ -177,8 +177,8 @@ void ClientService::on_client_request(wire::ClientRequest request,
             }
             wire::ClientReply reply;
             reply.request_id = id;
-            reply.leader = node->get_leader();
-            reply.leader_address = node->get_leader_address();
+            reply.leader = node->leader();
+            reply.leader_address = node->leader_address();
             (void)stream->send(reply);
           });
         }

@@ -43,10 +43,11 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   ao.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;
   ao.log_sink = o_.log_sink ? o_.log_sink : make_stderr_log_sink();
   if (o_.link_keepalive) {
-    ao.keepalive_interval_ms = o_.tick_ms * o_.heartbeat_ticks;
-    ao.silence_timeout_ms = o_.link_silence_ms != 0
-                                ? o_.link_silence_ms
-                                : std::max(o_.tick_ms * o_.election_ticks, 3 * ao.keepalive_interval_ms);
+    const auto keepalive = o_.tick * o_.heartbeat_ticks;
+    const auto silence =
+        o_.link_silence.count() != 0 ? o_.link_silence : std::max(o_.tick * o_.election_ticks, 3 * keepalive);
+    ao.keepalive_interval_ms = static_cast<std::uint32_t>(keepalive.count());
+    ao.silence_timeout_ms = static_cast<std::uint32_t>(silence.count());
   }
   auto transport = std::make_unique<transport::AsioTransport>(ao, service.get());
   auto node = node::NodeImpl::start(o_, std::move(store), std::move(transport));

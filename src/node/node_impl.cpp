@@ -274,17 +274,17 @@ Result<std::vector<Entry>> NodeImpl::read_committed(LogIndex from, std::size_t m
   return storage_->read(from, last, max, 8U << 20);
 }
 
-Role NodeImpl::get_role() const { return static_cast<Role>(role_.load()); }
-NodeId NodeImpl::get_leader() const { return NodeId{leader_.load()}; }
+Role NodeImpl::role() const { return static_cast<Role>(role_.load()); }
+NodeId NodeImpl::leader() const { return NodeId{leader_.load()}; }
 
-std::string NodeImpl::get_leader_address() const {
+std::string NodeImpl::leader_address() const {
   const NodeId leader{leader_.load()};
   if (leader == kNoNode) return {};
   std::lock_guard lock(config_mu_);
   return config_.address_of(leader);
 }
 
-ClusterInfo NodeImpl::get_cluster_info() const {
+ClusterInfo NodeImpl::cluster_info() const {
   auto promise = std::make_shared<std::promise<ClusterInfo>>();
   auto future = promise->get_future();
   auto fill = [this, promise] {
@@ -315,11 +315,11 @@ ClusterInfo NodeImpl::get_cluster_info() const {
       if (raft.role() == Role::Leader) {
         if (id == options_.id) {
           m.match = raft.persisted_index();
-          m.last_contact_ms = 0;
+          m.last_contact = std::chrono::milliseconds{0};
         } else if (auto it = raft.progress().find(id); it != raft.progress().end()) {
           m.match = it->second.match;
-          m.last_contact_ms = static_cast<std::int64_t>(
-              (raft.now_tick() - it->second.last_contact_tick) * options_.tick_ms);
+          m.last_contact = static_cast<std::int64_t>(raft.now_tick() - it->second.last_contact_tick) *
+                           options_.tick;
         }
         m.lag = ci.last_index.value() > m.match.value() ? ci.last_index.value() - m.match.value() : 0;
       }
@@ -362,8 +362,8 @@ ClusterInfo NodeImpl::get_cluster_info() const {
   ci.cluster_id = options_.cluster_id;
   ci.id = options_.id;
   ci.term = Term{term_.load()};
-  ci.role = get_role();
-  ci.leader = get_leader();
+  ci.role = role();
+  ci.leader = leader();
   ci.applied = LogIndex{applied_.load()};
   return ci;
 }
@@ -445,7 +445,7 @@ Status NodeImpl::transfer_leadership(NodeId to, std::chrono::milliseconds timeou
 // ---------------------------------------------------------------------------------
 
 void NodeImpl::run() {
-  const auto tick = std::chrono::milliseconds(options_.tick_ms);
+  const auto tick = options_.tick;
   auto next_tick = Clock::now() + tick;
   std::vector<core::Message> msgs;
   std::vector<std::pair<std::size_t, NodeId>> lost;

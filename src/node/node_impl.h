@@ -80,10 +80,10 @@ class NodeImpl final : public Node,
   /// Where a subscription asked to start at `from` starts (0 means 1).
   /// Errors: Compacted when `from` is below the first retained index.
   [[nodiscard]] Result<LogIndex> subscription_start(LogIndex from) const;
-  [[nodiscard]] Role get_role() const override;
-  [[nodiscard]] NodeId get_leader() const override;
-  [[nodiscard]] std::string get_leader_address() const override;
-  [[nodiscard]] ClusterInfo get_cluster_info() const override;
+  [[nodiscard]] Role role() const override;
+  [[nodiscard]] NodeId leader() const override;
+  [[nodiscard]] std::string leader_address() const override;
+  [[nodiscard]] ClusterInfo cluster_info() const override;
   [[nodiscard]] Result<LogIndex> read_index(std::chrono::milliseconds timeout) override;
   [[nodiscard]] Status add_learner(const MemberAddress& member,
                                    std::chrono::milliseconds timeout) override;
@@ -121,9 +121,9 @@ class NodeImpl final : public Node,
 
   // RunnerHost
   [[nodiscard]] bool leads(Term term) const override {
-    return get_role() == Role::Leader && Term{term_.load()} == term;
+    return role() == Role::Leader && Term{term_.load()} == term;
   }
-  [[nodiscard]] bool is_leader() const override { return get_role() == Role::Leader; }
+  [[nodiscard]] bool is_leader() const override { return role() == Role::Leader; }
   void propose_internal(EntryKind kind, Bytes payload, ProposeCallback done) override;
   void publish_checkpoint(const ApplyRunner* runner, const DigestCheckpoint& cp) override;
 

@@ -33,12 +33,18 @@ Status validate(const NodeOptions& o) {
   if (o.storage == StorageKind::RocksDb && o.data_dir.empty()) {
     return bad("data_dir is required with RocksDB storage");
   }
-  if (o.tick_ms == 0) return bad("tick_ms must be positive");
+  // Upper bounds keep every derived interval (ticks x tick) within 32-bit milliseconds.
+  if (o.tick.count() <= 0 || o.tick > std::chrono::seconds(10)) return bad("tick must be in (0, 10 s]");
+  if (o.election_ticks > 100'000) return bad("election_ticks must be at most 100,000");
+  if (o.proposal_timeout.count() <= 0 || o.proposal_timeout > std::chrono::hours(24)) {
+    return bad("proposal_timeout must be in (0, 24 h]");
+  }
   if (o.heartbeat_ticks == 0 || o.election_ticks <= o.heartbeat_ticks) {
     return bad("need 0 < heartbeat_ticks < election_ticks");
   }
-  if (o.link_silence_ms != 0 && o.link_silence_ms < 3 * o.heartbeat_ticks * o.tick_ms) {
-    return bad("link_silence_ms must be at least three heartbeat intervals (0: the election timeout)");
+  if (o.link_silence.count() < 0 || o.link_silence > std::chrono::hours(1) ||
+      (o.link_silence.count() != 0 && o.link_silence < 3 * o.heartbeat_ticks * o.tick)) {
+    return bad("link_silence must be 0 (the election timeout) or from three heartbeat intervals up to 1 h");
   }
   if (o.disconnect_campaign_ticks >= o.election_ticks) {
     return bad("disconnect_campaign_ticks must be below election_ticks (0 turns it off)");

@@ -197,7 +197,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
   kinds.clear();
   accepted.clear();
   batch_repeats_.clear();
-  const auto deadline = now + std::chrono::milliseconds(options_.proposal_timeout_ms);
+  const auto deadline = now + options_.proposal_timeout;
   const std::size_t limit = options_.max_pending_proposals;
   const bool check_sessions = bug_ != ReplicaBug::SkipSessionCheck;
   // An accepted batch is appended as consecutive entries from here: a session command

@@ -116,7 +116,7 @@ class Replica {
   /// answered through completions(): when its entry commits (or, for a session retry,
   /// when the original does), or with NotLeader, Busy (more than
   /// NodeOptions::max_pending_proposals waiting), IoError (storage failed) or, at its
-  /// deadline (now + proposal_timeout_ms), Timeout. Leaves `props` empty.
+  /// deadline (now + proposal_timeout), Timeout. Leaves `props` empty.
   void propose(std::vector<Proposal>& props, Clock::time_point now);
   /// One clock tick of the core; answers waiters whose deadline passed.
   void tick(Clock::time_point now);

@@ -230,7 +230,7 @@ Frame encode_client_reply(const ClientReply& r, std::uint64_t tag) {
       mb.add_is_leader(mi.is_leader);
       mb.add_match(mi.match.value());
       mb.add_lag(mi.lag);
-      mb.add_last_contact_ms(mi.last_contact_ms);
+      mb.add_last_contact_ms(mi.last_contact.count());
       mb.add_digest_index(mi.digest.index.value());
       mb.add_digest(mi.digest.digest);
       mb.add_diverged_at(mi.diverged_at.value());
@@ -334,7 +334,7 @@ Result<ClientReply> decode_client_reply(const Bytes& payload_in) {
         member.is_leader = mi->is_leader();
         member.match = LogIndex{mi->match()};
         member.lag = mi->lag();
-        member.last_contact_ms = mi->last_contact_ms();
+        member.last_contact = std::chrono::milliseconds{mi->last_contact_ms()};
         member.digest = DigestCheckpoint{LogIndex{mi->digest_index()}, mi->digest()};
         member.diverged_at = LogIndex{mi->diverged_at()};
         info.members.push_back(std::move(member));

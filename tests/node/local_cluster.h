@@ -33,10 +33,10 @@ class LocalCluster {
     o.cluster_id = "test";
     o.id = id;
     o.storage = StorageKind::Memory;
-    o.tick_ms = 5;
+    o.tick = std::chrono::milliseconds{5};
     o.election_ticks = 10;
     o.heartbeat_ticks = 2;
-    o.proposal_timeout_ms = 3000;
+    o.proposal_timeout = std::chrono::milliseconds{3000};
     o.compact_after_entries = 0;
     o.check_invariants = true;
     if (tweak_) tweak_(o);
@@ -77,7 +77,7 @@ class LocalCluster {
   bool propose_on_leader(Bytes cmd, ClientSession session, ProposeCallback done) {
     std::lock_guard lock(mu_);
     for (auto& [id, n] : nodes_) {
-      if (n->get_role() != Role::Leader) continue;
+      if (n->role() != Role::Leader) continue;
       n->propose(std::move(cmd), session, std::move(done));
       return true;
     }

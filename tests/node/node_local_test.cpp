@@ -21,7 +21,7 @@ TEST_CASE("node: a 3-node cluster elects one leader and every subscriber sees th
   const NodeId leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 5000, 512, "a") == 5000);
-  const LogIndex last{c.node(leader).get_cluster_info().commit};
+  const LogIndex last{c.node(leader).cluster_info().commit};
   std::vector<std::vector<CommittedEntry>> logs;
   for (auto& [id, n] : c.nodes()) {
     logs.push_back(read_all(*n, LogIndex{1}, last));
@@ -137,7 +137,7 @@ TEST_CASE("node: after the leader stops, a new leader is elected and the log con
   REQUIRE(second != first);
   REQUIRE(propose_many(c.node(second), 500, 128, "after") == 500);
   c.start(first, true);
-  const LogIndex last = c.node(second).get_cluster_info().commit;
+  const LogIndex last = c.node(second).cluster_info().commit;
   auto restarted = read_all(c.node(first), LogIndex{1}, last);
   check_gap_free(restarted, LogIndex{1});
   REQUIRE(restarted.back().index >= last);
@@ -164,10 +164,10 @@ TEST_CASE("node: add a learner, promote it, remove an old voter", "[node]") {
   REQUIRE(propose_many(c.node(leader), 200, 64, "x") == 200);
   c.start(NodeId{4}, false);
   REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, "127.0.0.1", 9004}, 5s).is_ok());
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   auto learned = read_all(c.node(NodeId{4}), LogIndex{1}, commit);
   check_gap_free(learned, LogIndex{1});
-  CHECK(c.node(NodeId{4}).get_role() == Role::Learner);
+  CHECK(c.node(NodeId{4}).role() == Role::Learner);
   Status promoted = Status{ErrorCode::Timeout, "not tried"};
   for (int i = 0; i < 50 && !promoted.is_ok(); ++i) {
     promoted = c.node(leader).promote(NodeId{4}, 5s);
@@ -176,7 +176,7 @@ TEST_CASE("node: add a learner, promote it, remove an old voter", "[node]") {
   REQUIRE(promoted.is_ok());
   const NodeId old = leader == NodeId{1} ? NodeId{2} : NodeId{1};
   REQUIRE(c.node(leader).remove(old, 5s).is_ok());
-  auto info = c.node(leader).get_cluster_info();
+  auto info = c.node(leader).cluster_info();
   std::vector<NodeId> voters;
   for (const auto& m : info.members) if (m.voter) voters.push_back(m.id);
   CHECK(voters.size() == 3);
@@ -191,7 +191,7 @@ TEST_CASE("node: read_index on the leader returns at least the commit index; Not
   const NodeId leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 50, 16, "r") == 50);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   auto r = c.node(leader).read_index(2s);
   REQUIRE(r.is_ok());
   CHECK(r.value() >= commit);
@@ -201,20 +201,20 @@ TEST_CASE("node: read_index on the leader returns at least the commit index; Not
   CHECK(f.status().code() == ErrorCode::NotLeader);
 }
 
-TEST_CASE("node: get_cluster_info reports members, roles and replication on the leader", "[node]") {
+TEST_CASE("node: cluster_info reports members, roles and replication on the leader", "[node]") {
   LocalCluster c(3);
   const NodeId leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 100, 32, "i") == 100);
   std::this_thread::sleep_for(50ms);
-  auto info = c.node(leader).get_cluster_info();
+  auto info = c.node(leader).cluster_info();
   CHECK(info.role == Role::Leader);
   CHECK(info.leader == leader);
   REQUIRE(info.members.size() == 3);
   for (const auto& m : info.members) {
     CHECK(m.voter);
     CHECK(m.match >= info.commit);
-    CHECK(m.last_contact_ms >= 0);
+    CHECK(m.last_contact.count() >= 0);
     CHECK_FALSE(m.address.empty());
   }
 }
@@ -239,7 +239,7 @@ TEST_CASE("node: complete_on_raft_thread runs callbacks that may propose; blocki
     const auto t0 = std::chrono::steady_clock::now();
     sync_status = n.propose_sync(Bytes::copy_of("b"), 2s).status();
     sync_took = std::chrono::steady_clock::now() - t0;
-    commit_seen = n.get_cluster_info().commit;
+    commit_seen = n.cluster_info().commit;
     n.propose(Bytes::copy_of("c"), [&](Result<ProposeResult> r2) {
       second = std::move(r2);
       done.set_value();
@@ -265,20 +265,20 @@ TEST_CASE("node: a node that restarts still compacts its log", "[node][compactio
   NodeId leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 700, 64, "a") == 700);  // one point (500), not usable yet
-  const LogIndex before = c.node(leader).get_cluster_info().commit;
+  const LogIndex before = c.node(leader).cluster_info().commit;
   for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) c.stop(id);
   for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) c.start(id, true);
   leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
-  CHECK(c.node(leader).get_cluster_info().first_index == LogIndex{1});
+  CHECK(c.node(leader).cluster_info().first_index == LogIndex{1});
   // The next multiple of kKeep lies ahead; only the restart point is behind applied - kKeep.
   REQUIRE(propose_many(c.node(leader), kKeep + 150, 64, "b") == kKeep + 150);
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (c.node(leader).get_cluster_info().first_index == LogIndex{1} &&
+  while (c.node(leader).cluster_info().first_index == LogIndex{1} &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
-  const auto info = c.node(leader).get_cluster_info();
+  const auto info = c.node(leader).cluster_info();
   INFO("commit before the restart " << before.value() << ", now " << info.commit.value());
   CHECK(info.first_index > LogIndex{1});
   CHECK(info.first_index.value() <= before.value() + 2);  // compacted to the restart point
@@ -328,19 +328,19 @@ TEST_CASE("node: with a small memory log, a follower far behind catches up from 
   const auto original = first->get_future().get();
   REQUIRE(original.is_ok());
   REQUIRE(propose_many(c.node(leader), 400, 64, "far") == 400);
-  const auto before = c.node(leader).get_cluster_info();
+  const auto before = c.node(leader).cluster_info();
   INFO("the leader holds only the recent entries in memory");
   CHECK(before.memory_log_entries <= kMemory);
   CHECK(before.last_index.value() - before.first_index.value() + 1 > 400);
 
   c.start(lagging, true);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (c.node(lagging).get_cluster_info().commit < before.commit &&
+  while (c.node(lagging).cluster_info().commit < before.commit &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
   INFO("the restarted follower got its 400+ missing entries from the leader's storage");
-  REQUIRE(c.node(lagging).get_cluster_info().commit >= before.commit);
+  REQUIRE(c.node(lagging).cluster_info().commit >= before.commit);
   auto theirs = read_all(c.node(lagging), LogIndex{1}, before.commit);
   auto ours = read_all(c.node(leader), LogIndex{1}, before.commit);
   check_gap_free(theirs, LogIndex{1});

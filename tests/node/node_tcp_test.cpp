@@ -55,7 +55,7 @@ TEST_CASE("tcp: 3 nodes replicate 100,000 entries, survive the leader's stop and
   REQUIRE(leader != old);
   REQUIRE(propose_many(c.node(leader), 1000, 256, "b") == 1000);
   REQUIRE(c.start(old).is_ok());
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   for (auto& [id, n] : c.nodes()) {
     if (id != leader) expect_identical(c.node(leader), *n, commit);
   }
@@ -68,7 +68,7 @@ TEST_CASE("tcp: 3 nodes replicate 100,000 entries, survive the leader's stop and
   leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 1000, 256, "c") == 1000);
-  const LogIndex after = c.node(leader).get_cluster_info().commit;
+  const LogIndex after = c.node(leader).cluster_info().commit;
   REQUIRE(after.value() >= commit.value() + 1000);
   for (auto& [id, n] : c.nodes()) {
     if (id != leader) expect_identical(c.node(leader), *n, after);
@@ -92,18 +92,18 @@ TEST_CASE("tcp: a learner added late catches up through a snapshot and the log, 
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 3000, 256, "s") == 3000);
   std::this_thread::sleep_for(100ms);
-  auto info = c.node(leader).get_cluster_info();
+  auto info = c.node(leader).cluster_info();
   REQUIRE(info.first_index.value() > 1);  // the leader compacted
 
   REQUIRE(c.start(NodeId{4}, false).is_ok());
   REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, "127.0.0.1", c.port(NodeId{4})}, 10s).is_ok());
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   // The learner's log starts after the snapshot it received.
   const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (c.node(NodeId{4}).get_cluster_info().commit < commit && std::chrono::steady_clock::now() < deadline) {
+  while (c.node(NodeId{4}).cluster_info().commit < commit && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
   }
-  auto learner = c.node(NodeId{4}).get_cluster_info();
+  auto learner = c.node(NodeId{4}).cluster_info();
   CHECK(learner.role == Role::Learner);
   CHECK(learner.commit >= commit);
   CHECK(learner.first_index.value() > 1);
@@ -249,7 +249,7 @@ TEST_CASE("tcp: 5 nodes replicate, lose their leader and a follower, and agree",
   REQUIRE(c.start(old).is_ok());
   REQUIRE(c.start(follower).is_ok());
   REQUIRE(propose_many(c.node(leader), 100, 64, "back") == 100);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   for (auto& [id, n] : c.nodes()) {
     if (id != leader) expect_identical(c.node(leader), *n, commit);
   }

@@ -25,14 +25,14 @@ NodeId wait_single_leader(const Nodes& nodes, std::chrono::milliseconds timeout)
     NodeId leader;
     int leaders = 0;
     for (auto& [id, n] : nodes) {
-      if (n->get_role() == Role::Leader) {
+      if (n->role() == Role::Leader) {
         leader = id;
         ++leaders;
       }
     }
     if (leaders == 1) {
       bool agreed = true;
-      for (auto& [id, n] : nodes) agreed = agreed && n->get_leader() == leader;
+      for (auto& [id, n] : nodes) agreed = agreed && n->leader() == leader;
       if (agreed) return leader;
     }
     std::this_thread::sleep_for(5ms);

@@ -257,7 +257,7 @@ TEST_CASE("waiters time out at their deadline and a stop answers the rest", "[re
   std::optional<Status> read;
   h.replica->read_index(h.now + 1h, [&read](Result<LogIndex> res) { read = res.status(); });
   h.replica->process_ready();
-  h.replica->tick(h.now + std::chrono::milliseconds(h.options.proposal_timeout_ms));
+  h.replica->tick(h.now + h.options.proposal_timeout);
   h.complete();
   REQUIRE(results.size() == 1);
   CHECK(results[0].status().code() == ErrorCode::Timeout);

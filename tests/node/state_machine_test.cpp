@@ -114,7 +114,7 @@ Attached attach(node::NodeImpl& n, Collector* c, EgressMode mode = EgressMode::L
   o.egress = mode;
   if (c != nullptr) o.sink = std::make_shared<NodeSink>(*c);
   o.digest_interval = 50;
-  o.watermark_interval_ms = 20;
+  o.watermark_interval = std::chrono::milliseconds{20};
   auto r = n.attach(a.sm, o);
   REQUIRE(r.is_ok());
   a.runner = r.value();
@@ -168,7 +168,7 @@ TEST_CASE("sm: only the leader's egress emits; followers apply and suppress", "[
   std::map<NodeId, Attached> attached;
   for (auto& [id, n] : c.nodes()) attached[id] = attach(*n, &collectors[id]);
   REQUIRE(propose_many(c.node(leader), 200, 32, "o") == 200);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   std::vector<Attached> all;
   for (auto& [id, a] : attached) all.push_back(a);
   wait_applied(all, commit);
@@ -195,7 +195,7 @@ TEST_CASE("sm: a persist-mode node keeps its egress whatever its role", "[sm]") 
   Collector audit;
   auto a = attach(c.node(follower), &audit, EgressMode::Persist);
   REQUIRE(propose_many(c.node(leader), 100, 32, "p") == 100);
-  wait_applied({a}, c.node(leader).get_cluster_info().commit);
+  wait_applied({a}, c.node(leader).cluster_info().commit);
   CHECK(audit.received().size() == 100);
 }
 
@@ -256,7 +256,7 @@ TEST_CASE("sm: exactly-once egress across 50 leader failovers", "[sm][failover]"
   REQUIRE(failovers == 50);
   const NodeId leader = c.wait_leader();
   REQUIRE(leader != kNoNode);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   std::vector<Attached> all;
   for (auto& [id, a] : attached) all.push_back(a);
   wait_applied(all, commit);
@@ -295,7 +295,7 @@ TEST_CASE("sm: a retried proposal with the same session returns the original ind
   CHECK(again.term == first.term);
   const auto next = propose_until_committed(c, 7, 2, "twice");
   CHECK(next.index > first.index);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   std::vector<Attached> all;
   for (auto& [id, a] : attached) all.push_back(a);
   wait_applied(all, commit);
@@ -319,7 +319,7 @@ TEST_CASE("sm: replay into a fresh state machine reproduces the digests", "[sm][
   REQUIRE(leader != kNoNode);
   auto live = attach(c.node(leader), nullptr);
   REQUIRE(propose_many(c.node(leader), 500, 64, "r") == 500);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   wait_applied({live}, commit);
   Orders fresh;
   auto replayed = replay(c.node(leader), fresh, LogIndex{1}, commit, 50);
@@ -363,14 +363,14 @@ TEST_CASE("sm: digests agree across replicas, and a divergent replica is flagged
   auto divergent = c.node(bad).attach(std::make_shared<Divergent>(), o);
   REQUIRE(divergent.is_ok());
   REQUIRE(propose_many(c.node(leader), 300, 64, "d") == 300);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   wait_applied(good, commit);
   // Reports travel every few ticks.
   ClusterInfo info;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   do {
     std::this_thread::sleep_for(50ms);
-    info = c.node(leader).get_cluster_info();
+    info = c.node(leader).cluster_info();
   } while (!info.diverged && std::chrono::steady_clock::now() < deadline);
   CHECK(info.diverged);
   for (const auto& m : info.members) {
@@ -396,7 +396,7 @@ TEST_CASE("sm: node replacement: learner joins, catches up, digests match, promo
   attached[NodeId{4}] = attach(c.node(NodeId{4}), nullptr);
   REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, "127.0.0.1", 9004}, 5s).is_ok());
   REQUIRE(propose_many(c.node(leader), 100, 32, "m") == 100);
-  const LogIndex commit = c.node(leader).get_cluster_info().commit;
+  const LogIndex commit = c.node(leader).cluster_info().commit;
   std::vector<Attached> all;
   for (auto& [id, a] : attached) all.push_back(a);
   wait_applied(all, commit);
@@ -435,9 +435,9 @@ TEST_CASE("sm: a slow or failing state machine never stalls replication", "[sm][
   REQUIRE(fr.is_ok());
   // Every proposal commits while the state machine is stuck on the first command.
   REQUIRE(propose_many(c.node(leader), 2000, 256, "s") == 2000);
-  CHECK(slow.runner->applied().value() + 2000 <= c.node(leader).get_cluster_info().commit.value());
+  CHECK(slow.runner->applied().value() + 2000 <= c.node(leader).cluster_info().commit.value());
   slow.sm->blocked_ = false;
-  wait_applied({slow}, c.node(leader).get_cluster_info().commit);
+  wait_applied({slow}, c.node(leader).cluster_info().commit);
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (fr.value()->health().is_ok() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);

@@ -67,7 +67,7 @@ class TcpCluster {
     o.listen_port = ports_[id];
     o.data_dir = (dir_.path() / fmt::format("n{}", id.value())).string();
     o.auth_token = token_;
-    o.tick_ms = 10;
+    o.tick = 10ms;
     o.check_invariants = true;
     o.election_ticks = 15;
     o.heartbeat_ticks = 3;

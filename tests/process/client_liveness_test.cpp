@@ -37,7 +37,7 @@ class RelayedNode {
     rlr::NodeBuilder b;
     b.cluster_id(kCluster).id(rlr::NodeId{1}).listen("127.0.0.1", real_port_);
     b.member(rlr::NodeId{1}, "127.0.0.1", relay_.port());
-    b.storage(rlr::StorageKind::Memory).tick_ms(10).election_ticks(15).heartbeat_ticks(3);
+    b.storage(rlr::StorageKind::Memory).tick(std::chrono::milliseconds{10}).election_ticks(15).heartbeat_ticks(3);
     auto n = b.build();
     REQUIRE(n);
     node_ = std::move(n).value();
@@ -182,7 +182,7 @@ TEST_CASE("client liveness: a proposal sent to a paused (SIGSTOP) leader commits
   NodeProcesses nodes(3);
   auto c = rlr::Client::connect(nodes.options());  // default keepalives: 50 ms, silent after 200 ms
   REQUIRE(c);
-  auto first = c.value()->propose(rlr::Bytes::copy_of("before"));
+  auto first = c.value()->propose_sync(rlr::Bytes::copy_of("before"));
   INFO(first.status().to_string());
   REQUIRE(first);
   auto leader = c.value()->leader();
@@ -198,7 +198,7 @@ TEST_CASE("client liveness: a proposal sent to a paused (SIGSTOP) leader commits
   // Sent on the open connection to the stopped leader: it sits in that node's socket
   // buffer until the client gives up on the connection.
   const auto t0 = Clock::now();
-  auto during = c.value()->propose(rlr::Bytes::copy_of("during"));
+  auto during = c.value()->propose_sync(rlr::Bytes::copy_of("during"));
   const auto took = Clock::now() - t0;
   INFO(during.status().to_string() << "\n" << nodes.logs());
   REQUIRE(during);
@@ -214,7 +214,7 @@ TEST_CASE("client liveness: a proposal sent to a paused (SIGSTOP) leader commits
   // The stopped leader comes back and may still read "during" from its socket: the
   // session makes any copy of it a duplicate.
   nodes.signal(old_leader, SIGCONT);
-  auto later = c.value()->propose(rlr::Bytes::copy_of("later"));
+  auto later = c.value()->propose_sync(rlr::Bytes::copy_of("later"));
   REQUIRE(later);
   auto all = c.value()->subscribe(rlr::LogIndex{1});
   REQUIRE(all);
@@ -232,14 +232,14 @@ TEST_CASE("client liveness: a frozen path is given up and the proposal applied o
   o.silence_timeout = 100ms;
   auto c = rlr::Client::connect(o);
   REQUIRE(c);
-  REQUIRE(c.value()->propose(rlr::Bytes::copy_of("before")));
+  REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("before")));
   const int connections_before = node.relay().connections();
 
   node.relay().freeze(true);
   std::promise<rlr::Result<rlr::ProposeResult>> done;
   auto outcome = done.get_future();
   const auto t0 = Clock::now();
-  c.value()->propose_async(rlr::Bytes::copy_of("during"),
+  c.value()->propose(rlr::Bytes::copy_of("during"),
                            [&done](rlr::Result<rlr::ProposeResult> r) { done.set_value(std::move(r)); });
   // The relay is the only way to the node: nothing can complete while it is frozen.
   CHECK(outcome.wait_for(1500ms) == std::future_status::timeout);
@@ -253,7 +253,7 @@ TEST_CASE("client liveness: a frozen path is given up and the proposal applied o
   // The silent connection was abandoned and the request went out on a new one; the copy
   // held on the old one reached the node on thaw too, under the same session.
   CHECK(node.relay().connections() > connections_before);
-  auto after = c.value()->propose(rlr::Bytes::copy_of("after"));
+  auto after = c.value()->propose_sync(rlr::Bytes::copy_of("after"));
   REQUIRE(after);
   auto sub = c.value()->subscribe(rlr::LogIndex{1});
   REQUIRE(sub);
@@ -271,7 +271,7 @@ TEST_CASE("client liveness: a leader that answers Pings but no requests is left 
   const std::uint16_t port = proc::free_ports(1)[0];
   rlr::NodeBuilder b;
   b.cluster_id(kCluster).id(rlr::NodeId{1}).listen("127.0.0.1", port).member(rlr::NodeId{1}, "127.0.0.1", port);
-  b.storage(rlr::StorageKind::Memory).tick_ms(10).election_ticks(15).heartbeat_ticks(3);
+  b.storage(rlr::StorageKind::Memory).tick(std::chrono::milliseconds{10}).election_ticks(15).heartbeat_ticks(3);
   auto real = b.build();
   REQUIRE(real);
   struct Stop {
@@ -294,7 +294,7 @@ TEST_CASE("client liveness: a leader that answers Pings but no requests is left 
   auto c = rlr::Client::connect(o);
   REQUIRE(c);
   const auto t0 = Clock::now();
-  auto r = c.value()->propose(rlr::Bytes::copy_of("x"));
+  auto r = c.value()->propose_sync(rlr::Bytes::copy_of("x"));
   const auto took = Clock::now() - t0;
   INFO(r.status().to_string());
   REQUIRE(r);
@@ -315,10 +315,10 @@ TEST_CASE("client liveness: the keepalive is negotiated; either side without it 
     o.silence_timeout = 1000ms;
     auto c = rlr::Client::connect(o);
     REQUIRE(c);
-    REQUIRE(c.value()->propose(rlr::Bytes::copy_of("a")));
+    REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("a")));
     const int connections = node.relay().connections();
     std::this_thread::sleep_for(1500ms);
-    REQUIRE(c.value()->propose(rlr::Bytes::copy_of("b")));
+    REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("b")));
     CHECK(node.relay().pings_to_node() >= 5);
     CHECK(node.relay().pings_to_client() >= 5);
     CHECK(node.relay().connections() == connections);
@@ -328,10 +328,10 @@ TEST_CASE("client liveness: the keepalive is negotiated; either side without it 
     o.silence_timeout = 60ms;
     auto c = rlr::Client::connect(o);
     REQUIRE(c);
-    REQUIRE(c.value()->propose(rlr::Bytes::copy_of("a")));
+    REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("a")));
     const int connections = node.relay().connections();
     std::this_thread::sleep_for(1000ms);  // many silence bounds with nothing to hear
-    REQUIRE(c.value()->propose(rlr::Bytes::copy_of("b")));
+    REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("b")));
     CHECK(node.relay().pings_to_node() == 0);
     CHECK(node.relay().pings_to_client() == 0);
     CHECK(node.relay().connections() == connections);
@@ -340,9 +340,9 @@ TEST_CASE("client liveness: the keepalive is negotiated; either side without it 
     o.keepalive_interval = 0ms;
     auto c = rlr::Client::connect(o);
     REQUIRE(c);
-    REQUIRE(c.value()->propose(rlr::Bytes::copy_of("a")));
+    REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("a")));
     std::this_thread::sleep_for(500ms);
-    REQUIRE(c.value()->propose(rlr::Bytes::copy_of("b")));
+    REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("b")));
     CHECK(node.relay().pings_to_node() == 0);
     CHECK(node.relay().pings_to_client() == 0);
   }

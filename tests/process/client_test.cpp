@@ -37,7 +37,7 @@ class Nodes {
     for (int j = 1; j <= static_cast<int>(ports_.size()); ++j) {
       b.member(rlr::NodeId{static_cast<std::uint64_t>(j)}, "127.0.0.1", port(j));
     }
-    b.storage(rlr::StorageKind::Memory).tick_ms(10).election_ticks(15).heartbeat_ticks(3);
+    b.storage(rlr::StorageKind::Memory).tick(std::chrono::milliseconds{10}).election_ticks(15).heartbeat_ticks(3);
     auto n = b.build();
     REQUIRE(n);
     nodes_[static_cast<std::size_t>(i - 1)] = std::move(n).value();
@@ -81,7 +81,7 @@ TEST_CASE("client: pipelined proposals commit once each, in submission order", "
   std::condition_variable cv;
   std::map<int, rlr::Result<rlr::ProposeResult>> results;
   for (int i = 0; i < kCount; ++i) {
-    c.value()->propose_async(rlr::Bytes::copy_of("cmd " + std::to_string(i)), [&, i](rlr::Result<rlr::ProposeResult> r) {
+    c.value()->propose(rlr::Bytes::copy_of("cmd " + std::to_string(i)), [&, i](rlr::Result<rlr::ProposeResult> r) {
       std::lock_guard lock(mu);
       results.emplace(i, std::move(r));
       cv.notify_all();
@@ -163,7 +163,7 @@ TEST_CASE("client: proposals and subscriptions survive the leader's loss", "[cli
   Nodes nodes(3);
   auto c = rlr::Client::connect(nodes.options());
   REQUIRE(c);
-  auto first = c.value()->propose(rlr::Bytes::copy_of("before"));
+  auto first = c.value()->propose_sync(rlr::Bytes::copy_of("before"));
   REQUIRE(first);
   auto leader = c.value()->leader();
   REQUIRE(leader);
@@ -172,7 +172,7 @@ TEST_CASE("client: proposals and subscriptions survive the leader's loss", "[cli
 
   nodes.stop(static_cast<int>(leader.value().value()));
 
-  auto second = c.value()->propose(rlr::Bytes::copy_of("after"));
+  auto second = c.value()->propose_sync(rlr::Bytes::copy_of("after"));
   INFO(second.status().to_string());
   REQUIRE(second);
   CHECK(second.value().index > first.value().index);
@@ -200,7 +200,7 @@ TEST_CASE("client: cluster info, roles and read index", "[client]") {
   Nodes nodes(3);
   auto c = rlr::Client::connect(nodes.options());
   REQUIRE(c);
-  REQUIRE(c.value()->propose(rlr::Bytes::copy_of("x")));
+  REQUIRE(c.value()->propose_sync(rlr::Bytes::copy_of("x")));
   auto info = c.value()->cluster_info();
   REQUIRE(info);
   CHECK(info.value().role == rlr::Role::Leader);
@@ -253,8 +253,8 @@ TEST_CASE("client: the errors a caller can get", "[client]") {
     auto c = rlr::Client::connect(nodes.options());
     REQUIRE(c);
     std::promise<rlr::ErrorCode> inner;
-    c.value()->propose_async(rlr::Bytes::copy_of("outer"), [&](rlr::Result<rlr::ProposeResult>) {
-      inner.set_value(c.value()->propose(rlr::Bytes::copy_of("inner")).status().code());
+    c.value()->propose(rlr::Bytes::copy_of("outer"), [&](rlr::Result<rlr::ProposeResult>) {
+      inner.set_value(c.value()->propose_sync(rlr::Bytes::copy_of("inner")).status().code());
     });
     auto f = inner.get_future();
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
@@ -292,7 +292,7 @@ TEST_CASE("client: a node that accepts but never answers does not hold up leader
   o.total_timeout = 8s;
   auto c = rlr::Client::connect(o);
   REQUIRE(c);
-  auto r = c.value()->propose(rlr::Bytes::copy_of("x"));
+  auto r = c.value()->propose_sync(rlr::Bytes::copy_of("x"));
   INFO(r.status().to_string());
   CHECK(r);
 }

@@ -71,7 +71,7 @@ class Demo {
     o.raft.max_append_entries = 64;
     o.raft.check_invariants = true;
     o.fsync_max_ticks = 2;
-    o.node.tick_ms = 1;
+    o.node.tick = std::chrono::milliseconds{1};
     o.node.compact_after_entries = 64;  // each replica compacts its log as it goes
     return o;
   }

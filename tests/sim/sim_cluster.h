@@ -52,7 +52,7 @@ struct ClusterOptions {
   // The application (see sim_app.h).
   node::ApplyBug apply_bug = node::ApplyBug::None;  ///< a deliberate apply-side bug
   std::uint64_t digest_interval = 8;    ///< ApplyOptions::digest_interval
-  std::uint64_t watermark_ticks = 10;   ///< ApplyOptions::watermark_interval_ms
+  std::uint64_t watermark_ticks = 10;   ///< ApplyOptions::watermark_interval
 };
 
 struct ClusterStats {

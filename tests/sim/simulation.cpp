@@ -124,10 +124,10 @@ ClusterOptions derive_cluster_options(std::size_t nodes, Bug bug,
   }
   // The runtime's own policy: compaction points, the proposal bound and timeout,
   // sessions, and whether writes go through the storage thread.
-  o.node.tick_ms = 1;
+  o.node.tick = std::chrono::milliseconds{1};
   o.node.compact_after_entries = pick(rng, std::array<std::uint64_t, 4>{0, 4, 16, 64});
   o.node.max_pending_proposals = pick(rng, std::array<std::size_t, 3>{8, 64, 4096});
-  o.node.proposal_timeout_ms = pick(rng, std::array<std::uint32_t, 3>{50, 400, 5000});
+  o.node.proposal_timeout = std::chrono::milliseconds{pick(rng, std::array<std::uint32_t, 3>{50, 400, 5000})};
   // Sessions never expire here: a retry after its session expired is applied again
   // (the documented limit of NodeOptions::session_ttl_entries and max_sessions), which
   // the exactly-once check would report.
@@ -169,7 +169,7 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
              options.raft.max_append_bytes, options.raft.max_inflight_appends, options.fsync_max_ticks,
              options.raft.max_memory_entries, options.raft.max_memory_bytes,
              options.raft.max_storage_reads_per_turn, options.node.compact_after_entries,
-             options.node.max_pending_proposals, options.node.proposal_timeout_ms,
+             options.node.max_pending_proposals, options.node.proposal_timeout.count(),
              options.node.max_sessions, options.node.session_ttl_entries,
              options.disk_thread_chance * 100, options.slow_fsync_chance * 100,
              options.crash_keeps_writes_chance * 100, options.digest_interval,

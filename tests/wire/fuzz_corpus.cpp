@@ -101,7 +101,7 @@ std::vector<std::pair<FrameType, Frame>> samples() {
     mi.is_leader = id == 1;
     mi.match = LogIndex{id == 1 ? 12U : 3U};
     mi.lag = id == 1 ? 0 : 9;
-    mi.last_contact_ms = id == 1 ? 0 : 120;
+    mi.last_contact = std::chrono::milliseconds{id == 1 ? 0 : 120};
     mi.digest = DigestCheckpoint{LogIndex{10}, 0xABCDEF};
     ci.members.push_back(std::move(mi));
   }

@@ -236,7 +236,7 @@ inline ClusterInfo valid_cluster_info() {
     mi.is_leader = *rc::gen::arbitrary<bool>();
     mi.match = LogIndex{any_u64()};
     mi.lag = any_u64();
-    mi.last_contact_ms = *rc::gen::arbitrary<std::int64_t>();
+    mi.last_contact = std::chrono::milliseconds{*rc::gen::arbitrary<std::int64_t>()};
     mi.digest = DigestCheckpoint{LogIndex{any_u64()}, any_u64()};
     mi.diverged_at = LogIndex{any_u64()};
     ci.members.push_back(std::move(mi));
@@ -379,7 +379,7 @@ inline std::string diff(const MemberInfo& a, const MemberInfo& b) {
   RLR_WIRE_CMP(is_leader);
   RLR_WIRE_CMP(match);
   RLR_WIRE_CMP(lag);
-  RLR_WIRE_CMP(last_contact_ms);
+  RLR_WIRE_CMP(last_contact);
   RLR_WIRE_CMP(digest);
   RLR_WIRE_CMP(diverged_at);
   return {};
