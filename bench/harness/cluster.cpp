@@ -103,7 +103,7 @@ rlr::Result<rlr::Node*> InProcCluster::start_joiner(rlr::MemberAddress& address)
   if (!n) return n.status();
   nodes_.push_back(std::move(n).value());
   ports_.push_back(port);
-  address = rlr::MemberAddress{rlr::NodeId{id}, "127.0.0.1", port};
+  address = rlr::MemberAddress{rlr::NodeId{id}, {"127.0.0.1", port}};
   return nodes_.back().get();
 }
 
@@ -196,10 +196,10 @@ rlr::Status ProcCluster::spawn(Proc& p) {
   return rlr::Status::ok();
 }
 
-std::vector<std::string> ProcCluster::bootstrap() const {
-  std::vector<std::string> out;
+std::vector<rlr::Address> ProcCluster::bootstrap() const {
+  std::vector<rlr::Address> out;
   for (const auto& p : procs_) {
-    if (!p.join) out.push_back(fmt::format("127.0.0.1:{}", p.port));
+    if (!p.join) out.push_back(rlr::Address{"127.0.0.1", p.port});
   }
   return out;
 }
@@ -257,7 +257,7 @@ rlr::Result<rlr::MemberAddress> ProcCluster::start_joiner() {
   Proc p{procs_.size() + 1, free_port(), -1, true};
   procs_.push_back(p);
   if (rlr::Status s = spawn(procs_.back()); !s) return s;
-  return rlr::MemberAddress{rlr::NodeId{p.id}, "127.0.0.1", p.port};
+  return rlr::MemberAddress{rlr::NodeId{p.id}, {"127.0.0.1", p.port}};
 }
 
 void ProcCluster::stop() {

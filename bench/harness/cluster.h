@@ -80,7 +80,7 @@ class ProcCluster {
 
   [[nodiscard]] rlr::Status start();
   /// "127.0.0.1:PORT" of every founding node.
-  [[nodiscard]] std::vector<std::string> bootstrap() const;
+  [[nodiscard]] std::vector<rlr::Address> bootstrap() const;
   [[nodiscard]] std::string address(std::uint64_t id) const;
   [[nodiscard]] pid_t pid(std::uint64_t id) const;
   /// Every live node process.

@@ -334,7 +334,7 @@ ClusterSpec cluster_spec(const Options& o, const std::string& dir) {
   return s;
 }
 
-rlr::ClientOptions client_options(const Options& o, std::vector<std::string> bootstrap) {
+rlr::ClientOptions client_options(const Options& o, std::vector<rlr::Address> bootstrap) {
   rlr::ClientOptions c;
   c.cluster_id = "rlr-bench";
   c.bootstrap = std::move(bootstrap);
@@ -393,7 +393,7 @@ rlr::Status start_harness(const Options& o, const std::string& dir, int clients,
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   const ClusterSpec spec = cluster_spec(o, dir);
-  std::vector<std::string> bootstrap;
+  std::vector<rlr::Address> bootstrap;
   if (o.null_target) {
     h.null_target = std::make_unique<NullTarget>();
     for (int i = 0; i < clients; ++i) h.targets.push_back(h.null_target.get());
@@ -986,7 +986,7 @@ void scenario_catchup(const Options& o, Report& rep) {
   // 2. Start an empty node and add it as a learner; time until its commit index reaches target.
   rlr::Node* learner = nullptr;
   rlr::MemberAddress addr;
-  std::string learner_address;
+  rlr::Address learner_address;
   if (h.inproc) {
     auto n = h.inproc->start_joiner(addr);
     if (!n) {
@@ -1005,7 +1005,7 @@ void scenario_catchup(const Options& o, Report& rep) {
       return;
     }
     addr = a.value();
-    learner_address = fmt::format("{}:{}", addr.host, addr.port);
+    learner_address = addr.address;
     std::this_thread::sleep_for(300ms);  // let the process listen
   }
   const auto learner_commit = [&]() -> std::uint64_t {

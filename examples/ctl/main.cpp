@@ -12,7 +12,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -64,7 +63,7 @@ struct Snapshot {
   std::vector<Row> rows;
 };
 
-Snapshot gather(rlr::Client& c, const std::vector<std::string>& bootstrap) {
+Snapshot gather(rlr::Client& c, const std::vector<rlr::Address>& bootstrap) {
   Snapshot s;
   auto li = c.cluster_info();
   if (li) {
@@ -130,7 +129,7 @@ void print_table(const Snapshot& s) {
     const auto& m = r.leader_view;
     std::vector<std::string> row;
     row.push_back(m.id.is_zero() ? "?" : std::to_string(m.id.value()));
-    row.push_back(m.address.empty() ? "-" : m.address);
+    row.push_back(m.address.empty() ? "-" : m.address.to_string());
     if (r.own) {
       row.push_back(std::string(rlr::to_string(r.own->role)));
     } else {
@@ -166,7 +165,7 @@ void print_table(const Snapshot& s) {
   for (const Row& r : s.rows) {
     if (!r.own) {
       std::printf("node %s (%s): %s\n", r.leader_view.id.is_zero() ? "?" : std::to_string(r.leader_view.id.value()).c_str(),
-                  r.leader_view.address.c_str(), r.error.c_str());
+                  r.leader_view.address.to_string().c_str(), r.error.c_str());
     }
   }
 }
@@ -187,7 +186,7 @@ void print_json(const Snapshot& s) {
     const auto& m = r.leader_view;
     if (!first) out += ",";
     first = false;
-    out += fmt::format("{{\"id\":{},\"address\":{},\"reachable\":{}", m.id.value(), json_string(m.address),
+    out += fmt::format("{{\"id\":{},\"address\":{},\"reachable\":{}", m.id.value(), json_string(m.address.to_string()),
                        r.own ? "true" : "false");
     if (s.leader) {
       out += fmt::format(",\"voter\":{},\"match\":{},\"lag\":{},\"last_contact_ms\":{},\"catch_up\":{}",
@@ -221,7 +220,7 @@ int verify(const Snapshot& s, bool json) {
   for (const Row& r : s.rows) {
     const std::uint64_t id = r.leader_view.id.value();
     if (!r.own) {
-      unreachable.push_back(fmt::format("node {} ({}): {}", id, r.leader_view.address, r.error));
+      unreachable.push_back(fmt::format("node {} ({}): {}", id, r.leader_view.address.to_string(), r.error));
       continue;
     }
     const auto& o = *r.own;
@@ -300,18 +299,6 @@ int report(const rlr::Status& s, const std::string& what) {
   return s.code() == rlr::ErrorCode::Unavailable ? kExitUnreachable : kExitFailed;
 }
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 int run(int argc, char** argv) {
   CLI::App cli{"rlr-ctl: inspect and administer a librlr cluster.\n"
                "Exit status: 0 ok, 1 failed (verify: divergence), 2 bad usage, 3 cluster unreachable."};
@@ -387,17 +374,24 @@ int run(int argc, char** argv) {
 
   rlr::ClientOptions o;
   o.cluster_id = cluster;
-  o.bootstrap = split_list(bootstrap);
+  auto parsed = rlr::Address::parse_list(bootstrap);
+  if (!parsed) {
+    std::fprintf(stderr, "rlr-ctl: --bootstrap: %s\n", parsed.status().message().c_str());
+    return kExitUsage;
+  }
+  o.bootstrap = std::move(parsed).value();
   o.auth_token = token;
   o.total_timeout = std::chrono::milliseconds(std::max<std::uint32_t>(timeout_ms, 100));
   o.request_timeout = std::min(o.total_timeout, std::chrono::milliseconds(3000));
   o.backoff_max = std::chrono::milliseconds(500);
+  rlr::MemberAddress learner;
   if (*add) {
-    const auto colon = address.rfind(':');
-    if (colon == std::string::npos || colon == 0) {
-      std::fprintf(stderr, "rlr-ctl: add-learner: bad address '%s' (want HOST:PORT)\n", address.c_str());
+    auto a = rlr::Address::parse(address);
+    if (!a) {
+      std::fprintf(stderr, "rlr-ctl: add-learner: %s\n", a.status().message().c_str());
       return kExitUsage;
     }
+    learner = rlr::MemberAddress{rlr::NodeId{id}, std::move(a).value()};
   }
   auto connected = rlr::Client::connect(o);
   if (!connected) {
@@ -419,19 +413,7 @@ int run(int argc, char** argv) {
     return !any ? kExitUnreachable : s.leader ? kExitOk : kExitFailed;
   }
   if (*add) {
-    const auto colon = address.rfind(':');
-    rlr::MemberAddress m;
-    m.id = rlr::NodeId{id};
-    m.host = address.substr(0, colon);
-    try {
-      const unsigned long port = std::stoul(address.substr(colon + 1));
-      if (port == 0 || port > 65535) throw std::out_of_range("port");
-      m.port = static_cast<std::uint16_t>(port);
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "rlr-ctl: add-learner: bad port in '%s'\n", address.c_str());
-      return kExitUsage;
-    }
-    return report(c.add_learner(m), fmt::format("node {} added as a learner at {}", id, address));
+    return report(c.add_learner(learner), fmt::format("node {} added as a learner at {}", id, address));
   }
   if (*promote) return report(c.promote(rlr::NodeId{id}), fmt::format("node {} is now a voter", id));
   if (*remove) return report(c.remove(rlr::NodeId{id}), fmt::format("node {} removed", id));

@@ -278,7 +278,7 @@ class FakeNode final : public rlr::Node {
   }
   rlr::Role role() const override { return current_role.load(); }
   rlr::NodeId leader() const override { return rlr::NodeId{current_role.load() == rlr::Role::Leader ? 1U : 2U}; }
-  std::string leader_address() const override { return "127.0.0.1:7002"; }
+  rlr::Address leader_address() const override { return rlr::Address{"127.0.0.1", 7002}; }
   rlr::ClusterInfo cluster_info() const override { return {}; }
   rlr::Result<rlr::LogIndex> read_index(std::chrono::milliseconds) override {
     if (current_role.load() != rlr::Role::Leader) return rlr::Status::not_leader(leader());

@@ -43,7 +43,7 @@ std::string redirect_reply(const Node& node, const std::map<NodeId, std::string>
   if (auto it = resp_peers.find(leader); it != resp_peers.end()) {
     return resp::error(fmt::format("MOVED 0 {}", it->second));
   }
-  const std::string address = leader == known ? node.leader_address() : std::string{};
+  const std::string address = leader == known ? node.leader_address().to_string() : std::string{};
   if (address.empty()) return resp::error(fmt::format("ERR not leader; leader is {}", leader.value()));
   return resp::error(fmt::format("ERR not leader; leader is {} at {}", leader.value(), address));
 }
@@ -177,7 +177,7 @@ void KvService::local(const std::vector<std::string>& args, const Done& done) {
                                        "# Replication\r\nrole:{}\r\nrlr_leader:{}\r\n"
                                        "rlr_leader_address:{}\r\n",
                                        role == Role::Leader ? "master" : "slave",
-                                       node_.leader().value(), node_.leader_address())),
+                                       node_.leader().value(), node_.leader_address().to_string())),
                 false);
   }
   std::string preview;

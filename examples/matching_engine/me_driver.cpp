@@ -50,7 +50,7 @@ matching engine and prints the log index each command was sequenced at.
 )";
 
 struct Options {
-  std::vector<std::string> bootstrap;
+  std::vector<rlr::Address> bootstrap;
   std::string cluster = "rlr-demo";
   std::uint64_t orders = 20;
   std::uint64_t rate = 10;
@@ -102,8 +102,9 @@ std::string parse_args(int argc, char** argv, Options& o) {
     const std::string_view v = argv[++i];
     bool ok = true;
     if (a == "--bootstrap") {
-      o.bootstrap = split_list(v);
-      ok = !o.bootstrap.empty();
+      auto parsed = rlr::Address::parse_list(v);
+      if (!parsed) return fmt::format("--bootstrap: {}", parsed.status().message());
+      o.bootstrap = std::move(parsed).value();
     } else if (a == "--cluster") {
       o.cluster = std::string(v);
     } else if (a == "--orders") {

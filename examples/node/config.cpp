@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,51 +93,6 @@ class Reader {
  private:
   std::string file_;
 };
-
-bool valid_host(const std::string& host) {
-  if (host.empty() || host.size() > 253) return false;
-  in_addr a4{};
-  in6_addr a6{};
-  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return true;
-  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) return true;
-  // A DNS name: letters, digits, '-' and '.', not starting or ending with a dot or dash.
-  if (host.front() == '.' || host.front() == '-' || host.back() == '.' || host.back() == '-') {
-    return false;
-  }
-  bool all_digits_or_dots = true;
-  for (char c : host) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.';
-    if (!ok) return false;
-    if (!((c >= '0' && c <= '9') || c == '.')) all_digits_or_dots = false;
-  }
-  return !all_digits_or_dots;  // "1.2.3.999" is a bad IPv4 address, not a name
-}
-
-/// Parses "host:port" / "[v6]:port"; a message saying what is wrong otherwise.
-std::optional<std::string> parse_address(const std::string& a, std::string& host, std::uint16_t& port) {
-  const auto colon = a.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 >= a.size()) {
-    return fmt::format("bad address '{}' (want HOST:PORT)", a);
-  }
-  host = a.substr(0, colon);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return fmt::format("bad address '{}' (want [IPv6]:PORT)", a);
-    host = host.substr(1, host.size() - 2);
-    in6_addr a6{};
-    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return fmt::format("bad IPv6 address in '{}'", a);
-  } else if (!valid_host(host)) {
-    return fmt::format("bad host '{}' in address '{}'", host, a);
-  }
-  const std::string p = a.substr(colon + 1);
-  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
-    return fmt::format("bad port '{}' in address '{}'", p, a);
-  }
-  const unsigned long v = std::stoul(p);
-  if (v == 0 || v > 65535) return fmt::format("port {} in address '{}' is not in 1..65535", v, a);
-  port = static_cast<std::uint16_t>(v);
-  return std::nullopt;
-}
 
 std::optional<std::string> parse_egress(const std::string& s, EgressMode& out) {
   if (s == "leader-only") {
@@ -443,14 +397,13 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
   std::set<std::uint64_t> ids;
   std::set<std::string> addresses;
   for (const Peer& p : raw.peers) {
-    std::string host;
-    std::uint16_t port = 0;
-    if (auto e = parse_address(p.address, host, port); e) return Error{p.origin, "peer " + std::to_string(p.id) + ": " + *e};
+    auto address = Address::parse(p.address);
+    if (!address) return Error{p.origin, "peer " + std::to_string(p.id) + ": " + address.status().message()};
     if (!ids.insert(p.id).second) return Error{p.origin, fmt::format("duplicate peer id {}", p.id)};
     if (!addresses.insert(p.address).second) {
       return Error{p.origin, fmt::format("duplicate peer address {}", p.address)};
     }
-    if (!c.join) n.initial_members.push_back(MemberAddress{NodeId{p.id}, host, port});
+    if (!c.join) n.initial_members.push_back(MemberAddress{NodeId{p.id}, std::move(address).value()});
   }
   if (!c.join) {
     if (raw.peers.empty()) {
@@ -476,11 +429,9 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
   }
   if (listen.empty()) return Error{nowhere, "listen is required (HOST:PORT, or --listen)"};
   {
-    std::string host;
-    std::uint16_t port = 0;
-    if (auto e = parse_address(listen, host, port); e) return Error{listen_at, "listen: " + *e};
-    n.listen_host = host;
-    n.listen_port = port;
+    auto address = Address::parse(listen);
+    if (!address) return Error{listen_at, "listen: " + address.status().message()};
+    n.listen = std::move(address).value();
   }
 
   if (auto e = parse_egress(raw.egress, c.egress); e) return Error{raw.egress_at, *e};

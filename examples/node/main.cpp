@@ -133,7 +133,7 @@ class EventWatcher {
   using Members = std::map<std::uint64_t, std::pair<bool, std::string>>;
   static Members members_of(const rlr::ClusterInfo& ci) {
     Members m;
-    for (const auto& mi : ci.members) m[mi.id.value()] = {mi.voter, mi.address};
+    for (const auto& mi : ci.members) m[mi.id.value()] = {mi.voter, mi.address.to_string()};
     return m;
   }
   static std::string describe(const Members& m) {
@@ -239,14 +239,13 @@ int run(int argc, char** argv) {
   g_log.set(rlr::make_stderr_log_sink(cfg.log_format, cfg.log_level), n.id);
   const std::string members = [&] {
     std::string s;
-    for (const auto& m : n.initial_members) s += fmt::format("{}{}={}:{}", s.empty() ? "" : ",", m.id.value(), m.host, m.port);
+    for (const auto& m : n.initial_members) s += fmt::format("{}{}={}", s.empty() ? "" : ",", m.id.value(), m.address.to_string());
     return s;
   }();
   if (check_only) {
-    std::printf("config ok: cluster '%s', node %llu, listen %s:%u, role %s, peers [%s], data_dir '%s', "
+    std::printf("config ok: cluster '%s', node %llu, listen %s, role %s, peers [%s], data_dir '%s', "
                 "egress %s, app %s, tick %ums x %u election / %u heartbeat, sync %s%s\n",
-                n.cluster_id.c_str(), static_cast<unsigned long long>(n.id.value()), n.listen_host.c_str(),
-                static_cast<unsigned>(n.listen_port), cfg.join ? "join" : "voter", members.c_str(),
+                n.cluster_id.c_str(), static_cast<unsigned long long>(n.id.value()), n.listen.to_string().c_str(), cfg.join ? "join" : "voter", members.c_str(),
                 n.data_dir.c_str(), rlr::nodecfg::egress_name(cfg.egress), cfg.app.c_str(), static_cast<unsigned>(n.tick.count()),
                 n.election_ticks, n.heartbeat_ticks, n.sync ? "on" : "off",
                 n.forward_proposals ? ", forwarding proposals" : "");
@@ -275,8 +274,8 @@ int run(int argc, char** argv) {
     return config_problem ? kExitConfig : kExitFailure;
   }
   std::unique_ptr<rlr::Node> node = std::move(built).value();
-  g_log.at(Level::Info, "serving cluster '{}' on {}:{} ({}, data '{}', egress {}, app {}{})", n.cluster_id,
-           n.listen_host, n.listen_port,
+  g_log.at(Level::Info, "serving cluster '{}' on {} ({}, data '{}', egress {}, app {}{})", n.cluster_id,
+           n.listen.to_string(),
            cfg.join ? "joining: waiting to be added as a learner" : "founding voter of " + members,
            n.data_dir, rlr::nodecfg::egress_name(cfg.egress), cfg.app,
            n.forward_proposals ? ", forwarding proposals" : "");

@@ -9,7 +9,7 @@
 // Example:
 //   rlr::ClientOptions o;
 //   o.cluster_id = "venue-a";
-//   o.bootstrap = {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"};
+//   o.bootstrap = {{"127.0.0.1", 7001}, {"127.0.0.1", 7002}, {"127.0.0.1", 7003}};
 //   auto c = rlr::Client::connect(o);
 //   auto r = c.value()->propose_sync(rlr::Bytes::copy_of("BUY 100 XYZ @ 10.5"));
 //   if (r) std::printf("sequenced at %llu\n", (unsigned long long)r.value().index.value());
@@ -30,7 +30,7 @@ namespace rlr {
 
 struct ClientOptions {
   std::string cluster_id;
-  std::vector<std::string> bootstrap;  ///< "host:port" of some nodes
+  std::vector<Address> bootstrap;  ///< some nodes of the cluster (Address::parse reads "host:port")
   std::string auth_token;
   std::chrono::milliseconds request_timeout{5000};  ///< per attempt
   std::chrono::milliseconds total_timeout{30000};   ///< across retries and redirects
@@ -106,9 +106,10 @@ class Client {
   }
 
   [[nodiscard]] virtual Result<NodeId> leader() = 0;
-  /// The leader's answer (or the node's at `address` when given).
-  [[nodiscard]] virtual Result<ClusterInfo> cluster_info(const std::string& address = {}) = 0;
-  [[nodiscard]] virtual Result<Role> role(const std::string& address) = 0;
+  /// The leader's answer (or the node's at `at` when given).
+  [[nodiscard]] virtual Result<ClusterInfo> cluster_info(const Address& at = {}) = 0;
+  /// The role of the node at `at`, as it sees itself.
+  [[nodiscard]] virtual Result<Role> role(const Address& at) = 0;
   /// Linearizable read barrier on the leader.
   [[nodiscard]] virtual Result<LogIndex> read_index() = 0;
 

@@ -7,23 +7,23 @@
 #include <string>
 #include <vector>
 
+#include "rlr/address.h"
 #include "rlr/state_machine.h"
 #include "rlr/types.h"
 
 namespace rlr {
 
-/// Where a member listens.
+/// A member and where it listens.
 struct MemberAddress {
   NodeId id;
-  std::string host;
-  std::uint16_t port = 0;
+  Address address;
   friend bool operator==(const MemberAddress&, const MemberAddress&) = default;
 };
 
 /// What a node knows about one member of the cluster.
 struct MemberInfo {
   NodeId id;
-  std::string address;        ///< "host:port", empty when unknown
+  Address address;            ///< empty when unknown
   bool voter = false;         ///< false: learner
   bool is_leader = false;
   LogIndex match;             ///< leader's view of the member's replicated index

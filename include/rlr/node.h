@@ -43,8 +43,8 @@ enum class StorageKind : std::uint8_t { RocksDb, Memory };
 struct NodeOptions {
   std::string cluster_id;
   NodeId id;
-  std::string listen_host = "127.0.0.1";
-  std::uint16_t listen_port = 0;
+  /// Where peers and clients reach this node; port 0: any free port.
+  Address listen{"127.0.0.1", 0};
   /// The founding voters (including this node). Empty for a node that will join as a
   /// learner later; it then waits for the leader to contact it.
   std::vector<MemberAddress> initial_members;
@@ -164,8 +164,8 @@ class Node {
   }
   [[nodiscard]] virtual Role role() const = 0;
   [[nodiscard]] virtual NodeId leader() const = 0;
-  /// The leader's address as "host:port", empty when unknown.
-  [[nodiscard]] virtual std::string leader_address() const = 0;
+  /// The leader's address; empty when no leader is known or its address is not.
+  [[nodiscard]] virtual Address leader_address() const = 0;
   [[nodiscard]] virtual ClusterInfo cluster_info() const = 0;
   /// Linearizable read barrier (thesis §6.4): returns an index such that a state
   /// machine that has applied it reflects every write committed before the call.
@@ -209,14 +209,14 @@ class NodeBuilder {
  public:
   NodeBuilder& cluster_id(std::string v) { o_.cluster_id = std::move(v); return *this; }
   NodeBuilder& id(NodeId v) { o_.id = v; return *this; }
-  NodeBuilder& listen(std::string host, std::uint16_t port) {
-    o_.listen_host = std::move(host);
-    o_.listen_port = port;
+  NodeBuilder& listen(Address a) { o_.listen = std::move(a); return *this; }
+  NodeBuilder& listen(std::string host, std::uint16_t port) { return listen(Address{std::move(host), port}); }
+  NodeBuilder& member(NodeId id, Address a) {
+    o_.initial_members.push_back(MemberAddress{id, std::move(a)});
     return *this;
   }
   NodeBuilder& member(NodeId id, std::string host, std::uint16_t port) {
-    o_.initial_members.push_back(MemberAddress{id, std::move(host), port});
-    return *this;
+    return member(id, Address{std::move(host), port});
   }
   NodeBuilder& data_dir(std::string v) { o_.data_dir = std::move(v); return *this; }
   NodeBuilder& storage(StorageKind v) { o_.storage = v; return *this; }

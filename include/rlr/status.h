@@ -75,6 +75,8 @@ class [[nodiscard]] Result {
   [[nodiscard]] T& value() & { return std::get<T>(v_); }
   [[nodiscard]] const T& value() const& { return std::get<T>(v_); }
   [[nodiscard]] T&& value() && { return std::get<T>(std::move(v_)); }
+  /// The value, or `fallback` when this holds an error.
+  [[nodiscard]] T value_or(T fallback) const& { return is_ok() ? std::get<T>(v_) : std::move(fallback); }
   /// The error; an ok Status when is_ok().
   [[nodiscard]] Status status() const { return is_ok() ? Status{} : std::get<Status>(v_); }
 

@@ -26,12 +26,14 @@ std::uint64_t draw_client_id() {
 Status check_options(const ClientOptions& o) {
   if (o.cluster_id.empty()) return Status{ErrorCode::InvalidArgument, "cluster_id is empty"};
   if (o.bootstrap.empty()) return Status{ErrorCode::InvalidArgument, "the bootstrap list is empty"};
-  for (const auto& a : o.bootstrap) {
-    std::string host;
-    std::uint16_t port = 0;
-    if (!split_host_port(a, host, port)) {
+  for (const Address& a : o.bootstrap) {
+    // The text form must read back as the same address (a host with a space, say, would
+    // not), since that is how the client dials it.
+    const auto back = Address::parse(a.to_string());
+    if (a.empty() || !back || back.value() != a) {
       return Status{ErrorCode::InvalidArgument,
-                    fmt::format("bootstrap address '{}' is not HOST:PORT", a)};
+                    fmt::format("bootstrap address '{}' is not a valid HOST:PORT{}", a.to_string(),
+                                back ? "" : ": " + back.status().message())};
     }
   }
   if (o.request_timeout.count() <= 0 || o.total_timeout.count() <= 0) {
@@ -70,6 +72,11 @@ Status check_options(const ClientOptions& o) {
 
 ClientImpl::ClientImpl(const ClientOptions& o)
     : o_(o),
+      bootstrap_([&o] {
+        std::vector<std::string> v;
+        for (const Address& a : o.bootstrap) v.push_back(a.to_string());
+        return v;
+      }()),
       settings_(settings_for(o)),
       client_id_(o.client_id != 0 ? o.client_id : draw_client_id()),
       rng_(std::random_device{}()),
@@ -93,7 +100,7 @@ Status ClientImpl::connect_initial() {
       if (ec) return;
       notify_connect_waiters(Status{
           ErrorCode::Unavailable,
-          fmt::format("no node of [{}] answered within {} ms{}", fmt::join(o_.bootstrap, ", "),
+          fmt::format("no node of [{}] answered within {} ms{}", fmt::join(bootstrap_, ", "),
                       o_.total_timeout.count(),
                       last_probe_error_.is_ok() ? "" : " (last: " + last_probe_error_.message() + ")")});
     });
@@ -117,7 +124,7 @@ Result<std::unique_ptr<Subscription>> ClientImpl::subscribe(LogIndex from, Subsc
   {
     std::lock_guard lock(known_mu_);
     if (!known_leader_address_.empty()) cands.push_back(known_leader_address_);
-    for (const auto& a : o_.bootstrap) cands.push_back(a);
+    for (const auto& a : bootstrap_) cands.push_back(a);
     for (const auto& a : known_learned_) cands.push_back(a);
   }
   std::vector<std::string> unique;
@@ -133,7 +140,8 @@ Result<NodeId> ClientImpl::leader() {
   return r.value().leader;
 }
 
-Result<ClusterInfo> ClientImpl::cluster_info(const std::string& address) {
+Result<ClusterInfo> ClientImpl::cluster_info(const Address& at) {
+  const std::string address = at.to_string();
   auto r = call_sync([&](ReplyFn done) {
     if (address.empty()) {
       submit(wire::GetClusterInfoRequest{}, std::move(done));
@@ -146,7 +154,8 @@ Result<ClusterInfo> ClientImpl::cluster_info(const std::string& address) {
   return *r.value().cluster_info;
 }
 
-Result<Role> ClientImpl::role(const std::string& address) {
+Result<Role> ClientImpl::role(const Address& at) {
+  const std::string address = at.to_string();
   auto r = call_sync([&](ReplyFn done) {
     if (address.empty()) {
       submit(wire::GetRoleRequest{}, std::move(done));

@@ -119,7 +119,7 @@ void ClientImpl::on_conn_reply(Connection& c, wire::ClientReply r) {
   }
   if (r.cluster_info) {
     for (const auto& m : r.cluster_info->members) {
-      if (!m.address.empty()) learn(m.address);
+      if (!m.address.empty()) learn(m.address.to_string());
     }
   }
 

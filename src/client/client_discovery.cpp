@@ -17,7 +17,7 @@ void ClientImpl::start_discovery() {
 }
 
 std::vector<std::string> ClientImpl::candidates() const {
-  std::vector<std::string> c = o_.bootstrap;
+  std::vector<std::string> c = bootstrap_;
   for (const auto& a : learned_) {
     if (std::find(c.begin(), c.end(), a) == c.end()) c.push_back(a);
   }
@@ -221,11 +221,9 @@ void ClientImpl::set_leader_address(const std::string& a) {
 }
 
 void ClientImpl::learn(const std::string& address) {
-  if (std::find(o_.bootstrap.begin(), o_.bootstrap.end(), address) != o_.bootstrap.end()) return;
+  if (std::find(bootstrap_.begin(), bootstrap_.end(), address) != bootstrap_.end()) return;
   if (std::find(learned_.begin(), learned_.end(), address) != learned_.end()) return;
-  std::string host;
-  std::uint16_t port = 0;
-  if (!split_host_port(address, host, port)) return;
+  if (!Address::parse(address)) return;
   if (learned_.size() >= kMaxLearnedAddresses) learned_.erase(learned_.begin());
   learned_.push_back(address);
   std::lock_guard lock(known_mu_);

@@ -101,8 +101,8 @@ class ClientImpl final : public Client {
   Result<std::unique_ptr<Subscription>> subscribe(LogIndex from, SubscribeOptions options) override;
   using Client::subscribe;
   Result<NodeId> leader() override;
-  Result<ClusterInfo> cluster_info(const std::string& address) override;
-  Result<Role> role(const std::string& address) override;
+  Result<ClusterInfo> cluster_info(const Address& at) override;
+  Result<Role> role(const Address& at) override;
   Result<LogIndex> read_index() override;
   Status add_learner(const MemberAddress& member) override {
     return admin(wire::AddLearnerRequest{member});
@@ -243,6 +243,8 @@ class ClientImpl final : public Client {
   void shut_down();
 
   const ClientOptions o_;
+  /// o_.bootstrap as "host:port", the form every address takes inside the client.
+  const std::vector<std::string> bootstrap_;
   const ConnectionSettings settings_;
   const std::uint64_t client_id_;
 

@@ -8,28 +8,6 @@ namespace rlr::client {
 
 using tcp = asio::ip::tcp;
 
-bool split_host_port(const std::string& address, std::string& host, std::uint16_t& port) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
-  host = address.substr(0, colon);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return false;
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string::npos) {
-    return false;  // a bare IPv6 address needs brackets
-  }
-  if (address.size() - colon - 1 > 5) return false;
-  unsigned long p = 0;
-  for (std::size_t i = colon + 1; i < address.size(); ++i) {
-    const char c = address[i];
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + static_cast<unsigned long>(c - '0');
-  }
-  if (p == 0 || p > 65535) return false;
-  port = static_cast<std::uint16_t>(p);
-  return true;
-}
-
 ConnectionSettings settings_for(const ClientOptions& o) {
   ConnectionSettings s;
   s.cluster_id = o.cluster_id;
@@ -67,14 +45,10 @@ Connection::Connection(asio::io_context& io, const ConnectionSettings& settings,
       liveness_(io) {}
 
 void Connection::start() {
-  std::string host;
-  std::uint16_t port = 0;
-  if (!split_host_port(address_, host, port)) {
+  auto parsed = Address::parse(address_);
+  if (!parsed) {
     auto self = shared_from_this();
-    asio::post(io_, [self] {
-      self->fail(Status{ErrorCode::InvalidArgument,
-                        fmt::format("bad address '{}' (want HOST:PORT)", self->address_)});
-    });
+    asio::post(io_, [self, why = parsed.status()] { self->fail(why); });
     return;
   }
   timer_.expires_after(settings_.connect_timeout);
@@ -86,7 +60,7 @@ void Connection::start() {
                                   self->settings_.connect_timeout.count())});
   });
   resolver_.async_resolve(
-      host, std::to_string(port),
+      parsed.value().host, std::to_string(parsed.value().port),
       [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type eps) {
         if (self->closed_) return;
         if (ec) {

@@ -40,11 +40,6 @@ namespace rlr::client {
 
 namespace asio = boost::asio;
 
-/// Splits "host:port" (or "[v6]:port"). False when it is not of that form or the port is
-/// not in 1..65535.
-[[nodiscard]] bool split_host_port(const std::string& address, std::string& host,
-                                   std::uint16_t& port);
-
 struct ConnectionSettings {
   std::string cluster_id;
   std::string token;

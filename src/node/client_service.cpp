@@ -41,7 +41,7 @@ bool ClientService::maybe_forward(NodeImpl& node, std::uint64_t request_id, std:
   if (node.role() == Role::Leader) return false;
   const NodeId leader = node.leader();
   if (leader == kNoNode || leader == o->id) return false;
-  std::string address = node.leader_address();
+  std::string address = node.leader_address().to_string();
   if (address.empty()) return false;
   const auto timeout = timeout_ms != 0 ? std::chrono::milliseconds(timeout_ms) : o->proposal_timeout;
   forwarder(*o).forward(
@@ -90,7 +90,7 @@ void ClientService::reply_error(const std::shared_ptr<transport::ClientStream>& 
   r.request_id = id;
   if (NodeImpl* n = node_.load(); n != nullptr && status.code() == ErrorCode::NotLeader) {
     r.leader = status.leader_hint();
-    if (r.leader == n->leader()) r.leader_address = n->leader_address();
+    if (r.leader == n->leader()) r.leader_address = n->leader_address().to_string();
   }
   r.status = std::move(status);
   (void)stream->send(r);
@@ -129,13 +129,13 @@ void ClientService::on_client_request(wire::ClientRequest request,
           reply.request_id = id;
           reply.role = node->role();
           reply.leader = node->leader();
-          reply.leader_address = node->leader_address();
+          reply.leader_address = node->leader_address().to_string();
           (void)stream->send(reply);
         } else if constexpr (std::is_same_v<T, wire::GetLeaderRequest>) {
           wire::ClientReply reply;
           reply.request_id = id;
           reply.leader = node->leader();
-          reply.leader_address = node->leader_address();
+          reply.leader_address = node->leader_address().to_string();
           if (reply.leader == kNoNode) reply.status = Status{ErrorCode::Unavailable, "no leader known"};
           (void)stream->send(reply);
         } else if constexpr (std::is_same_v<T, wire::GetClusterInfoRequest>) {
@@ -144,7 +144,7 @@ void ClientService::on_client_request(wire::ClientRequest request,
             reply.request_id = id;
             reply.cluster_info = node->cluster_info();
             reply.leader = reply.cluster_info->leader;
-            reply.leader_address = node->leader_address();
+            reply.leader_address = node->leader_address().to_string();
             (void)stream->send(reply);
           });
         } else if constexpr (std::is_same_v<T, wire::ReadIndexRequest>) {
@@ -178,7 +178,7 @@ void ClientService::on_client_request(wire::ClientRequest request,
             wire::ClientReply reply;
             reply.request_id = id;
             reply.leader = node->leader();
-            reply.leader_address = node->leader_address();
+            reply.leader_address = node->leader_address().to_string();
             (void)stream->send(reply);
           });
         }

@@ -15,7 +15,7 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   core::Configuration initial;
   for (const auto& m : o_.initial_members) {
     initial.voters.push_back(m.id);
-    initial.addresses.push_back(core::MemberEndpoint{m.id, fmt::format("{}:{}", m.host, m.port)});
+    initial.addresses.push_back(core::MemberEndpoint{m.id, m.address.to_string()});
   }
   initial.normalize();
   const storage::Identity identity{o_.cluster_id, o_.id};
@@ -36,8 +36,8 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   transport::AsioOptions ao;
   ao.cluster_id = o_.cluster_id;
   ao.self = o_.id;
-  ao.listen_host = o_.listen_host;
-  ao.listen_port = o_.listen_port;
+  ao.listen_host = o_.listen.host;
+  ao.listen_port = o_.listen.port;
   ao.auth_token = o_.auth_token;
   ao.max_frame_bytes = o_.max_frame_bytes;
   ao.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;

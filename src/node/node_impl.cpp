@@ -277,11 +277,11 @@ Result<std::vector<Entry>> NodeImpl::read_committed(LogIndex from, std::size_t m
 Role NodeImpl::role() const { return static_cast<Role>(role_.load()); }
 NodeId NodeImpl::leader() const { return NodeId{leader_.load()}; }
 
-std::string NodeImpl::leader_address() const {
+Address NodeImpl::leader_address() const {
   const NodeId leader{leader_.load()};
   if (leader == kNoNode) return {};
   std::lock_guard lock(config_mu_);
-  return config_.address_of(leader);
+  return Address::parse(config_.address_of(leader)).value_or(Address{});
 }
 
 ClusterInfo NodeImpl::cluster_info() const {
@@ -305,11 +305,12 @@ ClusterInfo NodeImpl::cluster_info() const {
     for (NodeId id : config.members()) {
       MemberInfo m;
       m.id = id;
-      m.address = config.address_of(id);
-      if (m.address.empty()) {
+      std::string address = config.address_of(id);
+      if (address.empty()) {
         std::lock_guard lock(config_mu_);
-        m.address = config_.address_of(id);
+        address = config_.address_of(id);
       }
+      m.address = Address::parse(address).value_or(Address{});
       m.voter = config.is_voter(id);
       m.is_leader = id == raft.leader();
       if (raft.role() == Role::Leader) {
@@ -410,7 +411,7 @@ Status NodeImpl::change(Replica::ChangeOp op, std::chrono::milliseconds timeout)
 }
 
 Status NodeImpl::add_learner(const MemberAddress& member, std::chrono::milliseconds timeout) {
-  const std::string address = fmt::format("{}:{}", member.host, member.port);
+  const std::string address = member.address.to_string();
   return change([id = member.id, address](core::Raft& r) { return r.add_learner(id, address); },
                 timeout);
 }

@@ -82,7 +82,7 @@ class NodeImpl final : public Node,
   [[nodiscard]] Result<LogIndex> subscription_start(LogIndex from) const;
   [[nodiscard]] Role role() const override;
   [[nodiscard]] NodeId leader() const override;
-  [[nodiscard]] std::string leader_address() const override;
+  [[nodiscard]] Address leader_address() const override;
   [[nodiscard]] ClusterInfo cluster_info() const override;
   [[nodiscard]] Result<LogIndex> read_index(std::chrono::milliseconds timeout) override;
   [[nodiscard]] Status add_learner(const MemberAddress& member,

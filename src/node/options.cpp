@@ -22,7 +22,7 @@ Status validate(const NodeOptions& o) {
   for (const auto& m : o.initial_members) {
     if (m.id == kNoNode) return bad("member id must be positive");
     if (!seen.insert(m.id).second) return bad(fmt::format("member {} is listed twice", m.id.value()));
-    if (m.host.empty() || m.port == 0) {
+    if (m.address.host.empty() || m.address.port == 0) {
       return bad(fmt::format("member {} needs a host and a non-zero port", m.id.value()));
     }
     self_listed = self_listed || m.id == o.id;

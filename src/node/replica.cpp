@@ -558,7 +558,7 @@ void Replica::update_peers() {
   core::Configuration next = raft_.config();
   for (const auto& m : options_.initial_members) {
     if (next.is_member(m.id) && next.address_of(m.id).empty()) {
-      next.set_address(m.id, fmt::format("{}:{}", m.host, m.port));
+      next.set_address(m.id, m.address.to_string());
     }
   }
   for (const auto& e : config_seen_.addresses) {

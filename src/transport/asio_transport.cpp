@@ -17,23 +17,6 @@
 
 namespace rlr::transport {
 
-bool split_address(const std::string& address, std::string& host, std::uint16_t& port) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
-  host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned long p = 0;
-  for (std::size_t i = colon + 1; i < address.size(); ++i) {
-    const char c = address[i];
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + static_cast<unsigned long>(c - '0');
-    if (p > 65535) return false;
-  }
-  if (p == 0) return false;
-  port = static_cast<std::uint16_t>(p);
-  return true;
-}
-
 // ---------------------------------------------------------------------------------
 // AsioTransport::Impl: sockets and the peer table
 // ---------------------------------------------------------------------------------

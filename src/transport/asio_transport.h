@@ -131,8 +131,4 @@ class AsioTransport final : public Transport {
   std::atomic<std::uint16_t> bound_port_{0};
 };
 
-/// Splits "host:port"; false when malformed.
-[[nodiscard]] bool split_address(const std::string& address, std::string& host,
-                                 std::uint16_t& port);
-
 }  // namespace rlr::transport

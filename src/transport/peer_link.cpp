@@ -61,13 +61,14 @@ void AsioTransport::Impl::Peer::set_address(std::string a) {
 
 void AsioTransport::Impl::Peer::connect() {
   if (closed_ || impl_.stopped) return;
-  std::string host;
-  std::uint16_t port = 0;
-  if (!split_address(address_, host, port)) {
-    impl_.log.log(LogLevel::Error, "cannot dial: the peer's address is not host:port",
+  auto parsed = Address::parse(address_);
+  if (!parsed) {
+    impl_.log.log(LogLevel::Error, "cannot dial: " + parsed.status().message(),
                   {{"peer", std::to_string(id_.value())}, {"address", address_}});
     return;
   }
+  const std::string host = std::move(parsed.value().host);
+  const std::uint16_t port = parsed.value().port;
   connected_ = false;
   writing_ = false;
   peer_keepalive_ = false;

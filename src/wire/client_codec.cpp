@@ -77,8 +77,8 @@ Frame encode_client_request(const ClientRequest& r, std::uint64_t tag) {
       type = fb::RequestBody::ReadIndexReq;
     }
     void operator()(const AddLearnerRequest& a) {
-      const auto host = put_string(b, a.member.host);
-      body = fb::CreateAddLearnerReq(b, a.member.id.value(), host, a.member.port).Union();
+      const auto host = put_string(b, a.member.address.host);
+      body = fb::CreateAddLearnerReq(b, a.member.id.value(), host, a.member.address.port).Union();
       type = fb::RequestBody::AddLearnerReq;
     }
     void operator()(const PromoteRequest& p) {
@@ -160,7 +160,7 @@ Result<ClientRequest> decode_client_request(const Bytes& payload_in) {
       if (!id) return id.status();
       std::string host = get_string(a->host());
       if (host.empty()) return invalid("client request: add learner without a host");
-      req.body = AddLearnerRequest{MemberAddress{id.value(), std::move(host), a->port()}};
+      req.body = AddLearnerRequest{MemberAddress{id.value(), Address{std::move(host), a->port()}}};
       return req;
     }
     case fb::RequestBody::PromoteReq: {
@@ -222,7 +222,7 @@ Frame encode_client_reply(const ClientReply& r, std::uint64_t tag) {
     std::vector<flatbuffers::Offset<fb::MemberInfo>> member_offsets;
     member_offsets.reserve(ci.members.size());
     for (const MemberInfo& mi : ci.members) {
-      const auto address = put_string(b, mi.address);
+      const auto address = put_string(b, mi.address.to_string());
       fb::MemberInfoBuilder mb(b);
       mb.add_id(mi.id.value());
       mb.add_address(address);
@@ -329,7 +329,8 @@ Result<ClientReply> decode_client_reply(const Bytes& payload_in) {
         if (mi->id() == 0) return invalid("client reply: member with node id 0");
         MemberInfo member;
         member.id = NodeId{mi->id()};
-        member.address = get_string(mi->address());
+        // A member's address travels as text; one that does not parse is unknown.
+        member.address = Address::parse(get_string(mi->address())).value_or(Address{});
         member.voter = mi->voter();
         member.is_leader = mi->is_leader();
         member.match = LogIndex{mi->match()};

@@ -41,7 +41,7 @@ class LocalCluster {
     o.check_invariants = true;
     if (tweak_) tweak_(o);
     if (founder) {
-      for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, "127.0.0.1", static_cast<std::uint16_t>(9000 + f.value())});
+      for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, {"127.0.0.1", static_cast<std::uint16_t>(9000 + f.value())}});
     }
     return o;
   }

@@ -163,7 +163,7 @@ TEST_CASE("node: add a learner, promote it, remove an old voter", "[node]") {
   REQUIRE(leader != kNoNode);
   REQUIRE(propose_many(c.node(leader), 200, 64, "x") == 200);
   c.start(NodeId{4}, false);
-  REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, "127.0.0.1", 9004}, 5s).is_ok());
+  REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, {"127.0.0.1", 9004}}, 5s).is_ok());
   const LogIndex commit = c.node(leader).cluster_info().commit;
   auto learned = read_all(c.node(NodeId{4}), LogIndex{1}, commit);
   check_gap_free(learned, LogIndex{1});

@@ -96,7 +96,7 @@ TEST_CASE("tcp: a learner added late catches up through a snapshot and the log, 
   REQUIRE(info.first_index.value() > 1);  // the leader compacted
 
   REQUIRE(c.start(NodeId{4}, false).is_ok());
-  REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, "127.0.0.1", c.port(NodeId{4})}, 10s).is_ok());
+  REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, {"127.0.0.1", c.port(NodeId{4})}}, 10s).is_ok());
   const LogIndex commit = c.node(leader).cluster_info().commit;
   // The learner's log starts after the snapshot it received.
   const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -219,9 +219,9 @@ TEST_CASE("tcp: a node refuses a data directory of another cluster", "[tcp]") {
   NodeOptions o;
   o.cluster_id = "one";
   o.id = NodeId{1};
-  o.listen_port = free_port();
+  o.listen.port = free_port();
   o.data_dir = (dir.path() / "n1").string();
-  o.initial_members = {MemberAddress{NodeId{1}, "127.0.0.1", o.listen_port}};
+  o.initial_members = {MemberAddress{NodeId{1}, o.listen}};
   {
     auto n = NodeBuilder().options(o).build();
     REQUIRE(n.is_ok());

@@ -394,7 +394,7 @@ TEST_CASE("sm: node replacement: learner joins, catches up, digests match, promo
   REQUIRE(propose_many(c.node(leader), 400, 64, "n") == 400);
   c.start(NodeId{4}, false);
   attached[NodeId{4}] = attach(c.node(NodeId{4}), nullptr);
-  REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, "127.0.0.1", 9004}, 5s).is_ok());
+  REQUIRE(c.node(leader).add_learner(MemberAddress{NodeId{4}, {"127.0.0.1", 9004}}, 5s).is_ok());
   REQUIRE(propose_many(c.node(leader), 100, 32, "m") == 100);
   const LogIndex commit = c.node(leader).cluster_info().commit;
   std::vector<Attached> all;

@@ -63,8 +63,7 @@ class TcpCluster {
     NodeOptions o;
     o.cluster_id = "tcp-test";
     o.id = id;
-    o.listen_host = "127.0.0.1";
-    o.listen_port = ports_[id];
+    o.listen = Address{"127.0.0.1", ports_[id]};
     o.data_dir = (dir_.path() / fmt::format("n{}", id.value())).string();
     o.auth_token = token_;
     o.tick = 10ms;
@@ -74,7 +73,7 @@ class TcpCluster {
     o.compact_after_entries = compact_after_;
     o.persist_thread = persist_thread_;
     if (founder) {
-      for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, "127.0.0.1", ports_[f]});
+      for (NodeId f : founders_) o.initial_members.push_back(MemberAddress{f, {"127.0.0.1", ports_[f]}});
     }
     return o;
   }

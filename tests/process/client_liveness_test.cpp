@@ -50,7 +50,7 @@ class RelayedNode {
   [[nodiscard]] rlr::ClientOptions options() const {
     rlr::ClientOptions o;
     o.cluster_id = kCluster;
-    o.bootstrap = {"127.0.0.1:" + std::to_string(relay_.port())};
+    o.bootstrap = {rlr::Address{"127.0.0.1", relay_.port()}};
     o.request_timeout = 30s;
     o.total_timeout = 60s;
     return o;
@@ -154,7 +154,9 @@ class NodeProcesses {
   [[nodiscard]] rlr::ClientOptions options() const {
     rlr::ClientOptions o;
     o.cluster_id = kCluster;
-    for (int i = 1; i <= static_cast<int>(ports_.size()); ++i) o.bootstrap.push_back(address(i));
+    for (int i = 1; i <= static_cast<int>(ports_.size()); ++i) {
+      o.bootstrap.push_back(rlr::Address{"127.0.0.1", ports_[static_cast<std::size_t>(i - 1)]});
+    }
     o.request_timeout = 30s;
     o.total_timeout = 60s;
     return o;
@@ -286,7 +288,7 @@ TEST_CASE("client liveness: a leader that answers Pings but no requests is left 
 
   rlr::ClientOptions o;
   o.cluster_id = kCluster;
-  o.bootstrap = {stalled.address(), follower.address()};
+  o.bootstrap = {rlr::Address::parse(stalled.address()).value(), rlr::Address::parse(follower.address()).value()};
   o.request_timeout = 30s;
   o.total_timeout = 60s;
   o.keepalive_interval = 20ms;
@@ -351,7 +353,7 @@ TEST_CASE("client liveness: the keepalive is negotiated; either side without it 
 TEST_CASE("client liveness: bad settings are refused", "[client][liveness]") {
   rlr::ClientOptions o;
   o.cluster_id = kCluster;
-  o.bootstrap = {"127.0.0.1:1"};
+  o.bootstrap = {rlr::Address{"127.0.0.1", 1}};
   o.total_timeout = 1s;  // were the options taken, connect() would give up soon
   const auto refused = [&](const char* why) {
     auto c = rlr::Client::connect(o);

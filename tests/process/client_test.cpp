@@ -49,9 +49,9 @@ class Nodes {
   }
   [[nodiscard]] std::uint16_t port(int i) const { return ports_[static_cast<std::size_t>(i - 1)]; }
   [[nodiscard]] std::string address(int i) const { return "127.0.0.1:" + std::to_string(port(i)); }
-  [[nodiscard]] std::vector<std::string> addresses() const {
-    std::vector<std::string> v;
-    for (int i = 1; i <= static_cast<int>(ports_.size()); ++i) v.push_back(address(i));
+  [[nodiscard]] std::vector<rlr::Address> addresses() const {
+    std::vector<rlr::Address> v;
+    for (int i = 1; i <= static_cast<int>(ports_.size()); ++i) v.push_back(rlr::Address{"127.0.0.1", port(i)});
     return v;
   }
   rlr::ClientOptions options() const {
@@ -225,13 +225,15 @@ TEST_CASE("client: the errors a caller can get", "[client]") {
     rlr::ClientOptions o;
     o.cluster_id = kCluster;
     CHECK(rlr::Client::connect(o).status().code() == rlr::ErrorCode::InvalidArgument);
-    o.bootstrap = {"no-port"};
+    o.bootstrap = {rlr::Address{"no-port", 0}};
+    CHECK(rlr::Client::connect(o).status().code() == rlr::ErrorCode::InvalidArgument);
+    o.bootstrap = {rlr::Address{"bad host", 7001}};
     CHECK(rlr::Client::connect(o).status().code() == rlr::ErrorCode::InvalidArgument);
   }
   SECTION("nobody listening") {
     rlr::ClientOptions o;
     o.cluster_id = kCluster;
-    o.bootstrap = {"127.0.0.1:" + std::to_string(proc::free_ports(1)[0])};
+    o.bootstrap = {rlr::Address{"127.0.0.1", proc::free_ports(1)[0]}};
     o.total_timeout = 500ms;
     o.request_timeout = 200ms;
     const auto start = std::chrono::steady_clock::now();
@@ -287,7 +289,7 @@ TEST_CASE("client: a node that accepts but never answers does not hold up leader
 
   Nodes nodes(1);  // just started: no leader until its election timeout (150-300 ms)
   auto o = nodes.options();
-  o.bootstrap.insert(o.bootstrap.begin(), "127.0.0.1:" + std::to_string(silent.local_endpoint().port()));
+  o.bootstrap.insert(o.bootstrap.begin(), rlr::Address{"127.0.0.1", silent.local_endpoint().port()});
   o.request_timeout = 20s;  // a round waiting for the silent node would outlast total_timeout
   o.total_timeout = 8s;
   auto c = rlr::Client::connect(o);

@@ -74,7 +74,7 @@ std::vector<std::pair<FrameType, Frame>> samples() {
   const ClientRequestBody bodies[] = {
       ProposeRequest{Bytes::copy_of("order 42"), 7, 1}, SubscribeRequest{LogIndex{1}},
       GetRoleRequest{}, GetLeaderRequest{}, GetClusterInfoRequest{}, ReadIndexRequest{},
-      AddLearnerRequest{MemberAddress{NodeId{4}, "127.0.0.1", 7004}}, PromoteRequest{NodeId{4}},
+      AddLearnerRequest{MemberAddress{NodeId{4}, {"127.0.0.1", 7004}}}, PromoteRequest{NodeId{4}},
       RemoveRequest{NodeId{4}}, TransferLeaderRequest{NodeId{2}}};
   for (const auto& body : bodies) {
     out.emplace_back(FrameType::ClientRequest, encode_client_request(ClientRequest{5, 1000, body}, tag));
@@ -96,7 +96,7 @@ std::vector<std::pair<FrameType, Frame>> samples() {
   for (std::uint64_t id : {1, 4}) {
     MemberInfo mi;
     mi.id = NodeId{id};
-    mi.address = "127.0.0.1:700" + std::to_string(id);
+    mi.address = Address{"127.0.0.1", static_cast<std::uint16_t>(7000 + id)};
     mi.voter = id == 1;
     mi.is_leader = id == 1;
     mi.match = LogIndex{id == 1 ? 12U : 3U};

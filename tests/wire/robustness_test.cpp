@@ -431,9 +431,9 @@ TEST_CASE("client requests with bad fields are refused with a reason", "[wire][v
     expect_rejected(encode_client_request({1, 0, PromoteRequest{kNoNode}}, kTag), "promote of node 0");
     expect_rejected(encode_client_request({1, 0, RemoveRequest{kNoNode}}, kTag), "remove of node 0");
     expect_rejected(encode_client_request({1, 0, TransferLeaderRequest{kNoNode}}, kTag), "node 0");
-    expect_rejected(encode_client_request({1, 0, AddLearnerRequest{MemberAddress{kNoNode, "h", 1}}}, kTag),
+    expect_rejected(encode_client_request({1, 0, AddLearnerRequest{MemberAddress{kNoNode, {"h", 1}}}}, kTag),
                     "node 0");
-    expect_rejected(encode_client_request({1, 0, AddLearnerRequest{MemberAddress{NodeId{4}, "", 1}}}, kTag),
+    expect_rejected(encode_client_request({1, 0, AddLearnerRequest{MemberAddress{NodeId{4}, {"", 1}}}}, kTag),
                     "without a host");
   }
 }

@@ -50,6 +50,9 @@ inline Bytes any_bytes(int max_size = 64) {
       static_cast<std::size_t>(n), rc::gen::arbitrary<std::uint8_t>()));
 }
 
+/// A port a member may listen on (1..65535).
+inline std::uint16_t any_port() { return *rc::gen::inRange<std::uint16_t>(1, 65535); }
+
 inline std::string any_string(int max_size = 24) {
   const auto n = *rc::gen::inRange(0, max_size + 1);
   return *rc::gen::container<std::string>(static_cast<std::size_t>(n),
@@ -203,8 +206,8 @@ inline ClientRequest valid_request(int kind) {
     case 4: r.body = GetClusterInfoRequest{}; break;
     case 5: r.body = ReadIndexRequest{}; break;
     case 6:
-      r.body = AddLearnerRequest{MemberAddress{any_node(), "h" + any_string(),
-                                               *rc::gen::arbitrary<std::uint16_t>()}};
+      r.body = AddLearnerRequest{MemberAddress{any_node(), Address{"h" + any_string(),
+                                                                   *rc::gen::arbitrary<std::uint16_t>()}}};
       break;
     case 7: r.body = PromoteRequest{any_node()}; break;
     case 8: r.body = RemoveRequest{any_node()}; break;
@@ -231,7 +234,13 @@ inline ClusterInfo valid_cluster_info() {
   for (int i = 0; i < n; ++i) {
     MemberInfo mi;
     mi.id = any_node();
-    mi.address = any_string();
+    // Unknown, or a host name, IPv4 or IPv6 address (they travel as text and must parse).
+    switch (*rc::gen::inRange(0, 4)) {
+      case 0: break;
+      case 1: mi.address = Address{fmt::format("n{}.venue.example", any_u64() % 1000), any_port()}; break;
+      case 2: mi.address = Address{fmt::format("10.0.{}.{}", any_u64() % 256, any_u64() % 256), any_port()}; break;
+      default: mi.address = Address{fmt::format("fd00::{:x}", any_u64() % 65536), any_port()}; break;
+    }
     mi.voter = *rc::gen::arbitrary<bool>();
     mi.is_leader = *rc::gen::arbitrary<bool>();
     mi.match = LogIndex{any_u64()};
