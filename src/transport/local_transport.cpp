@@ -6,8 +6,9 @@
 
 namespace rlr::transport {
 
-LocalNetwork::LocalNetwork()
-    : thread_([this] {
+LocalNetwork::LocalNetwork(std::uint64_t seed)
+    : rng_(seed),
+      thread_([this] {
         util::set_thread_name("rlr-local-net");
         run();
       }) {}
@@ -24,6 +25,11 @@ LocalNetwork::~LocalNetwork() {
 void LocalNetwork::set_drop_rate(double p) {
   std::lock_guard lock(mu_);
   drop_rate_ = p;
+}
+
+void LocalNetwork::set_duplicate_rate(double p) {
+  std::lock_guard lock(mu_);
+  duplicate_rate_ = p;
 }
 
 void LocalNetwork::set_delay(std::chrono::microseconds min, std::chrono::microseconds max) {
@@ -90,9 +96,23 @@ bool LocalNetwork::route_locked(Packet&& p, std::chrono::steady_clock::time_poin
     ++dropped_;
     return false;
   }
+  bool queued = false;
+  if (const auto* m = std::get_if<core::Message>(&p);
+      m != nullptr && duplicate_rate_ > 0 &&
+      std::uniform_real_distribution<double>(0, 1)(rng_) < duplicate_rate_) {
+    queued = route_one_locked(Packet{*m}, now);
+  }
+  return route_one_locked(std::move(p), now) || queued;
+}
+
+bool LocalNetwork::route_one_locked(Packet&& p, std::chrono::steady_clock::time_point now) {
   if (delay_max_.count() == 0) {
     // Delivered inline: the inbox only queues, so this never blocks for long.
     deliver_locked(std::move(p));
+    return false;
+  }
+  if (delayed_.size() >= kMaxDelayed) {
+    ++dropped_;
     return false;
   }
   const auto d = std::uniform_int_distribution<std::int64_t>(delay_min_.count(),

@@ -1,5 +1,7 @@
 // In-process transport for tests: nodes in one process exchange core::Messages and digest
-// reports through a LocalNetwork that can drop, delay and partition traffic (both alike).
+// reports through a LocalNetwork that can drop, duplicate, delay and partition traffic
+// (both alike). At most kMaxDelayed packets wait for their delay; beyond, a packet is
+// dropped (counted in dropped()), as a full socket buffer would lose it.
 #pragma once
 
 #include <chrono>
@@ -18,13 +20,17 @@ namespace rlr::transport {
 
 class LocalNetwork {
  public:
-  LocalNetwork();
+  /// `seed` drives the random faults (which packets drop, duplicate, how long each waits).
+  explicit LocalNetwork(std::uint64_t seed = 12345);
   ~LocalNetwork();
+  static constexpr std::size_t kMaxDelayed = 1U << 20;
   LocalNetwork(const LocalNetwork&) = delete;
   LocalNetwork& operator=(const LocalNetwork&) = delete;
 
   /// Every message is dropped with this probability (0..1).
   void set_drop_rate(double p);
+  /// Every peer message is delivered twice with this probability (0..1).
+  void set_duplicate_rate(double p);
   /// Every message is delayed by a uniform random time in [min, max].
   void set_delay(std::chrono::microseconds min, std::chrono::microseconds max);
   /// Blocks traffic from `from` to `to` (one way).
@@ -46,6 +52,8 @@ class LocalNetwork {
   /// Drops, delivers or delays `p`; true when it was delayed (run() must wake).
   /// REQUIRES: mu_ held.
   bool route_locked(Packet&& p, std::chrono::steady_clock::time_point now);
+  /// Delivers `p` at once or queues it for its delay; true when queued. REQUIRES: mu_ held.
+  bool route_one_locked(Packet&& p, std::chrono::steady_clock::time_point now);
   /// Hands `p` to its destination's inbox, or counts it dropped. REQUIRES: mu_ held.
   void deliver_locked(Packet&& p);
   void run();
@@ -56,9 +64,10 @@ class LocalNetwork {
   std::set<std::pair<NodeId, NodeId>> blocked_;
   std::set<NodeId> isolated_;
   double drop_rate_ = 0;
+  double duplicate_rate_ = 0;
   std::chrono::microseconds delay_min_{0};
   std::chrono::microseconds delay_max_{0};
-  std::mt19937_64 rng_{12345};
+  std::mt19937_64 rng_;
   std::uint64_t dropped_ = 0;
   std::uint64_t seq_ = 0;
   /// Packets in flight, ordered by delivery time then by send order.
