@@ -36,6 +36,8 @@
 
 namespace rlr {
 
+class Transport;  // rlr/transport.h
+
 enum class StorageKind : std::uint8_t { RocksDb, Memory };
 
 /// Every setting of a node; NodeBuilder fills it in with defaults a production cluster
@@ -180,7 +182,8 @@ class Node {
 
   /// Runs `sm` on its own thread: it applies every committed command after
   /// sm->last_applied(), with egress gated as `options` says. A slow or failing state
-  /// machine never stalls replication (it reads committed entries at its own pace).
+  /// machine never stalls replication (it reads committed entries at its own pace). The
+  /// loop runs while the returned ApplyRunner is held: releasing it stops the loop.
   /// Errors: Compacted when sm->last_applied() is below the retained log.
   [[nodiscard]] virtual Result<std::shared_ptr<ApplyRunner>> attach(
       std::shared_ptr<RoleAwareStateMachine> sm, ApplyOptions options) = 0;
@@ -237,15 +240,23 @@ class NodeBuilder {
   NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
   NodeBuilder& persist_thread(bool v) { o_.persist_thread = v; return *this; }
   NodeBuilder& log_sink(std::shared_ptr<LogSink> v) { o_.log_sink = std::move(v); return *this; }
+  /// Carries the node's peer traffic over `t` (rlr/transport.h) instead of the built-in
+  /// TCP transport. The node then listens on no socket: it serves no rlr::Client (propose
+  /// in process), and forward_proposals must stay off. `listen` is only the address it
+  /// records for itself. Null: back to TCP.
+  NodeBuilder& transport(std::shared_ptr<Transport> t) { transport_ = std::move(t); return *this; }
   NodeBuilder& options(NodeOptions v) { o_ = std::move(v); return *this; }
   [[nodiscard]] const NodeOptions& options() const { return o_; }
-  /// Validates the options, opens storage and starts the node (TCP transport).
-  /// Errors: InvalidArgument (bad option), and whatever opening storage or binding the
-  /// listen address reports (IoError, WrongCluster, Corruption).
+  /// Validates the options, opens storage and starts the node (on the TCP transport, or
+  /// the one given to transport()). Errors: InvalidArgument (bad option, or
+  /// forward_proposals with a custom transport), and whatever opening storage, binding
+  /// the listen address or starting the custom transport reports (IoError,
+  /// WrongCluster, Corruption, ...).
   [[nodiscard]] Result<std::unique_ptr<Node>> build() const;
 
  private:
   NodeOptions o_;
+  std::shared_ptr<Transport> transport_;
 };
 
 /// Checks options without starting anything.

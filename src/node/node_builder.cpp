@@ -6,12 +6,19 @@
 #include "node/node_impl.h"
 #include "storage/memory_storage.h"
 #include "storage/rocksdb_storage.h"
+#include "rlr/transport.h"
 #include "transport/asio_transport.h"
+#include "transport/frame_transport.h"
 
 namespace rlr {
 
 Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   if (Status s = validate(o_); !s) return s;
+  if (transport_ && o_.forward_proposals) {
+    return Status{ErrorCode::InvalidArgument,
+                  "forward_proposals relays over TCP client connections, which a node on a custom "
+                  "transport does not have"};
+  }
   core::Configuration initial;
   for (const auto& m : o_.initial_members) {
     initial.voters.push_back(m.id);
@@ -32,6 +39,19 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
     if (!opened) return opened.status();
     store = std::move(opened).value();
   }
+  const std::shared_ptr<LogSink> sink = o_.log_sink ? o_.log_sink : make_stderr_log_sink();
+  if (transport_) {
+    transport::FrameTransport::Options fo;
+    fo.cluster_id = o_.cluster_id;
+    fo.self = o_.id;
+    fo.max_frame_bytes = o_.max_frame_bytes;
+    fo.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;
+    fo.log_sink = sink;
+    auto node = node::NodeImpl::start(o_, std::move(store),
+                                      std::make_unique<transport::FrameTransport>(fo, transport_));
+    if (!node) return node.status();
+    return std::unique_ptr<Node>(std::move(node).value());
+  }
   auto service = std::make_shared<node::ClientService>();
   transport::AsioOptions ao;
   ao.cluster_id = o_.cluster_id;
@@ -41,7 +61,7 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   ao.auth_token = o_.auth_token;
   ao.max_frame_bytes = o_.max_frame_bytes;
   ao.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;
-  ao.log_sink = o_.log_sink ? o_.log_sink : make_stderr_log_sink();
+  ao.log_sink = sink;
   if (o_.link_keepalive) {
     const auto keepalive = o_.tick * o_.heartbeat_ticks;
     const auto silence =
