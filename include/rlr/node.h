@@ -36,6 +36,7 @@
 
 namespace rlr {
 
+class Storage;    // rlr/storage.h
 class Transport;  // rlr/transport.h
 
 enum class StorageKind : std::uint8_t { RocksDb, Memory };
@@ -223,6 +224,11 @@ class NodeBuilder {
   }
   NodeBuilder& data_dir(std::string v) { o_.data_dir = std::move(v); return *this; }
   NodeBuilder& storage(StorageKind v) { o_.storage = v; return *this; }
+  /// Keeps the node's log and metadata in `s` (rlr/storage.h) instead of a built-in
+  /// store; data_dir and the storage kind are then unused. build() checks that `s`
+  /// belongs to this cluster and node (WrongCluster otherwise). The node must be the only
+  /// user of `s` while it runs. Null: back to the storage kind.
+  NodeBuilder& storage(std::shared_ptr<Storage> s) { storage_ = std::move(s); return *this; }
   NodeBuilder& sync(bool v) { o_.sync = v; return *this; }
   NodeBuilder& auth_token(std::string v) { o_.auth_token = std::move(v); return *this; }
   NodeBuilder& tick(std::chrono::milliseconds v) { o_.tick = v; return *this; }
@@ -256,6 +262,7 @@ class NodeBuilder {
 
  private:
   NodeOptions o_;
+  std::shared_ptr<Storage> storage_;
   std::shared_ptr<Transport> transport_;
 };
 

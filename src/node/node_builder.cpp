@@ -4,7 +4,9 @@
 
 #include "node/client_service.h"
 #include "node/node_impl.h"
+#include "rlr/storage.h"
 #include "storage/memory_storage.h"
+#include "storage/public_storage.h"
 #include "storage/rocksdb_storage.h"
 #include "rlr/transport.h"
 #include "transport/asio_transport.h"
@@ -13,7 +15,9 @@
 namespace rlr {
 
 Result<std::unique_ptr<Node>> NodeBuilder::build() const {
-  if (Status s = validate(o_); !s) return s;
+  NodeOptions o = o_;
+  if (storage_) o.storage = StorageKind::Memory;  // the kind is unused: no data_dir needed
+  if (Status s = validate(o); !s) return s;
   if (transport_ && o_.forward_proposals) {
     return Status{ErrorCode::InvalidArgument,
                   "forward_proposals relays over TCP client connections, which a node on a custom "
@@ -27,7 +31,16 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
   initial.normalize();
   const storage::Identity identity{o_.cluster_id, o_.id};
   std::unique_ptr<storage::Storage> store;
-  if (o_.storage == StorageKind::Memory) {
+  if (storage_) {
+    const StorageIdentity found = storage_->identity();
+    if (found.cluster_id != o_.cluster_id || found.node_id != o_.id) {
+      return Status{ErrorCode::WrongCluster,
+                    fmt::format("the store given belongs to cluster '{}' node {}, not to cluster '{}' "
+                                "node {}",
+                                found.cluster_id, found.node_id.value(), o_.cluster_id, o_.id.value())};
+    }
+    store = std::make_unique<storage::UserStorage>(storage_, initial);
+  } else if (o_.storage == StorageKind::Memory) {
     store = std::make_unique<storage::MemoryStorage>(identity, initial);
   } else {
     storage::RocksDbOptions ro;
@@ -47,7 +60,7 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
     fo.max_frame_bytes = o_.max_frame_bytes;
     fo.snapshot_chunk_bytes = o_.snapshot_chunk_bytes;
     fo.log_sink = sink;
-    auto node = node::NodeImpl::start(o_, std::move(store),
+    auto node = node::NodeImpl::start(o, std::move(store),
                                       std::make_unique<transport::FrameTransport>(fo, transport_));
     if (!node) return node.status();
     return std::unique_ptr<Node>(std::move(node).value());
@@ -70,7 +83,7 @@ Result<std::unique_ptr<Node>> NodeBuilder::build() const {
     ao.silence_timeout_ms = static_cast<std::uint32_t>(silence.count());
   }
   auto transport = std::make_unique<transport::AsioTransport>(ao, service.get());
-  auto node = node::NodeImpl::start(o_, std::move(store), std::move(transport));
+  auto node = node::NodeImpl::start(o, std::move(store), std::move(transport));
   if (!node) return node.status();
   service->attach(node.value().get());
   node.value()->keep_alive(service);
