@@ -1,17 +1,10 @@
-// Storage interfaces used by the node runtime (private to the library).
-//
-// Three concerns, one object: the LogStore holds entries, the MetaStore the state that
-// survives restarts (term, vote, commit, applied checkpoint, cluster identity), the
-// SnapshotStore the RLR snapshot metadata (membership, last included index/term and the
-// RLR's own opaque data such as client sessions; never business state). A persistence
-// step from the core touches all three at once. After a crash during Storage::persist
-// the step is there whole, or not at all, or (RocksDbStorage, which writes metadata and
-// log separately) its metadata without its entries, or a prefix of its entries. None of
-// it was acknowledged, and the core restarts from any of these (it clamps a commit
-// index that is ahead of the log).
-//
-// Invariant kept by every implementation: the log holds exactly the entries
-// (snapshot().index, last_index()], contiguous, each with the term it was written with.
+// The runtime's view of storage (private): the contract of rlr::Storage, which
+// rlr/storage.h writes out (the log invariant, atomic steps, the crash contract, forward-
+// only hard states, thread-safety), over the core's own types (core::HardState,
+// core::SnapshotMeta with its core::Configuration). Implementations: MemoryStorage,
+// RocksDbStorage (metadata and log written separately: after a crash its step may be
+// there as metadata without entries, or a prefix of its entries, as the contract allows)
+// and UserStorage (public_storage.h: a user's rlr::Storage).
 #pragma once
 
 #include <cstddef>
@@ -37,32 +30,22 @@ struct Identity {
   friend bool operator==(const Identity&, const Identity&) = default;
 };
 
-/// One persistence step of the core (see core::Ready), written atomically.
+/// One persistence step of the core (see core::Ready): rlr::PersistRequest's fields.
+/// RocksDbStorage restores the newest of several hard-state copies by their forward-only
+/// order.
 struct PersistRequest {
-  /// A snapshot received from the leader: replaces the log up to its index. When the
-  /// stored entry at that index has the snapshot's term, later entries are kept.
   const SnapshotMeta* snapshot = nullptr;
-  /// Entries to append; any stored entry at or after entries.front().index is replaced.
   std::span<const Entry> entries;
-  /// A successor of the last hard state persisted, as the core makes them: the term
-  /// never goes down, a vote once cast stays for its term, commit never goes down
-  /// (RocksDbStorage restores the newest of several copies by that order).
   std::optional<HardState> hard_state;
-  /// The applied checkpoint, when the caller wants it recorded in the same write.
   std::optional<LogIndex> applied;
 };
 
+/// Each method as rlr::LogStore / MetaStore / SnapshotStore / Storage documents it.
 class LogStore {
  public:
   virtual ~LogStore() = default;
-  /// The first retained index (snapshot index + 1), also when the log is empty.
   [[nodiscard]] virtual LogIndex first_index() const = 0;
-  /// The last stored index (the snapshot index when no entry follows it).
   [[nodiscard]] virtual LogIndex last_index() const = 0;
-  /// Entries in [from, to], at most `max_entries` and about `max_bytes` of payload (at
-  /// least one entry when the range is not empty).
-  /// Errors: Compacted when from < first_index(); InvalidArgument when to > last_index();
-  /// Corruption naming the index when a stored entry fails its checksum or is missing.
   [[nodiscard]] virtual Result<std::vector<Entry>> read(LogIndex from, LogIndex to,
                                                         std::size_t max_entries,
                                                         std::size_t max_bytes) const = 0;
@@ -79,26 +62,17 @@ class MetaStore {
 class SnapshotStore {
  public:
   virtual ~SnapshotStore() = default;
-  /// The latest snapshot; for a new founding member index 0 with the initial
-  /// configuration, for a node that will join later index 0 with no members.
+  /// As rlr::SnapshotStore, except that a store that was never given a snapshot holds
+  /// index 0 with the node's initial configuration (no members for a node that joins
+  /// later).
   [[nodiscard]] virtual Result<SnapshotMeta> snapshot() const = 0;
 };
 
-/// Thread safety: reads may run on any thread concurrently with one writer; persist()
-/// and compact() must not run concurrently with each other.
 class Storage : public LogStore, public MetaStore, public SnapshotStore {
  public:
-  /// Writes one step (see the file comment for a crash during the call); durable on
-  /// return when the storage syncs.
-  /// Errors: IoError (disk full, I/O failure; nothing of the step is visible),
-  /// InvalidArgument (entries not contiguous with the stored log).
   [[nodiscard]] virtual Status persist(const PersistRequest& req) = 0;
-  /// Records a snapshot taken locally at s.index (an index this log holds, with the same
-  /// term) and deletes the entries it covers; their space may be freed later (RocksDbStorage
-  /// frees it a whole log segment at a time). The call stays short: it runs on the node's
-  /// raft thread.
-  /// Errors: as persist(); IoError also when freeing the space failed (the entries are
-  /// deleted all the same).
+  /// RocksDbStorage frees the space a whole log segment at a time, and returns IoError
+  /// also when freeing failed (the entries are dropped all the same).
   [[nodiscard]] virtual Status compact(const SnapshotMeta& s) = 0;
   /// Reads back everything the core needs to restart (entries after the snapshot, hard
   /// state, snapshot, applied checkpoint).

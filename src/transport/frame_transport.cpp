@@ -175,13 +175,7 @@ void FrameTransport::on_chunk(wire::SnapshotChunk c) {
     lock.unlock();
     return refuse(c.from, "the last snapshot chunk leaves the snapshot short");
   }
-  core::Message m;
-  m.type = core::MessageType::Snapshot;
-  m.from = c.from;
-  m.to = c.to;
-  m.term = c.term;
-  m.snapshot = core::SnapshotMeta{c.snapshot_index, c.snapshot_term, std::move(c.config),
-                                  Bytes(std::move(r.data))};
+  core::Message m = wire::snapshot_message(std::move(c), std::move(r.data));
   snapshots_.erase(it);
   lock.unlock();
   if (Inbox* inbox = inbox_.load()) inbox->deliver(std::move(m));

@@ -119,13 +119,7 @@ void AsioTransport::Impl::on_snapshot_chunk(wire::SnapshotChunk c, Conn& from) {
     ack(r.data.size());
     return;
   }
-  core::Message m;
-  m.type = core::MessageType::Snapshot;
-  m.from = c.from;
-  m.to = c.to;
-  m.term = c.term;
-  m.snapshot = core::SnapshotMeta{c.snapshot_index, c.snapshot_term, std::move(c.config),
-                                  Bytes(std::move(r.data))};
+  core::Message m = wire::snapshot_message(std::move(c), std::move(r.data));
   r.data = {};
   r.delivered = true;
   inbox->deliver(std::move(m));

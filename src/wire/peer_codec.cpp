@@ -376,4 +376,15 @@ Result<SnapshotAck> decode_snapshot_ack(std::span<const std::uint8_t> payload) {
   return a;
 }
 
+core::Message snapshot_message(SnapshotChunk&& last, std::vector<std::uint8_t>&& data) {
+  core::Message m;
+  m.type = core::MessageType::Snapshot;
+  m.from = last.from;
+  m.to = last.to;
+  m.term = last.term;
+  m.snapshot = core::SnapshotMeta{last.snapshot_index, last.snapshot_term, std::move(last.config),
+                                  Bytes(std::move(data))};
+  return m;
+}
+
 }  // namespace rlr::wire

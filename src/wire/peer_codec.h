@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <variant>
+#include <vector>
 
 #include "core/configuration.h"
 #include "core/message.h"
@@ -56,6 +57,9 @@ struct SnapshotChunk {
 };
 [[nodiscard]] Frame encode_snapshot_chunk(const SnapshotChunk& c, std::uint64_t tag);
 [[nodiscard]] Result<SnapshotChunk> decode_snapshot_chunk(const Bytes& payload);
+/// The Snapshot message a completed stream stands for: `last` is its final chunk (sender,
+/// receiver, term, snapshot index, term and config), `data` the whole snapshot data.
+[[nodiscard]] core::Message snapshot_message(SnapshotChunk&& last, std::vector<std::uint8_t>&& data);
 
 /// The receiver's progress on one snapshot stream (see rlr.fbs SnapshotAck).
 struct SnapshotAck {
