@@ -32,6 +32,10 @@
 //   REQUIRE(cluster->digests_agree().is_ok());
 //   auto outputs = cluster->downstream();  // every output once, by key
 //
+// Bounds: the kit keeps every output and digest checkpoint it sees for the life of the
+// Cluster (it is made for tests, not for long runs), the newest 10,000 log lines, and at
+// most 2^20 messages in flight in Manual mode (beyond, a send is lost, as Raft tolerates).
+//
 // Thread-safety: a Cluster is used from one thread (the test's). In RealTime mode the
 // callbacks of state machines and sinks run on the nodes' threads, as in production;
 // the kit's own records (emitted(), downstream(), log_lines()) are safe to read at any
