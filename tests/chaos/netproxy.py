@@ -3,10 +3,12 @@
 Every node is reached by its peers at its proxy address (127.0.0.1, a port of its own),
 never at its real listen port; clients reach nodes directly. The proxy forwards bytes
 unchanged. It learns which node dialed a connection from the kernel: the dialer's socket
-is found in /proc/net/tcp by its port and matched, by inode, with the sockets open in each
-node process (/proc/PID/fd). So a partition is a relation between node ids, exact for
-every link whichever side dialed it, and membership changes need no rewiring: a node added
-later is reached through its proxy too.
+is looked up by its address with netlink sock_diag (one hash lookup, however many sockets
+the machine holds) and its inode matched with the sockets open in each node process
+(/proc/PID/fd), on a worker thread, so that no connection's bytes wait for it. So a
+partition is a relation between node ids, exact for every link whichever side dialed it,
+and membership changes need no rewiring: a node added later is reached through its proxy
+too.
 
 Faults, each in one of two modes:
   * block(pairs, "drop"): bytes from node a to node b are read and discarded, silently
@@ -26,29 +28,71 @@ Connections from processes that are not nodes (clients, rlr-ctl) are never block
 """
 
 import asyncio
+import concurrent.futures
 import os
 import socket
+import struct
 import threading
 
 
-def _proc_inode_of_dialer(dialer_port, listen_port):
-    """The inode of the socket 127.0.0.1:dialer_port -> 127.0.0.1:listen_port, or None."""
-    want_local = "0100007F:%04X" % dialer_port
-    want_remote = "0100007F:%04X" % listen_port
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 1
+_TCP_LISTEN = 10
+_NLMSG_HDR = struct.Struct("=IHHII")
+_DIAG_REQ = struct.Struct("=BBxxI")  # inet_diag_req_v2 up to its inet_diag_sockid
+_SOCKID = struct.Struct("!HH16s16s")  # inet_diag_sockid: ports, src, dst (network order) ...
+_SOCKID_TAIL = struct.Struct("=III")  # ... then interface and cookie (host order)
+_DIAG_MSG = struct.Struct("=BBBB")  # inet_diag_msg up to its inet_diag_sockid
+# In a reply, idiag_inode follows the sockid and four u32s: expires, rqueue, wqueue, uid.
+_DIAG_MSG_INODE = _NLMSG_HDR.size + _DIAG_MSG.size + _SOCKID.size + _SOCKID_TAIL.size + 16
+
+
+def _dialer_inode(dialer_port, listen_port):
+    """The inode of the live socket 127.0.0.1:dialer_port -> 127.0.0.1:listen_port, or None.
+
+    One exact lookup in the kernel's socket hash through netlink sock_diag: its cost does
+    not depend on how many sockets the machine holds. A socket its owner has closed
+    (TIME_WAIT, an orphaned FIN_WAIT: no inode) is None, as is a listener the lookup may
+    fall back to, as is any error."""
+    lo = socket.inet_aton("127.0.0.1").ljust(16, b"\0")
+    req = (_DIAG_REQ.pack(socket.AF_INET, socket.IPPROTO_TCP, 0xFFFFFFFF)
+           + _SOCKID.pack(dialer_port, listen_port, lo, lo)
+           + _SOCKID_TAIL.pack(0, 0xFFFFFFFF, 0xFFFFFFFF))  # any interface, no cookie
     try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                if len(parts) > 9 and parts[1] == want_local and parts[2] == want_remote:
-                    return parts[9]
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(1.0)
+            nl.sendto(_NLMSG_HDR.pack(_NLMSG_HDR.size + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0)
+                      + req, (0, 0))
+            reply = nl.recv(65536)
     except OSError:
         return None
-    return None
+    if len(reply) < _DIAG_MSG_INODE + 4 or _NLMSG_HDR.unpack_from(reply, 0)[1] != _SOCK_DIAG_BY_FAMILY:
+        return None  # NLMSG_ERROR (ENOENT: no such socket)
+    _, state, _, _ = _DIAG_MSG.unpack_from(reply, _NLMSG_HDR.size)
+    sport, dport, src, dst = _SOCKID.unpack_from(reply, _NLMSG_HDR.size + _DIAG_MSG.size)
+    (inode,) = struct.unpack_from("=I", reply, _DIAG_MSG_INODE)
+    if state == _TCP_LISTEN or (sport, dport, src, dst) != (dialer_port, listen_port, lo, lo) or inode == 0:
+        return None
+    return inode
+
+
+def _check_dialer_lookup():
+    """Raises unless _dialer_inode finds a loopback connection's socket: without it every
+    connection between nodes would be refused."""
+    with socket.socket() as listener, socket.socket() as dialer:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        dialer.connect(listener.getsockname())
+        listener.accept()[0].close()
+        want = os.fstat(dialer.fileno()).st_ino
+        got = _dialer_inode(dialer.getsockname()[1], listener.getsockname()[1])
+        if got != want:
+            raise RuntimeError("netproxy: the kernel's sock_diag lookup found socket %r, not %d" % (got, want))
 
 
 def _pid_owns_inode(pid, inode):
-    target = "socket:[%s]" % inode
+    target = "socket:[%d]" % inode
     try:
         fds = os.listdir("/proc/%d/fd" % pid)
     except OSError:
@@ -66,12 +110,16 @@ class Net:
     """Partition state shared by all proxies, and the asyncio loop they run on."""
 
     def __init__(self):
+        _check_dialer_lookup()
         self._lock = threading.Lock()
         self._blocked = {}  # (from_id, to_id) -> "drop" | "stall"
         self._pids = {}  # node id -> pid of its current process
         self._conns = set()
         self._proxies = []
         self.loop = asyncio.new_event_loop()
+        # Identification reads /proc/PID/fd of every node: off the loop, so that no
+        # connection's bytes wait for it.
+        self._identifier = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaos-identify")
         self._thread = threading.Thread(target=self._run, name="chaos-net", daemon=True)
         self._thread.start()
         self.connections_identified = 0
@@ -109,7 +157,11 @@ class Net:
             return self._blocked.get((a, b))
 
     def identify(self, dialer_port, listen_port):
-        inode = _proc_inode_of_dialer(dialer_port, listen_port)
+        """Who dialed 127.0.0.1:dialer_port -> 127.0.0.1:listen_port: (True, node id) for
+        a node, (True, None) for any other process, (False, None) when no process holds
+        the dialer's socket (not found, or already closed). Reads /proc/PID/fd of each
+        node: never call it on the loop."""
+        inode = _dialer_inode(dialer_port, listen_port)
         if inode is None:
             return False, None
         with self._lock:
@@ -138,7 +190,7 @@ class Net:
         src = None
         found = False
         for _ in range(3):
-            found, src = self.identify(peer_port, listen_port)
+            found, src = await self.loop.run_in_executor(self._identifier, self.identify, peer_port, listen_port)
             if found:
                 break
             await asyncio.sleep(0.005)
@@ -234,6 +286,9 @@ class Net:
             pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+        self._identifier.shutdown(wait=True, cancel_futures=True)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class _Conn:
