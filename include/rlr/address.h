@@ -1,5 +1,6 @@
-// librlr — where a node listens: the one address type of the public API (NodeOptions,
-// members, cluster status, leader hints, the client's bootstrap list).
+/// \file
+/// librlr — where a node listens: the one address type of the public API (NodeOptions,
+/// members, cluster status, leader hints, the client's bootstrap list).
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rlr/export.h"
 #include "rlr/status.h"
 
 namespace rlr {
@@ -14,9 +16,12 @@ namespace rlr {
 /// A host (DNS name, IPv4 or IPv6 literal, without brackets) and a TCP port.
 ///
 /// Example:
+/// \code{.cpp}
 ///   auto a = rlr::Address::parse("[::1]:7001");   // a.value().host == "::1", port 7001
 ///   std::string s = a.value().to_string();        // "[::1]:7001"
-struct Address {
+/// \endcode
+struct RLR_API Address {
+  /// DNS name, IPv4 or IPv6 literal (no brackets); empty: no address.
   std::string host;
   std::uint16_t port = 0;  ///< 0 only where a listener takes any free port
 
@@ -33,6 +38,7 @@ struct Address {
   /// Errors: InvalidArgument for a list with no address, or the first that does not parse.
   [[nodiscard]] static Result<std::vector<Address>> parse_list(std::string_view text);
 
+  /// Same host (compared as text) and port.
   friend bool operator==(const Address&, const Address&) = default;
 };
 

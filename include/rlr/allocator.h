@@ -1,15 +1,17 @@
-// Allocator settings for a process whose main job is running librlr nodes.
+/// \file
+/// Allocator settings for a process whose main job is running librlr nodes.
 #pragma once
 
 #include <cstddef>
 
+#include "rlr/export.h"
 #include "rlr/status.h"
 
 namespace rlr {
 
 /// glibc malloc parameters (see mallopt(3)). The defaults suit a replicator: its retained
 /// log grows steadily and its steps come and go in tens of megabytes.
-struct AllocatorTuning {
+struct RLR_API AllocatorTuning {
   /// Extra bytes to request whenever a heap grows (M_TOP_PAD). glibc's 128 KiB makes a
   /// growing log extend its heaps tens of thousands of times (an mprotect system call
   /// each); address space is reserved, memory is only used when touched.
@@ -42,10 +44,12 @@ struct AllocatorTuning {
 /// worse in alternating runs, so measure it for a latency-bound deployment.
 ///
 /// Example:
+/// \code{.cpp}
 ///   int main() {
 ///     if (rlr::Status s = rlr::tune_allocator(); !s) std::fprintf(stderr, "%s\n", s.to_string().c_str());
 ///     ...
 ///   }
-[[nodiscard]] Status tune_allocator(const AllocatorTuning& tuning = {});
+/// \endcode
+[[nodiscard]] RLR_API Status tune_allocator(const AllocatorTuning& tuning = {});
 
 }  // namespace rlr

@@ -1,5 +1,6 @@
-// librlr — the values the node API and the client protocol share: members, cluster
-// status, client sessions and proposal outcomes. Plain data; no behaviour.
+/// \file
+/// librlr — the values the node API and the client protocol share: members, cluster
+/// status, client sessions and proposal outcomes. Plain data; no behaviour.
 #pragma once
 
 #include <chrono>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rlr/export.h"
 #include "rlr/address.h"
 #include "rlr/state_machine.h"
 #include "rlr/types.h"
@@ -14,17 +16,22 @@
 namespace rlr {
 
 /// A member and where it listens.
-struct MemberAddress {
+struct RLR_API MemberAddress {
+  /// The member (positive).
   NodeId id;
+  /// Where peers and clients reach it.
   Address address;
+  /// Same id and address.
   friend bool operator==(const MemberAddress&, const MemberAddress&) = default;
 };
 
 /// What a node knows about one member of the cluster.
-struct MemberInfo {
+struct RLR_API MemberInfo {
+  /// The member this is about.
   NodeId id;
   Address address;            ///< empty when unknown
   bool voter = false;         ///< false: learner
+  /// True for the member this node believes leads.
   bool is_leader = false;
   LogIndex match;             ///< leader's view of the member's replicated index
   std::uint64_t lag = 0;      ///< leader's last index minus match
@@ -38,19 +45,29 @@ struct MemberInfo {
 };
 
 /// A snapshot of the node's view of the cluster.
-struct ClusterInfo {
+struct RLR_API ClusterInfo {
+  /// The answering node's NodeOptions::cluster_id.
   std::string cluster_id;
+  /// The answering node.
   NodeId id;
+  /// Its current term.
   Term term;
+  /// Its role, as it sees itself.
   Role role = Role::Follower;
+  /// The leader it knows of; kNoNode when none.
   NodeId leader;
+  /// The highest index it knows to be committed.
   LogIndex commit;
+  /// The highest committed index its runtime has taken in: what subscribers and state
+  /// machines can read up to (a state machine may trail it, see ApplyRunner::applied()).
   LogIndex applied;
   LogIndex first_index;       ///< first retained log index
+  /// Its last log index, committed or not.
   LogIndex last_index;
-  /// Log entries this node holds in memory, and their payload bytes (at most about
-  /// NodeOptions::memory_log_entries / memory_log_bytes; the rest is read from storage).
+  /// Log entries this node holds in memory (at most about
+  /// NodeOptions::memory_log_entries; the rest is read from storage).
   std::size_t memory_log_entries = 0;
+  /// Payload bytes of those entries (at most about NodeOptions::memory_log_bytes).
   std::size_t memory_log_bytes = 0;
   std::vector<MemberInfo> members;  ///< per-member details are the leader's view
   /// This node's latest output-digest checkpoint (0 when no state machine is attached).
@@ -61,14 +78,16 @@ struct ClusterInfo {
 
 /// A client session: retries of the same (client_id, sequence) are applied once, and a
 /// retry of a committed proposal returns the original index.
-struct ClientSession {
+struct RLR_API ClientSession {
   std::uint64_t client_id = 0;  ///< 0: no session
   std::uint64_t sequence = 0;   ///< increases with each new command of the client
 };
 
 /// Outcome of a committed proposal.
-struct ProposeResult {
+struct RLR_API ProposeResult {
+  /// Where the command sits in the log: its place in the cluster's total order.
   LogIndex index;
+  /// The term of the leader that appended it; with `index`, it names the entry.
   Term term;
 };
 

@@ -1,20 +1,23 @@
-// librlr — where the library's log lines go.
-//
-// The library never writes to stdout or stderr itself: every line it has to say (a peer
-// link that failed, a refused connection, a storage failure, a dropped message) is a
-// LogRecord handed to the node's LogSink. A host routes them into its own logging by
-// giving NodeBuilder::log_sink() a sink of its own; without one, a node writes one line
-// per record to stderr (make_stderr_log_sink()).
-//
-// Example: a sink that forwards to the host's logger.
-//   class HostSink final : public rlr::LogSink {
-//    public:
-//     void write(const rlr::LogRecord& r) noexcept override {
-//       host_log(r.level, rlr::format_log_record(r, rlr::LogFormat::Json));
-//     }
-//     rlr::LogLevel min_level() const noexcept override { return rlr::LogLevel::Info; }
-//   };
-//   auto node = rlr::NodeBuilder()...log_sink(std::make_shared<HostSink>()).build();
+/// \file
+/// librlr — where the library's log lines go.
+///
+/// The library never writes to stdout or stderr itself: every line it has to say (a peer
+/// link that failed, a refused connection, a storage failure, a dropped message) is a
+/// LogRecord handed to the node's LogSink. A host routes them into its own logging by
+/// giving NodeBuilder::log_sink() a sink of its own; without one, a node writes one line
+/// per record to stderr (make_stderr_log_sink()).
+///
+/// Example: a sink that forwards to the host's logger.
+/// \code{.cpp}
+///   class HostSink final : public rlr::LogSink {
+///    public:
+///     void write(const rlr::LogRecord& r) noexcept override {
+///       host_log(r.level, rlr::format_log_record(r, rlr::LogFormat::Json));
+///     }
+///     rlr::LogLevel min_level() const noexcept override { return rlr::LogLevel::Info; }
+///   };
+///   auto node = rlr::NodeBuilder()...log_sink(std::make_shared<HostSink>()).build();
+/// \endcode
 #pragma once
 
 #include <chrono>
@@ -24,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "rlr/export.h"
 #include "rlr/types.h"
 
 namespace rlr {
@@ -35,29 +39,35 @@ namespace rlr {
 enum class LogLevel : std::uint8_t { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 
 /// "debug", "info", "warn", "error".
-[[nodiscard]] std::string_view to_string(LogLevel level) noexcept;
+[[nodiscard]] RLR_API std::string_view to_string(LogLevel level) noexcept;
 
 /// Parses what to_string(LogLevel) returns. Errors: false for anything else (`out` is
 /// left unchanged).
-[[nodiscard]] bool parse_log_level(std::string_view text, LogLevel& out) noexcept;
+[[nodiscard]] RLR_API bool parse_log_level(std::string_view text, LogLevel& out) noexcept;
 
-/// One structured detail of a record, e.g. {"peer", "2"}. Keys are lower_snake_case
+/// One structured detail of a record, such as {"peer", "2"}. Keys are lower_snake_case
 /// words the library keeps stable across releases; values are text.
-struct LogField {
+struct RLR_API LogField {
+  /// A lower_snake_case name, e.g. "peer".
   std::string_view key;
+  /// The value as text, e.g. "2".
   std::string_view value;
 };
 
 /// One log line, before formatting. Every view is valid only during LogSink::write: a
 /// sink that keeps a record past the call copies what it needs.
-struct LogRecord {
+struct RLR_API LogRecord {
+  /// How much the record matters.
   LogLevel level = LogLevel::Info;
   /// Which part of the library speaks: "node" (the runtime), "transport" (peer links and
   /// inbound connections), or a host's own name when the host logs through the sink.
   std::string_view component;
   NodeId node;  ///< the node the line is about; kNoNode when none
+  /// What happened, in words for people; details go in `fields`.
   std::string_view message;
+  /// Structured details, in the order the library added them.
   std::span<const LogField> fields;
+  /// When the record was made (wall clock).
   std::chrono::system_clock::time_point time;
 };
 
@@ -67,7 +77,7 @@ struct LogRecord {
 /// thread, its transport's io thread, apply threads), so an implementation synchronises
 /// itself. It must return promptly (the raft thread may be the caller), must not throw,
 /// and must not call back into the node that logs through it.
-class LogSink {
+class RLR_API LogSink {
  public:
   virtual ~LogSink() = default;
   /// Takes one record at or above min_level().
@@ -89,13 +99,13 @@ enum class LogFormat : std::uint8_t {
 };
 
 /// The record as one line, without the trailing newline.
-[[nodiscard]] std::string format_log_record(const LogRecord& record, LogFormat format);
+[[nodiscard]] RLR_API std::string format_log_record(const LogRecord& record, LogFormat format);
 
 /// The default sink: each record at or above `min_level` as one line on stderr, written
 /// with a single write(2) so that lines from concurrent threads never interleave.
 /// Errors writing stderr are ignored (a log line is never worth failing the node for).
-[[nodiscard]] std::shared_ptr<LogSink> make_stderr_log_sink(LogFormat format = LogFormat::Text,
-                                                           LogLevel min_level = LogLevel::Info);
+[[nodiscard]] RLR_API std::shared_ptr<LogSink> make_stderr_log_sink(LogFormat format = LogFormat::Text,
+                                                                   LogLevel min_level = LogLevel::Info);
 
 /// Called with the report of a violated internal invariant (a librlr bug: the state is
 /// already wrong) just before the process aborts. Process-wide, because an invariant has
@@ -106,6 +116,6 @@ using FatalHandler = void (*)(std::string_view report) noexcept;
 
 /// Installs `handler` (nullptr: the default) and returns the one it replaces.
 /// Thread-safe.
-FatalHandler set_fatal_handler(FatalHandler handler) noexcept;
+RLR_API FatalHandler set_fatal_handler(FatalHandler handler) noexcept;
 
 }  // namespace rlr

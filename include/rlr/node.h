@@ -1,22 +1,25 @@
-// librlr — the replicator node: the public API a host process embeds.
-//
-// A Node owns the Raft core, its storage and its transport. One internal thread owns the
-// core; committed entries reach subscribers on their own threads. Every method here is
-// thread-safe and none throws.
-//
-// Example:
-//   auto node = rlr::NodeBuilder()
-//                   .cluster_id("venue-a")
-//                   .id(rlr::NodeId{1})
-//                   .listen("127.0.0.1", 7001)
-//                   .member(rlr::NodeId{1}, "127.0.0.1", 7001)
-//                   .member(rlr::NodeId{2}, "127.0.0.1", 7002)
-//                   .member(rlr::NodeId{3}, "127.0.0.1", 7003)
-//                   .data_dir("/var/lib/rlr/n1")
-//                   .build();
-//   if (!node) { /* node.status() says why */ }
-//   auto r = node.value()->propose_sync(rlr::Bytes::copy_of("order 42"), std::chrono::seconds(1));
-//   if (!r && r.status().code() == rlr::ErrorCode::NotLeader) { /* ask r.status().leader_hint() */ }
+/// \file
+/// librlr — the replicator node: the public API a host process embeds.
+///
+/// A Node owns the Raft core, its storage and its transport. One internal thread owns the
+/// core; committed entries reach subscribers on their own threads. Every method here is
+/// thread-safe and none throws.
+///
+/// Example:
+/// \code{.cpp}
+///   auto node = rlr::NodeBuilder()
+///                   .cluster_id("venue-a")
+///                   .id(rlr::NodeId{1})
+///                   .listen("127.0.0.1", 7001)
+///                   .member(rlr::NodeId{1}, "127.0.0.1", 7001)
+///                   .member(rlr::NodeId{2}, "127.0.0.1", 7002)
+///                   .member(rlr::NodeId{3}, "127.0.0.1", 7003)
+///                   .data_dir("/var/lib/rlr/n1")
+///                   .build();
+///   if (!node) { /* node.status() says why */ }
+///   auto r = node.value()->propose_sync(rlr::Bytes::copy_of("order 42"), std::chrono::seconds(1));
+///   if (!r && r.status().code() == rlr::ErrorCode::NotLeader) { /* ask r.status().leader_hint() */ }
+/// \endcode
 #pragma once
 
 #include <chrono>
@@ -27,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "rlr/export.h"
 #include "rlr/cluster.h"
 #include "rlr/log.h"
 #include "rlr/state_machine.h"
@@ -39,26 +43,34 @@ namespace rlr {
 class Storage;    // rlr/storage.h
 class Transport;  // rlr/transport.h
 
+/// The built-in stores of a node's log and metadata: RocksDb, durable, in
+/// NodeOptions::data_dir; Memory, gone with the process (tests, benchmarks).
 enum class StorageKind : std::uint8_t { RocksDb, Memory };
 
 /// Every setting of a node; NodeBuilder fills it in with defaults a production cluster
 /// on one LAN can start from.
-struct NodeOptions {
+struct RLR_API NodeOptions {
+  /// Names the cluster: 1 to 128 printable ASCII characters, no spaces. Peers, clients
+  /// and stores of another cluster are refused (WrongCluster).
   std::string cluster_id;
+  /// This node's id: positive, unique in the cluster, and one of initial_members when
+  /// those are given.
   NodeId id;
   /// Where peers and clients reach this node; port 0: any free port.
   Address listen{"127.0.0.1", 0};
   /// The founding voters (including this node). Empty for a node that will join as a
   /// learner later; it then waits for the leader to contact it.
   std::vector<MemberAddress> initial_members;
-  /// Addresses of other nodes this node may need to reach (e.g. learners added later);
-  /// members added through add_learner() carry their own address.
+  /// Directory of the RocksDB store; required with StorageKind::RocksDb, unused with
+  /// Memory or a store given to NodeBuilder::storage(std::shared_ptr<Storage>).
   std::string data_dir;
+  /// Which built-in store keeps the log and metadata (see data_dir).
   StorageKind storage = StorageKind::RocksDb;
   bool sync = true;                      ///< fsync every persistence step
   std::string auth_token;                ///< shared secret checked in every handshake
   std::chrono::milliseconds tick{10};    ///< the Raft clock's period; timeouts count ticks
   std::uint32_t election_ticks = 15;     ///< election timeout in [e, 2e) ticks
+  /// The leader's heartbeat interval in ticks; 0 < heartbeat_ticks < election_ticks.
   std::uint32_t heartbeat_ticks = 3;
   /// Fast failover: when a follower's TCP connection to its leader drops (a crashed
   /// process's sockets close at once), it starts a pre-vote after this many ticks times
@@ -77,14 +89,25 @@ struct NodeOptions {
   /// 0: the minimum election timeout (election_ticks x tick). Otherwise at least three
   /// heartbeat intervals.
   std::chrono::milliseconds link_silence{0};
+  /// Limits of one AppendEntries message: at most max_append_entries entries and about
+  /// max_append_bytes of payload. Positive; max_append_bytes + 64 KiB must fit in
+  /// max_frame_bytes.
   std::size_t max_append_entries = 4096;
+  /// See max_append_entries.
   std::size_t max_append_bytes = 1U << 20;
+  /// AppendEntries messages sent to one follower and not yet acknowledged: the window of
+  /// its replication pipeline. Positive.
   std::size_t max_inflight_appends = 64;
   /// Proposals accepted and not yet answered (waiting to commit, or committed with their
   /// callback still queued for the completion thread); beyond: propose fails with Busy.
   /// Also the bound on pending reads and on pending membership changes, each.
   std::size_t max_pending_proposals = 65536;
+  /// Recent committed entries kept in memory for subscriptions and attached state
+  /// machines (at least 1024 are kept); a reader further behind reads from the log in
+  /// storage. Positive.
   std::size_t subscriber_buffer_entries = 65536;
+  /// A snapshot sent to a follower or learner travels in pieces of this many bytes.
+  /// Positive.
   std::size_t snapshot_chunk_bytes = 1U << 20;
   std::uint64_t compact_after_entries = 1'000'000;  ///< 0: never compact automatically
   /// The log entries a node keeps in memory: at most this many (0: no limit) and about
@@ -93,9 +116,12 @@ struct NodeOptions {
   /// further needs them (the log on disk keeps everything since the last snapshot, see
   /// compact_after_entries). Bounds a node's memory by these, not by the retained log.
   std::size_t memory_log_entries = 262'144;
+  /// See memory_log_entries.
   std::size_t memory_log_bytes = std::size_t{64} << 20;
   /// A proposal not committed within this long is answered Timeout.
   std::chrono::milliseconds proposal_timeout{5000};
+  /// The largest frame this node sends or accepts, in bytes, on peer links and client
+  /// connections (at least 4096). A custom transport is handed no larger frame.
   std::size_t max_frame_bytes = 64U << 20;
   /// A client session expires when it has not been used for this many log entries (a
   /// deterministic, replicated rule: every replica expires it at the same index).
@@ -137,9 +163,12 @@ struct NodeOptions {
   std::shared_ptr<LogSink> log_sink;
 };
 
+/// Receives a proposal's outcome: where the entry committed, or why not (Node::propose()).
 using ProposeCallback = std::function<void(Result<ProposeResult>)>;
 
-class Node {
+/// A replicator node (see rlr/node.h), built by NodeBuilder::build(). Every method is
+/// thread-safe and none throws. Destroying a Node stops it (stop()).
+class RLR_API Node {
  public:
   virtual ~Node() = default;
 
@@ -165,20 +194,37 @@ class Node {
   [[nodiscard]] Result<std::unique_ptr<Subscription>> subscribe(LogIndex from) {
     return subscribe(from, SubscribeOptions{});
   }
+  /// This node's role as it sees itself now.
   [[nodiscard]] virtual Role role() const = 0;
+  /// The leader this node knows of; kNoNode when none (e.g. during an election).
   [[nodiscard]] virtual NodeId leader() const = 0;
   /// The leader's address; empty when no leader is known or its address is not.
   [[nodiscard]] virtual Address leader_address() const = 0;
+  /// This node's view of the cluster; the per-member details are meaningful on the
+  /// leader.
   [[nodiscard]] virtual ClusterInfo cluster_info() const = 0;
   /// Linearizable read barrier (thesis §6.4): returns an index such that a state
   /// machine that has applied it reflects every write committed before the call.
   [[nodiscard]] virtual Result<LogIndex> read_index(std::chrono::milliseconds timeout) = 0;
 
   // Membership. Each waits until the change is committed (or fails).
+  /// Adds `member` as a learner (it receives the log, never votes) and records its
+  /// address. Errors: NotLeader, InvalidArgument (id 0, or already a member),
+  /// ChangeInProgress (an earlier change is not yet committed), TransferInProgress,
+  /// Timeout (the change may still commit), ShuttingDown.
   [[nodiscard]] virtual Status add_learner(const MemberAddress& member,
                                            std::chrono::milliseconds timeout) = 0;
+  /// Makes learner `id` a voter (through joint consensus). Errors: as add_learner(), and
+  /// InvalidArgument when `id` is not a learner or trails the leader's log by more than
+  /// 1024 entries (let it catch up first).
   [[nodiscard]] virtual Status promote(NodeId id, std::chrono::milliseconds timeout) = 0;
+  /// Removes voter or learner `id`. Errors: as add_learner(), and InvalidArgument when
+  /// `id` is not a member or is the last voter.
   [[nodiscard]] virtual Status remove(NodeId id, std::chrono::milliseconds timeout) = 0;
+  /// Hands leadership to voter `to`: brings its log up to date, then has it campaign;
+  /// returns once `to` leads. Meanwhile proposals fail with TransferInProgress. Errors:
+  /// NotLeader, InvalidArgument (`to` is not a voter), Timeout (this node may still
+  /// lead), ShuttingDown.
   [[nodiscard]] virtual Status transfer_leadership(NodeId to, std::chrono::milliseconds timeout) = 0;
 
   /// Runs `sm` on its own thread: it applies every committed command after
@@ -209,49 +255,76 @@ class Node {
 };
 
 /// Builds a node from options with validation (clear InvalidArgument errors).
-class NodeBuilder {
+class RLR_API NodeBuilder {
  public:
+  /// Sets NodeOptions::cluster_id.
   NodeBuilder& cluster_id(std::string v) { o_.cluster_id = std::move(v); return *this; }
+  /// Sets NodeOptions::id.
   NodeBuilder& id(NodeId v) { o_.id = v; return *this; }
+  /// Sets NodeOptions::listen.
   NodeBuilder& listen(Address a) { o_.listen = std::move(a); return *this; }
+  /// Sets NodeOptions::listen to `host`:`port`.
   NodeBuilder& listen(std::string host, std::uint16_t port) { return listen(Address{std::move(host), port}); }
+  /// Adds a founding voter to NodeOptions::initial_members (list this node too).
   NodeBuilder& member(NodeId id, Address a) {
     o_.initial_members.push_back(MemberAddress{id, std::move(a)});
     return *this;
   }
+  /// member(id, Address{host, port}).
   NodeBuilder& member(NodeId id, std::string host, std::uint16_t port) {
     return member(id, Address{std::move(host), port});
   }
+  /// Sets NodeOptions::data_dir.
   NodeBuilder& data_dir(std::string v) { o_.data_dir = std::move(v); return *this; }
+  /// Sets NodeOptions::storage.
   NodeBuilder& storage(StorageKind v) { o_.storage = v; return *this; }
   /// Keeps the node's log and metadata in `s` (rlr/storage.h) instead of a built-in
   /// store; data_dir and the storage kind are then unused. build() checks that `s`
   /// belongs to this cluster and node (WrongCluster otherwise). The node must be the only
   /// user of `s` while it runs. Null: back to the storage kind.
   NodeBuilder& storage(std::shared_ptr<Storage> s) { storage_ = std::move(s); return *this; }
+  /// Sets NodeOptions::sync.
   NodeBuilder& sync(bool v) { o_.sync = v; return *this; }
+  /// Sets NodeOptions::auth_token.
   NodeBuilder& auth_token(std::string v) { o_.auth_token = std::move(v); return *this; }
+  /// Sets NodeOptions::tick.
   NodeBuilder& tick(std::chrono::milliseconds v) { o_.tick = v; return *this; }
+  /// Sets NodeOptions::election_ticks.
   NodeBuilder& election_ticks(std::uint32_t v) { o_.election_ticks = v; return *this; }
+  /// Sets NodeOptions::heartbeat_ticks.
   NodeBuilder& heartbeat_ticks(std::uint32_t v) { o_.heartbeat_ticks = v; return *this; }
+  /// Sets NodeOptions::disconnect_campaign_ticks.
   NodeBuilder& disconnect_campaign_ticks(std::uint32_t v) { o_.disconnect_campaign_ticks = v; return *this; }
+  /// Sets NodeOptions::max_append_entries.
   NodeBuilder& max_append_entries(std::size_t v) { o_.max_append_entries = v; return *this; }
+  /// Sets NodeOptions::max_append_bytes.
   NodeBuilder& max_append_bytes(std::size_t v) { o_.max_append_bytes = v; return *this; }
+  /// Sets NodeOptions::max_inflight_appends.
   NodeBuilder& max_inflight_appends(std::size_t v) { o_.max_inflight_appends = v; return *this; }
+  /// Sets NodeOptions::compact_after_entries.
   NodeBuilder& compact_after_entries(std::uint64_t v) { o_.compact_after_entries = v; return *this; }
+  /// Sets NodeOptions::memory_log_entries.
   NodeBuilder& memory_log_entries(std::size_t v) { o_.memory_log_entries = v; return *this; }
+  /// Sets NodeOptions::memory_log_bytes.
   NodeBuilder& memory_log_bytes(std::size_t v) { o_.memory_log_bytes = v; return *this; }
+  /// Sets NodeOptions::proposal_timeout.
   NodeBuilder& proposal_timeout(std::chrono::milliseconds v) { o_.proposal_timeout = v; return *this; }
+  /// Sets NodeOptions::link_silence.
   NodeBuilder& link_silence(std::chrono::milliseconds v) { o_.link_silence = v; return *this; }
+  /// Sets NodeOptions::complete_on_raft_thread.
   NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
+  /// Sets NodeOptions::persist_thread.
   NodeBuilder& persist_thread(bool v) { o_.persist_thread = v; return *this; }
+  /// Sets NodeOptions::log_sink.
   NodeBuilder& log_sink(std::shared_ptr<LogSink> v) { o_.log_sink = std::move(v); return *this; }
   /// Carries the node's peer traffic over `t` (rlr/transport.h) instead of the built-in
   /// TCP transport. The node then listens on no socket: it serves no rlr::Client (propose
   /// in process), and forward_proposals must stay off. `listen` is only the address it
   /// records for itself. Null: back to TCP.
   NodeBuilder& transport(std::shared_ptr<Transport> t) { transport_ = std::move(t); return *this; }
+  /// Replaces every option at once; storage() and transport() stay as set.
   NodeBuilder& options(NodeOptions v) { o_ = std::move(v); return *this; }
+  /// The options as set so far (validated only by build()).
   [[nodiscard]] const NodeOptions& options() const { return o_; }
   /// Validates the options, opens storage and starts the node (on the TCP transport, or
   /// the one given to transport()). Errors: InvalidArgument (bad option, or
@@ -267,6 +340,6 @@ class NodeBuilder {
 };
 
 /// Checks options without starting anything.
-[[nodiscard]] Status validate(const NodeOptions& options);
+[[nodiscard]] RLR_API Status validate(const NodeOptions& options);
 
 }  // namespace rlr

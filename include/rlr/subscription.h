@@ -1,45 +1,51 @@
-// librlr — subscriptions: the committed log as a stream, for readers outside the state
-// machines (an audit tap, a drop copy, a tool). Node::subscribe() reads a node in
-// process; Client::subscribe() reads a cluster over TCP and survives failovers.
-//
-// A subscription yields what users proposed: each command with its index, term and the
-// client session it came in (if any), the payload exactly as proposed. The runtime's own
-// entries (a new leader's no-op, membership configurations, egress watermarks) are
-// skipped unless SubscribeOptions::include_internal asks for them. Batches cover the log
-// without gaps: each says which indexes it covers, so a skipped index is told apart from
-// a lost one.
-//
-// Example:
-//   auto sub = node->subscribe(rlr::LogIndex{1});
-//   rlr::LogIndex expect{1};
-//   for (;;) {
-//     auto batch = sub.value()->next(std::chrono::milliseconds(100));
-//     if (!batch) break;                       // Busy: resubscribe from `expect`
-//     assert(batch.value().from == expect);    // always: batches are contiguous
-//     for (const rlr::CommittedEntry& e : batch.value().entries) audit(e.index, e.payload);
-//     expect = batch.value().next;
-//   }
+/// \file
+/// librlr — subscriptions: the committed log as a stream, for readers outside the state
+/// machines (an audit tap, a drop copy, a tool). Node::subscribe() reads a node in
+/// process; Client::subscribe() reads a cluster over TCP and survives failovers.
+///
+/// A subscription yields what users proposed: each command with its index, term and the
+/// client session it came in (if any), the payload exactly as proposed. The runtime's own
+/// entries (a new leader's no-op, membership configurations, egress watermarks) are
+/// skipped unless SubscribeOptions::include_internal asks for them. Batches cover the log
+/// without gaps: each says which indexes it covers, so a skipped index is told apart from
+/// a lost one.
+///
+/// Example:
+/// \code{.cpp}
+///   auto sub = node->subscribe(rlr::LogIndex{1});
+///   rlr::LogIndex expect{1};
+///   for (;;) {
+///     auto batch = sub.value()->next(std::chrono::milliseconds(100));
+///     if (!batch) break;                       // Busy: resubscribe from `expect`
+///     assert(batch.value().from == expect);    // always: batches are contiguous
+///     for (const rlr::CommittedEntry& e : batch.value().entries) audit(e.index, e.payload);
+///     expect = batch.value().next;
+///   }
+/// \endcode
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <vector>
 
+#include "rlr/export.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 
 namespace rlr {
 
 /// What a subscription yields besides users' commands.
-struct SubscribeOptions {
+struct RLR_API SubscribeOptions {
   /// Also yield the runtime's own entries (kind Noop, Config or Watermark, with their raw
   /// payloads; see EntryKind), for tools that read the whole log. Off: only commands.
   bool include_internal = false;
 };
 
 /// One committed entry as a subscriber receives it.
-struct CommittedEntry {
+struct RLR_API CommittedEntry {
+  /// The entry's index.
   LogIndex index;
+  /// The term of the leader that appended it.
   Term term;
   /// Normal for a user's command, with or without a session (never Session: the session
   /// is in client_id / sequence). Noop, Config, Watermark only with include_internal.
@@ -47,19 +53,24 @@ struct CommittedEntry {
   /// The client session the command was proposed in (rlr::Client proposes with one);
   /// 0 and 0 when it came without one, and for internal entries.
   std::uint64_t client_id = 0;
+  /// The session's sequence number (0 when none).
   std::uint64_t sequence = 0;
   /// The command as proposed (shares the log entry's buffer: no copy); for an internal
   /// entry, its raw payload.
   Bytes payload;
+  /// Every field equal, the payload byte by byte.
   friend bool operator==(const CommittedEntry&, const CommittedEntry&) = default;
 };
 
 /// A stretch of the committed log: every index in [from, next) was committed, and each
 /// is either in `entries` (ascending) or was an internal entry that the subscription
 /// skipped. The next batch starts at `next`. An empty batch has from == next.
-struct SubscriptionBatch {
+struct RLR_API SubscriptionBatch {
+  /// The first index covered: the previous batch's `next`.
   LogIndex from;
+  /// The index after the last one covered: where the next batch starts.
   LogIndex next;
+  /// The entries of [from, next) the subscription yields, ascending.
   std::vector<CommittedEntry> entries;
 };
 
@@ -67,7 +78,7 @@ struct SubscriptionBatch {
 /// consumer reads at its own pace: entries come from the node's cache of recent commits
 /// or, for a consumer further behind, from its log on disk; nothing waits for it.
 /// Thread-safety: one consumer thread at a time.
-class Subscription {
+class RLR_API Subscription {
  public:
   virtual ~Subscription() = default;
   /// Waits up to `timeout` for entries; returns the stretch that is available (possibly
