@@ -20,6 +20,7 @@
 
 #include "ctl/dump.h"
 #include "rlr/client.h"
+#include "rlr/version.h"
 
 namespace {
 
@@ -303,6 +304,8 @@ int run(int argc, char** argv) {
   CLI::App cli{"rlr-ctl: inspect and administer a librlr cluster.\n"
                "Exit status: 0 ok, 1 failed (verify: divergence), 2 bad usage, 3 cluster unreachable."};
   cli.require_subcommand(1);
+  cli.set_version_flag("--version", fmt::format("rlr-ctl {} (storage format {}, wire protocol {})", rlr::version(),
+                                                rlr::storage_format_version(), rlr::wire_protocol_version()));
   std::string cluster;
   std::string bootstrap;
   std::string token;
@@ -357,6 +360,8 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return cli.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return cli.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return cli.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "rlr-ctl: %s\n(see rlr-ctl --help)\n", e.what());

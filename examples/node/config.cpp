@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +11,8 @@
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
+
+#include "config_reference.h"
 
 namespace rlr::nodecfg {
 
@@ -169,14 +172,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
     return Error{path, e.what()};
   }
   Reader r(path);
-  if (auto e = r.only_keys(root,
-                           {"cluster_id", "id", "listen", "data_dir", "role", "egress", "storage",
-                            "auth_token", "log_level", "log_format", "app", "sync", "forward_proposals", "peers",
-                            "timeouts"},
-                           "");
-      e) {
-    return e;
-  }
+  if (auto e = r.only_keys(root, known_keys(""), ""); e) return e;
   for (auto&& [key, node] : root) {
     const std::string k(key.str());
     std::optional<Error> e;
@@ -216,12 +212,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
   if (const toml::node* t = root.get("timeouts"); t != nullptr) {
     if (!t->is_table()) return r.wrong_type(*t, "timeouts", "a table");
     const toml::table& tt = *t->as_table();
-    if (auto e = r.only_keys(tt, {"tick_ms", "election_ticks", "heartbeat_ticks", "proposal_timeout_ms",
-                                  "disconnect_campaign_ticks", "link_silence_ms"},
-                             "timeouts");
-        e) {
-      return e;
-    }
+    if (auto e = r.only_keys(tt, known_keys("timeouts"), "timeouts"); e) return e;
     for (auto&& [key, node] : tt) {
       const std::string k(key.str());
       std::optional<Error> e;
@@ -431,6 +422,14 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
   {
     auto address = Address::parse(listen);
     if (!address) return Error{listen_at, "listen: " + address.status().message()};
+    // The node binds this address: a name would pass the parse and fail at start.
+    in6_addr ip{};
+    const std::string& host = address.value().host;
+    if (::inet_pton(AF_INET, host.c_str(), &ip) != 1 && ::inet_pton(AF_INET6, host.c_str(), &ip) != 1) {
+      return Error{listen_at, fmt::format("listen: '{}' is not an IP address (the node binds it; use the host's "
+                                          "address, or 0.0.0.0 for all)",
+                                          host)};
+    }
     n.listen = std::move(address).value();
   }
 

@@ -18,8 +18,10 @@
 #include <fmt/format.h>
 
 #include "config.h"
+#include "config_reference.h"
 #include "rlr/allocator.h"
 #include "rlr/node.h"
+#include "rlr/version.h"
 
 #ifdef RLR_HAVE_APPS
 #include "apps/apps.h"
@@ -156,11 +158,15 @@ int run(int argc, char** argv) {
   rlr::nodecfg::Overrides o;
   bool check_only = false;
   bool list_apps = false;
+  bool print_default_config = false;
+  bool print_config_reference = false;
   CLI::App cli{fmt::format(
       "rlr-node: one librlr replicator node.\n"
       "Reads a TOML config (--config); flags override it. Apps available: {}.\n"
       "Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration.",
       app_list())};
+  cli.set_version_flag("--version", fmt::format("rlr-node {} (storage format {}, wire protocol {})", rlr::version(),
+                                                rlr::storage_format_version(), rlr::wire_protocol_version()));
   cli.add_option("-c,--config", o.config_file, "TOML config file");
   cli.add_option("--cluster-id", o.cluster_id, "cluster id (every node and client must agree)");
   cli.add_option("--id", o.id, "this node's id (positive integer)");
@@ -188,7 +194,12 @@ int run(int argc, char** argv) {
   cli.add_option("--app-set", o.app_set, "KEY=VALUE setting for the app (repeat; over the [app] table)");
   cli.add_flag("--forward-proposals", o.forward_proposals,
                "as a follower, relay client proposals to the leader instead of redirecting");
-  cli.add_flag("--check", check_only, "validate the configuration, print it, and exit");
+  cli.add_flag("--check", check_only,
+               "validate the configuration, print it (every option, as TOML), and exit");
+  cli.add_flag("--print-default-config", print_default_config,
+               "print a commented configuration of a founding voter with every option's default, and exit");
+  cli.add_flag("--print-config-reference", print_config_reference,
+               "print the configuration reference (docs/configuration.md), and exit");
   cli.add_flag("--list-apps", list_apps, "print the apps this binary can host, and exit");
   try {
     cli.parse(argc, argv);
@@ -196,11 +207,21 @@ int run(int argc, char** argv) {
     return cli.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return cli.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return cli.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "rlr-node: command line error: %s\n(see rlr-node --help)\n", e.what());
     return kExitConfig;
   }
   if (sync_flag != 0) o.sync = sync_flag > 0;
+  if (print_default_config) {
+    std::fputs(rlr::nodecfg::default_config_toml().c_str(), stdout);
+    return 0;
+  }
+  if (print_config_reference) {
+    std::fputs(rlr::nodecfg::config_reference_markdown().c_str(), stdout);
+    return 0;
+  }
   if (list_apps) {
 #ifdef RLR_HAVE_APPS
     for (const auto& n : rlr::apps::app_names()) std::printf("%s\n", n.c_str());
@@ -249,6 +270,8 @@ int run(int argc, char** argv) {
                 n.data_dir.c_str(), rlr::nodecfg::egress_name(cfg.egress), cfg.app.c_str(), static_cast<unsigned>(n.tick.count()),
                 n.election_ticks, n.heartbeat_ticks, n.sync ? "on" : "off",
                 n.forward_proposals ? ", forwarding proposals" : "");
+    std::printf("\n# the configuration this node would run with\n%s",
+                rlr::nodecfg::effective_config_toml(cfg).c_str());
     return 0;
   }
 

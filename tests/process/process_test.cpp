@@ -222,6 +222,10 @@ TEST_CASE("rlr-node: every bad config exits 2 naming the line or flag", "[proces
   SECTION("bad listen address") {
     expect_config_error(std::string(kGood) + "listen = \"localhost\"\n", {}, "8:", "bad address 'localhost'");
   }
+  SECTION("a host name as the listen address (the node binds it)") {
+    expect_config_error(std::string(kGood) + "listen = \"node1.example.net:7000\"\n", {}, "8:",
+                        "is not an IP address");
+  }
   SECTION("duplicate peer id") {
     std::string t = kGood;
     t.replace(t.find("{ id = 2"), 8, "{ id = 1");
