@@ -282,11 +282,14 @@ int run(int argc, char** argv) {
   }
 
   // Signals are taken synchronously by this thread: block them before any other thread
-  // exists so that every thread inherits the mask.
+  // exists so that every thread inherits the mask. SIGHUP (a closed terminal, a reload
+  // request) would otherwise end the node without its clean stop: it is taken and
+  // logged, as there is nothing to reload.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto built = rlr::NodeBuilder().options(n).log_sink(g_log.sink()).build();
@@ -322,7 +325,9 @@ int run(int argc, char** argv) {
     watcher.poll(*node);
     const timespec wait{0, 100'000'000};
     const int sig = sigtimedwait(&stop_signals, nullptr, &wait);
-    if (sig > 0) {
+    if (sig == SIGHUP) {
+      g_log.at(Level::Warn, "SIGHUP ignored: rlr-node reloads nothing; restart it to apply a new configuration");
+    } else if (sig > 0) {
       signal_number = sig;
       break;
     }

@@ -390,6 +390,20 @@ TEST_CASE("signals: SIGTERM stops a node cleanly with status 0", "[process][sign
   CHECK(contains(proc::read_file(c.log(1)), "stopped"));
 }
 
+TEST_CASE("signals: SIGHUP is logged and ignored; the node keeps serving", "[process][signals]") {
+  Cluster c(1);
+  c.start(1);
+  REQUIRE(c.wait_leader() == 1);
+  c.node(1).signal(SIGHUP);
+  INFO(c.logs());
+  REQUIRE(wait_for_log(c.log(1), "SIGHUP ignored", 10s));
+  CHECK_FALSE(c.node(1).wait_exit(300ms));
+  c.node(1).signal(SIGTERM);
+  const auto code = c.node(1).wait_exit(10s);
+  REQUIRE(code);
+  CHECK(*code == 0);
+}
+
 TEST_CASE("logging: with --log-format json every line, the node's and librlr's, is one JSON object",
           "[process][log]") {
   Cluster c(3);
