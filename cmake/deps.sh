@@ -6,7 +6,7 @@ set -euo pipefail
 RLR_PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev librocksdb-dev libflatbuffers-dev
   flatbuffers-compiler libfmt-dev catch2 librapidcheck-dev clang libclang-rt-14-dev
   libtomlplusplus-dev libcli11-dev libsqlite3-dev redis-tools python3
-  make doxygen dpkg-dev lintian help2man)
+  make doxygen dpkg-dev lintian help2man file)
 
 rlr_install_deps() {
   local missing=()
