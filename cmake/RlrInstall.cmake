@@ -39,8 +39,12 @@ target_include_directories(rlr INTERFACE ${rlr_public_includes})
 target_compile_features(rlr INTERFACE cxx_std_20)
 set_target_properties(rlr PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
                                      EXPORT_NAME rlr)
-# No undefined symbols left for the loader to find in the program.
-target_link_options(rlr PRIVATE -Wl,--no-undefined -Wl,--as-needed)
+# No undefined symbols left for the loader to find in the program (a sanitizer build
+# leaves its runtime's symbols to the program's runtime library).
+target_link_options(rlr PRIVATE -Wl,--as-needed)
+if(NOT RLR_SANITIZE)
+  target_link_options(rlr PRIVATE -Wl,--no-undefined)
+endif()
 
 add_library(rlr_static STATIC ${rlr_objects})
 target_link_libraries(rlr_static INTERFACE ${rlr_link_deps})
