@@ -83,7 +83,7 @@ Result<Raft> Raft::create(const RaftOptions& options, RestoreState restored) {
   r.reload_config();
   r.maybe_evict();
   r.new_turn();
-  r.become_follower(r.term_, kNoNode);
+  r.become_follower(r.term_, kNoNode, RoleChangeReason::Started);
   r.last_hard_state_ = HardState{r.term_, r.vote_, r.commit_};
   r.last_soft_state_ = SoftState{r.role(), r.leader_, r.term_};
   return r;
@@ -116,12 +116,15 @@ void Raft::reset_timers() {
 // Role transitions (§5.2)
 // ---------------------------------------------------------------------------------
 
-void Raft::become_follower(Term term, NodeId leader) {
+void Raft::become_follower(Term term, NodeId leader, RoleChangeReason reason) {
   const bool was_leader = role_ == Role::Leader;
   if (term > term_) {
     term_ = term;
     vote_ = kNoNode;
+    leader_commit_ = LogIndex{};
   }
+  events_.last_reason = reason;
+  if (leader != kNoNode) leader_lost_ = false;
   role_ = Role::Follower;
   leader_ = leader;
   votes_.clear();
@@ -139,6 +142,7 @@ void Raft::become_pre_candidate() {
   // a node that rejoins from a partition cannot disrupt a working leader.
   role_ = Role::PreCandidate;
   leader_ = kNoNode;
+  ++events_.pre_votes_started;
   votes_.clear();
   votes_[options_.id] = true;
   reset_timers();
@@ -150,6 +154,8 @@ void Raft::become_candidate() {
   vote_ = options_.id;
   role_ = Role::Candidate;
   leader_ = kNoNode;
+  leader_commit_ = LogIndex{};
+  ++events_.elections_started;
   votes_.clear();
   votes_[options_.id] = true;
   self_vote_durable_ = false;
@@ -160,6 +166,8 @@ void Raft::become_leader() {
   assert(role_ == Role::Candidate);
   role_ = Role::Leader;
   leader_ = options_.id;
+  ++events_.elections_won;
+  events_.last_reason = RoleChangeReason::ElectionWon;
   votes_.clear();
   reset_timers();
   transfer_target_ = kNoNode;
@@ -176,7 +184,8 @@ void Raft::become_leader() {
   append_entries_as_leader({Entry{LogIndex{}, Term{}, EntryKind::Noop, encode_noop(options_.id)}});
 }
 
-void Raft::campaign(bool pre_vote, bool transfer) {
+void Raft::campaign(bool pre_vote, bool transfer, RoleChangeReason reason) {
+  events_.last_reason = reason;
   if (pre_vote) {
     become_pre_candidate();
   } else {
@@ -215,12 +224,12 @@ void Raft::poll() {
   });
   if (result == VoteResult::Won) {
     if (role_ == Role::PreCandidate) {
-      campaign(false, false);
+      campaign(false, false, events_.last_reason);
     } else if (role_ == Role::Candidate) {
       become_leader();
     }
   } else if (result == VoteResult::Lost) {
-    become_follower(term_, kNoNode);
+    become_follower(term_, kNoNode, RoleChangeReason::ElectionLost);
   }
 }
 
@@ -241,13 +250,14 @@ void Raft::tick() {
   if (election_elapsed_ >= randomized_election_ticks_) {
     election_elapsed_ = 0;
     if (promotable()) {
-      campaign(options_.pre_vote, false);
+      campaign(options_.pre_vote, false,
+               leader_lost_ ? RoleChangeReason::LeaderLost : RoleChangeReason::ElectionTimeout);
     } else {
       // A node that cannot campaign (a learner, or not in its configuration) still stops
       // trusting a leader it no longer hears from; otherwise the lease (§4.2.3) would
       // make it ignore every candidate forever, and a configuration that counts its vote
       // could never elect a leader.
-      become_follower(term_, kNoNode);
+      become_follower(term_, kNoNode, RoleChangeReason::Other);
     }
     return;
   }
@@ -264,6 +274,8 @@ void Raft::tick() {
 void Raft::peer_disconnected(NodeId peer) {
   if (role_ != Role::Follower || peer == kNoNode || peer != leader_) return;
   leader_ = kNoNode;
+  leader_lost_ = true;
+  events_.last_reason = RoleChangeReason::LeaderLost;
   if (!options_.pre_vote || options_.disconnect_campaign_ticks == 0 || !promotable()) return;
   // Staggered by rank rather than randomized over a few ticks: survivors that all notice
   // the same crash at once would otherwise often campaign in the same tick and split the
@@ -301,7 +313,7 @@ void Raft::tick_leader() {
       });
       for (auto& [id, pr] : progress_) pr.recent_active = false;
       if (!active) {
-        become_follower(term_, kNoNode);
+        become_follower(term_, kNoNode, RoleChangeReason::QuorumLost);
         return;
       }
     }
@@ -368,12 +380,12 @@ Status Raft::step(const Message& m) {
     } else if (m.type == MessageType::PreVoteResponse && !m.reject) {
       // A granted pre-vote carries the proposed term; not a reason to step down.
     } else if (is_leader_message(m.type)) {
-      become_follower(m.term, m.from);
+      become_follower(m.term, m.from, RoleChangeReason::LeaderHeard);
     } else {
       // §5.1: if RPC request or response contains term T > currentTerm: set
       // currentTerm = T, convert to follower.
       const std::uint32_t elapsed = election_elapsed_;
-      become_follower(m.term, kNoNode);
+      become_follower(m.term, kNoNode, RoleChangeReason::HigherTerm);
       // Figure 2: only hearing from a leader or granting a vote restarts the election
       // timer. A vote request we may yet reject must not, or (without pre-vote) stale
       // candidates would keep the one electable node from ever timing out first.
@@ -445,27 +457,36 @@ void Raft::handle_vote_request(const Message& m) {
   send(std::move(r));
 }
 
+void Raft::heard_leader(const Message& m) {
+  if (leader_ != m.from) {
+    leader_ = m.from;
+    events_.last_reason = RoleChangeReason::LeaderHeard;
+  }
+  leader_lost_ = false;
+  leader_commit_ = std::max(leader_commit_, m.commit);
+}
+
 Status Raft::step_follower(const Message& m) {
   switch (m.type) {
     case MessageType::Append:
       election_elapsed_ = 0;
-      leader_ = m.from;
+      heard_leader(m);
       handle_append(m);
       break;
     case MessageType::Heartbeat:
       election_elapsed_ = 0;
-      leader_ = m.from;
+      heard_leader(m);
       handle_heartbeat(m);
       break;
     case MessageType::Snapshot:
       election_elapsed_ = 0;
-      leader_ = m.from;
+      heard_leader(m);
       handle_snapshot(m);
       break;
     case MessageType::TimeoutNow:
       // thesis §3.10: the leader asks us to start an election at once, skipping the
       // pre-vote and the lease, because it is handing over leadership.
-      if (promotable()) campaign(false, true);
+      if (promotable()) campaign(false, true, RoleChangeReason::TransferRequested);
       break;
     default:
       break;  // stale responses from an earlier role
@@ -479,7 +500,7 @@ Status Raft::step_candidate(const Message& m) {
     case MessageType::Heartbeat:
     case MessageType::Snapshot:
       // §5.2: if AppendEntries is received from the new leader, convert to follower.
-      become_follower(m.term, m.from);
+      become_follower(m.term, m.from, RoleChangeReason::LeaderHeard);
       return step_follower(m);
     case MessageType::PreVoteResponse:
       if (role_ == Role::PreCandidate && config_.is_voter(m.from)) {

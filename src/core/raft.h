@@ -32,6 +32,7 @@
 #include "core/raft_options.h"
 #include "core/ready.h"
 #include "core/state.h"
+#include "rlr/metrics.h"
 #include "rlr/status.h"
 #include "rlr/types.h"
 
@@ -129,16 +130,27 @@ class Raft {
   /// the last such error (ok when none). The leader retries on its next turn.
   [[nodiscard]] std::uint64_t log_read_failures() const noexcept { return log_read_failures_; }
   [[nodiscard]] const Status& last_log_read_error() const noexcept { return last_log_read_error_; }
+  /// Counts of the campaigns this node ran, and why its role or leader last changed.
+  struct Events {
+    std::uint64_t pre_votes_started = 0;
+    std::uint64_t elections_started = 0;  ///< real (term-bumping) campaigns
+    std::uint64_t elections_won = 0;
+    RoleChangeReason last_reason = RoleChangeReason::Started;
+  };
+  [[nodiscard]] const Events& events() const noexcept { return events_; }
+  /// The highest commit index the current term's leader has sent this node (0 before
+  /// any): with the applied index, how far a follower trails its leader.
+  [[nodiscard]] LogIndex leader_commit() const noexcept { return leader_commit_; }
 
  private:
   explicit Raft(const RaftOptions& options);
 
   // role transitions
-  void become_follower(Term term, NodeId leader);
+  void become_follower(Term term, NodeId leader, RoleChangeReason reason);
   void become_pre_candidate();
   void become_candidate();
   void become_leader();
-  void campaign(bool pre_vote, bool transfer);
+  void campaign(bool pre_vote, bool transfer, RoleChangeReason reason);
   /// Sends (pre-)vote requests for the current campaign; with `unanswered_only`, only to
   /// the voters that have not answered yet.
   void request_votes(bool unanswered_only);
@@ -150,6 +162,8 @@ class Raft {
   Status step_leader(const Message& m);
   Status step_candidate(const Message& m);
   Status step_follower(const Message& m);
+  /// A follower heard from the leader `m` comes from: records it and its commit index.
+  void heard_leader(const Message& m);
   void handle_vote_request(const Message& m);
   void handle_append(const Message& m);
   void handle_heartbeat(const Message& m);
@@ -235,6 +249,9 @@ class Raft {
   bool self_vote_durable_ = false;
   std::map<NodeId, bool> votes_;
   bool campaign_transfer_ = false;  ///< the current campaign was started by TimeoutNow
+  bool leader_lost_ = false;        ///< the leader's connection dropped; none heard since
+  LogIndex leader_commit_;          ///< see leader_commit()
+  Events events_;
   std::optional<SnapshotMeta> pending_snapshot_;  ///< received, not yet handed out
 
   // leader state

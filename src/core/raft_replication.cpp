@@ -364,7 +364,7 @@ void Raft::on_commit_advanced() {
   maybe_finish_joint();
   if (!config_.is_joint() && config_index_ <= commit_ && !config_.is_voter(options_.id)) {
     // thesis §4.2.2: a leader that is not part of C_new steps down once C_new commits.
-    become_follower(term_, kNoNode);
+    become_follower(term_, kNoNode, RoleChangeReason::RemovedFromConfig);
   }
 }
 
