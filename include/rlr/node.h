@@ -33,6 +33,7 @@
 #include "rlr/export.h"
 #include "rlr/cluster.h"
 #include "rlr/log.h"
+#include "rlr/metrics.h"
 #include "rlr/state_machine.h"
 #include "rlr/status.h"
 #include "rlr/subscription.h"
@@ -203,6 +204,12 @@ class RLR_API Node {
   /// This node's view of the cluster; the per-member details are meaningful on the
   /// leader.
   [[nodiscard]] virtual ClusterInfo cluster_info() const = 0;
+  /// A snapshot of this node's metrics (rlr/metrics.h): counters since the node started,
+  /// current gauges, latency and size histograms, and its recent role changes. Takes a
+  /// turn of the node's internal thread (like cluster_info()); when that thread does
+  /// not answer within 2 s, the gauges it owns are missing. Cheap enough to call every
+  /// second. A Node that keeps no metrics (a test double) returns none, the default.
+  [[nodiscard]] virtual NodeMetrics metrics() const { return {}; }
   /// Linearizable read barrier (thesis §6.4): returns an index such that a state
   /// machine that has applied it reflects every write committed before the call.
   [[nodiscard]] virtual Result<LogIndex> read_index(std::chrono::milliseconds timeout) = 0;

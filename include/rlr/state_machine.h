@@ -148,6 +148,9 @@ struct RLR_API ApplyOptions {
   std::size_t outbox_max_outputs = 1U << 20;
   /// How often the leader proposes the sink's acknowledged index as the watermark.
   std::chrono::milliseconds watermark_interval{50};
+  /// The `state_machine` label of this runner's metrics (Node::metrics()); empty: "smN",
+  /// N its place among the node's attached state machines (0 for the first).
+  std::string name;
 };
 
 /// A digest of the outputs of the entries in (index - digest_interval, index]: replicas

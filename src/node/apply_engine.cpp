@@ -35,7 +35,10 @@ class ApplyEngine::Gate final : public Egress {
   void emit(std::string_view topic, Bytes payload) override {
     Output out{OutputKey{index_, position_++}, std::string(topic), std::move(payload)};
     engine_.digest_ = digest_output(engine_.digest_, out);
-    if (open_ && engine_.options_.sink) engine_.options_.sink->deliver(out);
+    if (open_ && engine_.options_.sink) {
+      engine_.options_.sink->deliver(out);
+      ++engine_.emitted_;
+    }
     engine_.emit(std::move(out));
   }
 
@@ -72,7 +75,10 @@ void ApplyEngine::emit(Output out) {
 void ApplyEngine::reemit_above_watermark(LogIndex below) {
   if (!options_.sink) return;
   for (const Output& out : outbox_) {
-    if (out.key.index > watermark_ && out.key.index < below) options_.sink->deliver(out);
+    if (out.key.index > watermark_ && out.key.index < below) {
+      options_.sink->deliver(out);
+      ++reemitted_;
+    }
   }
 }
 
@@ -240,7 +246,10 @@ void ApplyRunnerImpl::run() {
       }
       return;
     }
+    const auto started = std::chrono::steady_clock::now();
+    std::uint64_t applied_now = 0;
     for (const Entry& e : r.value()) {
+      ++applied_now;
       try {
         engine_->apply(e);
       } catch (const std::exception& ex) {
@@ -257,6 +266,13 @@ void ApplyRunnerImpl::run() {
       }
       next_ = e.index.next();
       applied_ = e.index.value();
+    }
+    if (applied_now > 0) {
+      const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - started);
+      apply_latency_.observe(static_cast<std::uint64_t>(took.count()) / applied_now, applied_now);
+      emitted_.store(engine_->outputs_emitted(), std::memory_order_relaxed);
+      reemitted_.store(engine_->outputs_reemitted(), std::memory_order_relaxed);
     }
     maybe_propose_watermark();
   }

@@ -21,6 +21,7 @@
 #include "node/committed_log.h"
 #include "node/sessions.h"
 #include "rlr/state_machine.h"
+#include "util/histogram.h"
 
 namespace rlr::node {
 
@@ -63,6 +64,9 @@ class ApplyEngine {
   [[nodiscard]] std::optional<LogIndex> watermark_to_propose(LogIndex last_proposed) const;
   /// Switches on a deliberate bug (tests only).
   void set_testing_bug(ApplyBug bug) { bug_ = bug; }
+  /// Outputs handed to the sink as they were emitted, and again by a new leader.
+  [[nodiscard]] std::uint64_t outputs_emitted() const { return emitted_; }
+  [[nodiscard]] std::uint64_t outputs_reemitted() const { return reemitted_; }
 
   static constexpr std::size_t kCheckpointsKept = 1024;
 
@@ -93,6 +97,8 @@ class ApplyEngine {
   std::deque<DigestCheckpoint> checkpoints_;
   std::function<void(const DigestCheckpoint&)> checkpoint_cb_;
   ApplyBug bug_ = ApplyBug::None;
+  std::uint64_t emitted_ = 0;
+  std::uint64_t reemitted_ = 0;
 };
 
 /// An ApplyEngine on its own thread, reading committed entries from its node's log.
@@ -114,6 +120,14 @@ class ApplyRunnerImpl final : public ApplyRunner,
   [[nodiscard]] std::vector<DigestCheckpoint> checkpoints() const override;
   void stop() override;
 
+  /// For metrics (any thread): the `state_machine` label, the apply latency per entry
+  /// (nanoseconds; each batch records its mean), and the outputs emitted and re-emitted.
+  [[nodiscard]] const std::string& name() const { return options_.name; }
+  void set_name(std::string name) { options_.name = std::move(name); }  // before start()
+  [[nodiscard]] const util::LogLinearHistogram& apply_latency() const { return apply_latency_; }
+  [[nodiscard]] std::uint64_t outputs_emitted() const { return emitted_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t outputs_reemitted() const { return reemitted_.load(std::memory_order_relaxed); }
+
  private:
   void run();
   void maybe_propose_watermark();
@@ -125,6 +139,9 @@ class ApplyRunnerImpl final : public ApplyRunner,
   std::unique_ptr<ApplyEngine> engine_;
   LogIndex next_;
   std::atomic<std::uint64_t> applied_{0};
+  util::LogLinearHistogram apply_latency_{100, 8};  // 100 ns .. 10 s
+  std::atomic<std::uint64_t> emitted_{0};
+  std::atomic<std::uint64_t> reemitted_{0};
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
   Status health_;                                  // guarded by mu_

@@ -219,6 +219,7 @@ void ClientService::stream_subscription(std::uint64_t request_id, LogIndex from,
     // stream is cut off and the client resubscribes from its last index. Entries go out
     // as they are in the log (internal ones and session headers included): the client
     // library makes of them what its subscriber asked for (core/subscriber_view.h).
+    const auto position = node->register_reader(next);
     while (!stopping_ && stream->open()) {
       auto r = node->read_committed(next, kStreamBatchEntries, std::chrono::milliseconds(200));
       if (!r) {
@@ -227,6 +228,7 @@ void ClientService::stream_subscription(std::uint64_t request_id, LogIndex from,
       }
       if (r.value().empty()) continue;
       next = r.value().back().index.next();
+      position->store(next.value(), std::memory_order_relaxed);
       wire::ClientReply reply;
       reply.request_id = request_id;
       reply.entries = std::move(r).value();

@@ -22,11 +22,12 @@ void merge_entries(std::vector<Entry>& into, std::vector<Entry>&& next) {
 }
 
 LogWriter::LogWriter(storage::Storage& storage, transport::Transport& transport, Durable durable,
-                     Failed failed)
+                     Failed failed, NodeHistograms* histograms)
     : storage_(storage),
       transport_(transport),
       durable_(std::move(durable)),
       failed_(std::move(failed)),
+      histograms_(histograms),
       thread_([this] {
         util::set_thread_name("rlr-log-writer");
         run();
@@ -115,7 +116,13 @@ void LogWriter::run() {
         storage::PersistRequest req;
         req.entries = *to_write;
         req.hard_state = hard_state;
+        const auto started = std::chrono::steady_clock::now();
         st = storage_.persist(req);
+        if (st && histograms_ != nullptr) {
+          std::size_t bytes = 0;
+          for (const Entry& e : *to_write) bytes += e.payload.size();
+          record_write(histograms_, std::chrono::steady_clock::now() - started, to_write->size(), bytes);
+        }
         wrote = true;
       }
       if (st) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/raft.h"
+#include "node/node_metrics.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
 
@@ -68,8 +69,9 @@ class LogWriter final : public Persister {
   /// Called once, on the writer thread, when a write fails; later steps are dropped.
   using Failed = std::function<void(const Status& why)>;
 
+  /// `histograms` (may be null) records each write's duration and size.
   LogWriter(storage::Storage& storage, transport::Transport& transport, Durable durable,
-            Failed failed);
+            Failed failed, NodeHistograms* histograms = nullptr);
   ~LogWriter() override;
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -94,6 +96,7 @@ class LogWriter final : public Persister {
   transport::Transport& transport_;
   Durable durable_;
   Failed failed_;
+  NodeHistograms* const histograms_;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;

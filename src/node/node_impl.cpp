@@ -25,12 +25,13 @@ namespace {
 class NodeSubscription final : public Subscription {
  public:
   NodeSubscription(NodeImpl& node, LogIndex from, SubscribeOptions options)
-      : node_(node), next_(from), options_(options) {}
+      : node_(node), next_(from), options_(options), position_(node.register_reader(from)) {}
   Result<SubscriptionBatch> next(std::chrono::milliseconds timeout) override {
     auto r = node_.read_committed(next_, kBatch, timeout);
     if (!r) return r.status();
     SubscriptionBatch b = core::subscriber_batch(std::move(r).value(), next_, options_);
     next_ = b.next;
+    position_->store(next_.value(), std::memory_order_relaxed);
     return b;
   }
   LogIndex position() const override { return next_; }
@@ -40,6 +41,7 @@ class NodeSubscription final : public Subscription {
   NodeImpl& node_;
   LogIndex next_;
   const SubscribeOptions options_;
+  std::shared_ptr<std::atomic<std::uint64_t>> position_;
 };
 
 }  // namespace
@@ -61,11 +63,12 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
         [n](std::vector<core::PersistMark>&& marks) {
           n->post([n, marks = std::move(marks)] { n->replica_->persisted(marks); });
         },
-        [n](const Status& why) { n->post([n, why] { n->replica_->storage_failed(why); }); });
+        [n](const Status& why) { n->post([n, why] { n->replica_->storage_failed(why); }); },
+        &n->histograms_);
   }
   core::RaftOptions ro = raft_options_for(n->options_);
   ro.random_seed = std::random_device{}() ^ (n->options_.id.value() * 0x9E3779B97F4A7C15ULL);
-  auto replica = Replica::open(n->options_, ro, ReplicaParts{*n->storage_, *n->transport_, *n, n->writer_.get()});
+  auto replica = Replica::open(n->options_, ro, ReplicaParts{*n->storage_, *n->transport_, *n, n->writer_.get(), &n->histograms_});
   if (!replica) return replica.status();
   n->replica_ = std::move(replica).value();
   const core::Raft& core = n->replica_->core();
@@ -73,6 +76,8 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
   n->role_ = static_cast<std::uint8_t>(core.role());
   n->leader_ = core.leader().value();
   n->applied_ = n->replica_->applied().value();
+  n->role_changes_.push_back(RoleChange{std::chrono::system_clock::now(), core.term(), core.role(),
+                                        core.leader(), RoleChangeReason::Started});
   if (Status s = n->transport_->start(*n); !s) return s;
   n->transport_started_ = true;
   n->thread_ = std::thread([n] {
@@ -204,6 +209,7 @@ void NodeImpl::propose_internal(EntryKind kind, Bytes payload, ProposeCallback d
 
 void NodeImpl::enqueue(Proposal p) {
   if (static_cast<Role>(role_.load()) != Role::Leader) {
+    refused_not_leader_.fetch_add(1, std::memory_order_relaxed);
     p.done(Status::not_leader(NodeId{leader_.load()}));
     return;
   }
@@ -223,6 +229,8 @@ void NodeImpl::enqueue(Proposal p) {
     }
   }
   if (!refused.is_ok()) {
+    (refused.code() == ErrorCode::Busy ? refused_busy_ : refused_stopping_)
+        .fetch_add(1, std::memory_order_relaxed);
     p.done(refused);
     return;
   }
@@ -284,99 +292,21 @@ Address NodeImpl::leader_address() const {
   return Address::parse(config_.address_of(leader)).value_or(Address{});
 }
 
-ClusterInfo NodeImpl::cluster_info() const {
-  auto promise = std::make_shared<std::promise<ClusterInfo>>();
-  auto future = promise->get_future();
-  auto fill = [this, promise] {
-    const core::Raft& raft = replica_->core();
-    ClusterInfo ci;
-    ci.cluster_id = options_.cluster_id;
-    ci.id = options_.id;
-    ci.term = raft.term();
-    ci.role = raft.role();
-    ci.leader = raft.leader();
-    ci.commit = raft.commit_index();
-    ci.applied = LogIndex{applied_.load()};
-    ci.first_index = raft.log().first_index();
-    ci.last_index = raft.log().last_index();
-    ci.memory_log_entries = raft.log().memory_entries();
-    ci.memory_log_bytes = raft.log().memory_bytes();
-    const auto& config = raft.config();
-    for (NodeId id : config.members()) {
-      MemberInfo m;
-      m.id = id;
-      std::string address = config.address_of(id);
-      if (address.empty()) {
-        std::lock_guard lock(config_mu_);
-        address = config_.address_of(id);
-      }
-      m.address = Address::parse(address).value_or(Address{});
-      m.voter = config.is_voter(id);
-      m.is_leader = id == raft.leader();
-      if (raft.role() == Role::Leader) {
-        if (id == options_.id) {
-          m.match = raft.persisted_index();
-          m.last_contact = std::chrono::milliseconds{0};
-        } else if (auto it = raft.progress().find(id); it != raft.progress().end()) {
-          m.match = it->second.match;
-          m.last_contact = static_cast<std::int64_t>(raft.now_tick() - it->second.last_contact_tick) *
-                           options_.tick;
-        }
-        m.lag = ci.last_index.value() > m.match.value() ? ci.last_index.value() - m.match.value() : 0;
-      }
-      ci.members.push_back(std::move(m));
-    }
-    {
-      // Digest verification: compare every member's checkpoints with ours.
-      std::lock_guard lock(digests_mu_);
-      if (!my_digests_.empty()) ci.digest = my_digests_.back();
-      std::map<LogIndex, std::uint64_t> mine;
-      for (const auto& cp : my_digests_) mine.emplace(cp.index, cp.digest);
-      for (auto& m : ci.members) {
-        if (m.id == options_.id) {
-          m.digest = ci.digest;
-          continue;
-        }
-        auto it = peer_digests_.find(m.id);
-        if (it == peer_digests_.end() || it->second.empty()) continue;
-        m.digest = it->second.back();
-        for (const auto& cp : it->second) {
-          auto mit = mine.find(cp.index);
-          if (mit != mine.end() && mit->second != cp.digest) {
-            m.diverged_at = cp.index;
-            ci.diverged = true;
-            break;
-          }
-        }
-      }
-    }
-    promise->set_value(std::move(ci));
-  };
-  if (on_raft_thread()) {
-    fill();  // already where the core lives (a callback under complete_on_raft_thread)
-  } else {
-    (void)post_request(std::move(fill));  // refused: the published state below
-  }
-  if (future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return future.get();
-  // The raft thread is stopped or stuck: report what is published.
-  ClusterInfo ci;
-  ci.cluster_id = options_.cluster_id;
-  ci.id = options_.id;
-  ci.term = Term{term_.load()};
-  ci.role = role();
-  ci.leader = leader();
-  ci.applied = LogIndex{applied_.load()};
-  return ci;
-}
-
 void NodeImpl::read_index_async(std::chrono::milliseconds timeout, ReadCallback done) {
-  const auto deadline = Clock::now() + timeout;
+  const auto started = Clock::now();
+  const auto deadline = started + timeout;
   auto shared = std::make_shared<ReadCallback>(std::move(done));
-  const Status queued = post_request([this, shared, deadline] {
+  const Status queued = post_request([this, shared, deadline, started] {
     // The answer runs on the completion thread, like a proposal's.
-    replica_->read_index(deadline, [this, shared](Result<LogIndex> r) {
+    replica_->read_index(deadline, [this, shared, started](Result<LogIndex> r) {
       replica_->completions().push_back(Completion{
-          {}, ProposeResult{}, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); }});
+          {}, ProposeResult{}, [this, shared, started, r = std::move(r)]() mutable {
+            if (r) {
+              histograms_.read_latency.observe(static_cast<std::uint64_t>(
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count()));
+            }
+            (*shared)(std::move(r));
+          }});
     });
   });
   if (!queued) (*shared)(queued);
@@ -492,7 +422,7 @@ void NodeImpl::run() {
       next_tick += tick;
       if (next_tick < now) next_tick = now + tick;
     }
-    replica_->process_ready();
+    replica_->process_ready(now);
     pending_proposals_.store(replica_->waiters().pending_proposals(), std::memory_order_relaxed);
     flush_completions();
   }
@@ -534,9 +464,22 @@ Status NodeImpl::refused_on_raft_thread(const char* what) {
 // ---------------------------------------------------------------------------------
 
 void NodeImpl::on_soft_state(const core::SoftState& s) {
+  if (s.leader.value() != leader_.load(std::memory_order_relaxed)) ++leader_changes_;
   role_ = static_cast<std::uint8_t>(s.role);
   leader_ = s.leader.value();
   term_ = s.term.value();
+  const RoleChangeReason why = replica_ ? replica_->core().events().last_reason : RoleChangeReason::Started;
+  std::lock_guard lock(role_changes_mu_);
+  role_changes_.push_back(RoleChange{std::chrono::system_clock::now(), s.term, s.role, s.leader, why});
+  while (role_changes_.size() > kRoleChangesKept) role_changes_.pop_front();
+}
+
+std::shared_ptr<std::atomic<std::uint64_t>> NodeImpl::register_reader(LogIndex next) {
+  auto position = std::make_shared<std::atomic<std::uint64_t>>(next.value());
+  std::lock_guard lock(readers_mu_);
+  std::erase_if(readers_, [](const auto& r) { return r.second.expired(); });
+  readers_.emplace_back(next_reader_id_++, position);
+  return position;
 }
 
 void NodeImpl::on_committed(const std::vector<Entry>& entries) {
@@ -581,6 +524,8 @@ Result<std::shared_ptr<ApplyRunner>> NodeImpl::attach(std::shared_ptr<RoleAwareS
   auto runner = std::make_shared<ApplyRunnerImpl>(*this, *this, std::move(sm), std::move(options));
   {
     std::lock_guard lock(runners_mu_);
+    if (runner->name().empty()) runner->set_name(fmt::format("sm{}", runners_attached_));
+    ++runners_attached_;
     runners_.push_back(runner);
     if (primary_runner_ == nullptr) primary_runner_ = runner.get();
   }

@@ -38,14 +38,18 @@
 #include "node/committed_log.h"
 #include "node/executor.h"
 #include "node/log_writer.h"
+#include "node/node_metrics.h"
 #include "node/replica.h"
 #include "node/sessions.h"
+#include "rlr/metrics.h"
 #include "rlr/node.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
 #include "util/logger.h"
 
 namespace rlr::node {
+
+class ApplyRunnerImpl;
 
 class NodeImpl final : public Node,
                        public CommittedLog,
@@ -84,6 +88,7 @@ class NodeImpl final : public Node,
   [[nodiscard]] NodeId leader() const override;
   [[nodiscard]] Address leader_address() const override;
   [[nodiscard]] ClusterInfo cluster_info() const override;
+  [[nodiscard]] NodeMetrics metrics() const override;
   [[nodiscard]] Result<LogIndex> read_index(std::chrono::milliseconds timeout) override;
   [[nodiscard]] Status add_learner(const MemberAddress& member,
                                    std::chrono::milliseconds timeout) override;
@@ -98,6 +103,10 @@ class NodeImpl final : public Node,
   /// Asynchronous read_index(); `done` runs on the completion thread.
   void read_index_async(std::chrono::milliseconds timeout,
                         std::function<void(Result<LogIndex>)> done);
+  /// A reader of the committed log (a subscription, a client's stream) registers its
+  /// position (the next index it reads) for the subscriber metrics while it holds the
+  /// returned pointer.
+  [[nodiscard]] std::shared_ptr<std::atomic<std::uint64_t>> register_reader(LogIndex next);
   /// Keeps `thing` alive until the node is destroyed (after stop()): e.g. the client
   /// service that the transport calls into.
   void keep_alive(std::shared_ptr<void> thing) { attachments_.push_back(std::move(thing)); }
@@ -158,6 +167,10 @@ class NodeImpl final : public Node,
   }
   /// The error the blocking methods return on the raft thread.
   [[nodiscard]] static Status refused_on_raft_thread(const char* what);
+  /// The cluster as this node sees it. Raft thread.
+  [[nodiscard]] ClusterInfo cluster_info_here() const;
+  /// The metrics only the raft thread may read (the core's, the replica's), into `b`.
+  void raft_metrics_here(MetricsBuilder& b, const ClusterInfo& ci) const;
   /// Sends this node's latest checkpoints (kDigestReportSendCheckpointsMax at most) to
   /// every other member. Raft thread.
   void send_digest_report();
@@ -175,6 +188,7 @@ class NodeImpl final : public Node,
   std::unique_ptr<storage::Storage> storage_;
   std::unique_ptr<transport::Transport> transport_;
   const util::Logger log_;
+  NodeHistograms histograms_;  // before writer_ and replica_, which record into it
 
   // inbox (any thread -> raft thread); mutable so const queries can post tasks
   mutable std::mutex in_mu_;
@@ -193,15 +207,31 @@ class NodeImpl final : public Node,
   /// Proposals waiting in the replica, as of the end of the last turn (enqueue's early
   /// refusal; the replica enforces the bound itself).
   std::atomic<std::size_t> pending_proposals_{0};
+  /// Proposals refused before they reached the raft thread, by reason.
+  std::atomic<std::uint64_t> refused_not_leader_{0};
+  std::atomic<std::uint64_t> refused_busy_{0};
+  std::atomic<std::uint64_t> refused_stopping_{0};
 
   // raft thread only
   std::unique_ptr<Replica> replica_;
   std::vector<Completion> running_;  // complete_on_raft_thread: the batch being run
   std::uint64_t ticks_ = 0;
+  std::uint64_t leader_changes_ = 0;
+
+  /// Recent role changes (at most kRoleChangesKept), for metrics.
+  static constexpr std::size_t kRoleChangesKept = 64;
+  mutable std::mutex role_changes_mu_;
+  std::deque<RoleChange> role_changes_;  // guarded by role_changes_mu_
+  /// Registered readers of the committed log (register_reader); expired ones are pruned
+  /// as new ones register.
+  mutable std::mutex readers_mu_;
+  std::vector<std::pair<std::uint64_t, std::weak_ptr<std::atomic<std::uint64_t>>>> readers_;  // guarded
+  std::uint64_t next_reader_id_ = 1;  // guarded by readers_mu_
 
   // apply runners and digests
   mutable std::mutex runners_mu_;
-  std::vector<std::weak_ptr<ApplyRunner>> runners_;   // guarded by runners_mu_
+  std::vector<std::weak_ptr<ApplyRunnerImpl>> runners_;  // guarded by runners_mu_
+  std::size_t runners_attached_ = 0;                     // guarded by runners_mu_
   const ApplyRunner* primary_runner_ = nullptr;       // guarded by runners_mu_
   /// Checkpoints kept per node (ours and each peer's), the most recent ones.
   static constexpr std::size_t kDigestsKept = 256;

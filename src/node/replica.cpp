@@ -91,6 +91,7 @@ Replica::Replica(Key /*key*/, const NodeOptions& options, ReplicaParts parts,
       transport_(parts.transport),
       observer_(parts.observer),
       persister_(parts.persister),
+      histograms_(parts.histograms),
       log_reader_(std::move(log_reader)),
       raft_(std::move(raft)),
       applied_(raft_.commit_index()),
@@ -177,6 +178,7 @@ void Replica::step(const core::Message& m) {
   const Turn turn(*this);
   if (failed_) return;
   if (Status s = raft_.step(m); !s) {
+    ++stats_.messages_invalid;
     observer_.log(LogLevel::Warn, fmt::format("dropped message: {}", s.to_string()));
   }
 }
@@ -206,11 +208,13 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
   const LogIndex first = raft_.log().last_index().next();
   for (auto& p : props) {
     if (failed_) {
+      ++stats_.proposals_failed;
       Waiters::complete(completions_, p.done,
                         Status{ErrorCode::IoError, "node failed: its storage refused a write"});
       continue;
     }
     if (waiters_.pending_proposals() + accepted.size() + batch_repeats_.size() >= limit) {
+      ++stats_.proposals_busy;
       Waiters::complete(completions_, p.done,
                         Status{ErrorCode::Busy, "too many proposals pending"});
       continue;
@@ -220,6 +224,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
       if (check_sessions) {
         if (auto o = sessions_.find(key.first, key.second)) {
           // Exactly-once: a retry of a committed command gets the original entry.
+          ++stats_.session_duplicates;
           Waiters::complete(completions_, p.done,
                             o->original_index.is_zero()
                                 ? forgotten_duplicate(key.first, key.second)
@@ -249,6 +254,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
     commands.clear();  // drop the payload references now; the log holds its own
     if (!r) {
       const Status s = r.status();
+      stats_.proposals_refused += accepted.size() + batch_repeats_.size();
       for (Proposal* p : accepted) {
         if (p->kind == EntryKind::Session) {
           inflight_sessions_.erase({p->session.client_id, p->session.sequence});
@@ -259,6 +265,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
     } else {
       RLR_INVARIANT(r.value().index.value() + 1 == first.value() + accepted.size(),
                     "a proposed batch was not appended right after the last entry");
+      stats_.proposals_accepted += accepted.size() + batch_repeats_.size();
       LogIndex index = first;
       for (Proposal* p : accepted) {
         waiters_.proposals.push_back(
@@ -298,6 +305,7 @@ void Replica::fail(const Status& why) {
   if (failed_) return;
   observer_.log(LogLevel::Error, fmt::format("storage failed, node stops participating: {}", why.to_string()));
   failed_ = true;
+  ++stats_.storage_errors;
   waiters_.fail_all(why, completions_);
   inflight_sessions_.clear();
 }
@@ -446,9 +454,17 @@ void Replica::persist_here(core::Ready& rd, bool must_write) {
     req.snapshot = rd.snapshot ? &*rd.snapshot : nullptr;
     req.entries = rd.entries;
     req.hard_state = hard_state_to_write(rd);
+    // The only clock this replica reads: a node's metrics time its writes (a replica
+    // without histograms, as in the simulator, reads none).
+    const auto started = histograms_ != nullptr ? Clock::now() : Clock::time_point{};
     if (Status s = storage_.persist(req); !s) {
       fail(s);
       return;
+    }
+    if (histograms_ != nullptr) {
+      std::size_t bytes = 0;
+      for (const Entry& e : rd.entries) bytes += e.payload.size();
+      record_write(histograms_, Clock::now() - started, rd.entries.size(), bytes);
     }
   }
   if (rd.snapshot) {
@@ -465,6 +481,7 @@ void Replica::persist_here(core::Ready& rd, bool must_write) {
     if (bug_ != ReplicaBug::ForgetSessionsOnSnapshot) sessions_ = std::move(installed);
     std::erase_if(inflight_sessions_, [&](const auto& kv) { return kv.second <= rd.snapshot->index; });
     applied_ = std::max(applied_, rd.snapshot->index);
+    ++stats_.snapshots_installed;
     observer_.on_snapshot_installed(rd.snapshot->index);
   }
   if (!rd.messages_after_persist.empty()) transport_.send(rd.messages_after_persist);
@@ -507,7 +524,21 @@ void Replica::after_ready(core::Ready& rd) {
 void Replica::on_committed(std::vector<Entry>& committed) {
   applied_ = committed.back().index;
   observer_.on_committed(committed);
+  stats_.entries_committed += committed.size();
+  // Proposals of one propose() batch share a deadline, so their commit latency is
+  // recorded once per run of equal deadlines.
+  Clock::time_point run_deadline{};
+  std::uint64_t run_length = 0;
+  const auto record_run = [&] {
+    if (run_length == 0 || histograms_ == nullptr) return;
+    const auto proposed = run_deadline - options_.proposal_timeout;
+    const auto took = now_ > proposed ? now_ - proposed : Clock::duration{0};
+    histograms_->commit_latency.observe(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()),
+        run_length);
+  };
   for (const Entry& e : committed) {
+    stats_.bytes_committed += e.payload.size();
     // The outcome of this entry for whoever proposed it.
     Result<ProposeResult> outcome = ProposeResult{e.index, e.term};
     if (e.kind == EntryKind::Session) {
@@ -528,11 +559,21 @@ void Replica::on_committed(std::vector<Entry>& committed) {
     while (!proposals.empty() && proposals.front().id.index <= e.index) {
       Waiters::Proposal p = std::move(proposals.front());
       proposals.pop_front();
+      const bool committed_it = p.id.index == e.index && p.id.term == e.term;
+      if (!committed_it) {
+        ++stats_.proposals_superseded;
+      } else if (!p.internal) {
+        if (p.deadline != run_deadline) {
+          record_run();
+          run_deadline = p.deadline;
+          run_length = 0;
+        }
+        ++run_length;
+      }
       Result<ProposeResult> r =
-          p.id.index == e.index && p.id.term == e.term
-              ? outcome
-              : Result<ProposeResult>(Status::not_leader(
-                    raft_.leader(), "leadership changed; the proposal was not committed"));
+          committed_it ? outcome
+                       : Result<ProposeResult>(Status::not_leader(
+                             raft_.leader(), "leadership changed; the proposal was not committed"));
       Waiters::finish(completions_, p, std::move(r));
     }
     auto& sessions = waiters_.sessions;
@@ -551,6 +592,7 @@ void Replica::on_committed(std::vector<Entry>& committed) {
       while (snapshot_points_.size() > 16) snapshot_points_.pop_front();
     }
   }
+  record_run();
   maybe_compact();
 }
 

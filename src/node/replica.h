@@ -8,8 +8,10 @@
 // membership and transfer requests); effects go out through injected interfaces
 // (Storage, Transport, Persister, ReplicaObserver) and as Completions the caller runs.
 // It has no threads, takes no locks, never sleeps and never reads a clock: time is the
-// `now` each call is given. NodeImpl is a Replica plus the threads that feed it; the
-// simulator drives the same object with simulated disk, network and clock.
+// `now` each call is given (one exception: given histograms, it times the storage writes
+// it makes itself for them; the simulator gives none). NodeImpl is a Replica plus the
+// threads that feed it; the simulator drives the same object with simulated disk,
+// network and clock.
 //
 // Thread-safety: none. Every method must be called from one thread at a time (the raft
 // thread in a node); the injected interfaces are called from inside those calls.
@@ -30,6 +32,7 @@
 #include "core/raft.h"
 #include "node/executor.h"
 #include "node/log_writer.h"
+#include "node/node_metrics.h"
 #include "node/sessions.h"
 #include "node/waiters.h"
 #include "rlr/node.h"
@@ -67,6 +70,24 @@ struct ReplicaParts {
   /// Writes persistence steps off the replica's thread; nullptr: the replica writes each
   /// step itself before going on.
   Persister* persister = nullptr;
+  /// Where commit latencies and the writes this replica makes itself are recorded;
+  /// nullptr: nowhere.
+  NodeHistograms* histograms = nullptr;
+};
+
+/// What a replica counted since it opened (its own thread reads and writes them).
+struct ReplicaStats {
+  std::uint64_t proposals_accepted = 0;
+  std::uint64_t proposals_busy = 0;           ///< refused: max_pending_proposals waiting
+  std::uint64_t proposals_refused = 0;        ///< refused by the core (not leader, transfer)
+  std::uint64_t proposals_failed = 0;         ///< refused: storage failed
+  std::uint64_t proposals_superseded = 0;     ///< their index committed another entry
+  std::uint64_t session_duplicates = 0;       ///< retries answered with the original entry
+  std::uint64_t entries_committed = 0;
+  std::uint64_t bytes_committed = 0;          ///< payload bytes of those entries
+  std::uint64_t snapshots_installed = 0;
+  std::uint64_t storage_errors = 0;
+  std::uint64_t messages_invalid = 0;         ///< peer messages the core refused
 };
 
 /// A proposal as the runtime receives it.
@@ -140,6 +161,11 @@ class Replica {
   /// kMaxReadysPerCall Readys; core().has_ready() says whether more wait (a core that
   /// stays ready forever is a bug the simulator reports).
   void process_ready();
+  /// process_ready() at `now` (commit latencies are measured against it).
+  void process_ready(Clock::time_point now) {
+    now_ = std::max(now_, now);
+    process_ready();
+  }
   static constexpr int kMaxReadysPerCall = 10'000;
   /// Answers every waiter with `why` (the node is stopping).
   void shutdown(const Status& why);
@@ -157,6 +183,7 @@ class Replica {
   /// The last committed entry handed out by on_committed (or the snapshot's index).
   [[nodiscard]] LogIndex applied() const { return applied_; }
   [[nodiscard]] const Waiters& waiters() const { return waiters_; }
+  [[nodiscard]] const ReplicaStats& stats() const { return stats_; }
   [[nodiscard]] const SessionTable& sessions() const { return sessions_; }
   /// The hard state the storage holds or is about to (the commit index may lag).
   [[nodiscard]] const core::HardState& persisted_hard_state() const { return persisted_hard_state_; }
@@ -194,6 +221,7 @@ class Replica {
   transport::Transport& transport_;
   ReplicaObserver& observer_;
   Persister* persister_;
+  NodeHistograms* histograms_;
   std::unique_ptr<core::LogReader> log_reader_;  ///< the core's view of storage_ (evicted entries)
   core::Raft raft_;
 
@@ -205,6 +233,7 @@ class Replica {
   core::Configuration config_seen_;
   core::HardState persisted_hard_state_;
   Waiters waiters_;
+  ReplicaStats stats_;
   std::vector<Completion> completions_;
   std::uint64_t next_read_id_ = 1;
   SessionTable sessions_;  ///< as of the applied index

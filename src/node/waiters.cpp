@@ -40,9 +40,13 @@ void Waiters::expire(Clock::time_point now, std::vector<Completion>& out) {
   while (!proposals.empty() && proposals.front().deadline <= now) {
     Proposal p = std::move(proposals.front());
     proposals.pop_front();
+    if (!p.internal) ++timed_out;
     finish(out, p, timeout);
   }
-  expire_due(sessions, now, [&](Session& w) { complete(out, w.done, timeout); });
+  expire_due(sessions, now, [&](Session& w) {
+    ++timed_out;
+    complete(out, w.done, timeout);
+  });
   expire_due(reads, now, [](Read& w) {
     w.done(Status{ErrorCode::Timeout, "read index not confirmed in time"});
   });
@@ -72,11 +76,13 @@ void Waiters::release_proposals(std::vector<Completion>& out) {
     if (p.internal) {
       kept.push_back(std::move(p));  // membership bookkeeping: resolved by commit or timeout
     } else {
+      ++released;
       complete(out, p.done, why);
     }
   }
   proposals = std::move(kept);
   // Retries waiting for an entry of this term: the same holds for them.
+  released += sessions.size();
   for (auto& [index, w] : sessions) complete(out, w.done, why);
   sessions.clear();
 }

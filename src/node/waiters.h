@@ -65,6 +65,10 @@ class Waiters {
   std::map<std::uint64_t, Read> reads;        ///< by read request id
   std::vector<Transfer> transfers;
   std::vector<Config> configs;
+  /// User proposals and session retries answered Timeout: at their deadline, and when
+  /// leadership was lost before their entry committed.
+  std::uint64_t timed_out = 0;
+  std::uint64_t released = 0;
 
   /// Proposers and session retries waiting (what NodeOptions::max_pending_proposals bounds).
   [[nodiscard]] std::size_t pending_proposals() const { return proposals.size() + sessions.size(); }

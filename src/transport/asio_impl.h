@@ -68,6 +68,24 @@ class AsioTransport::Impl {
   std::atomic<std::uint64_t> snapshot_resumes{0};
   std::atomic<std::uint64_t> links_silent{0};
   std::atomic<std::uint64_t> dials_timed_out{0};
+  /// What arrived from one peer (on any of its connections to us).
+  struct Received {
+    std::atomic<std::uint64_t> frames{0};
+    std::atomic<std::uint64_t> bytes{0};
+  };
+  /// Per peer; entries are never removed (a peer that returns keeps counting). At most
+  /// kMaxCountedPeers; further senders share one uncounted entry.
+  std::map<NodeId, std::shared_ptr<Received>> received_by_peer;  // guarded by peers_mu
+  static constexpr std::size_t kMaxCountedPeers = 1024;
+  std::shared_ptr<Received> uncounted = std::make_shared<Received>();
+  /// The receive counters of `peer` (made on first use). Any thread.
+  std::shared_ptr<Received> received_from(NodeId peer) {
+    std::lock_guard lock(peers_mu);
+    auto it = received_by_peer.find(peer);
+    if (it != received_by_peer.end()) return it->second;
+    if (received_by_peer.size() >= kMaxCountedPeers) return uncounted;
+    return received_by_peer.emplace(peer, std::make_shared<Received>()).first->second;
+  }
   std::atomic<bool> stopped{false};
 
   [[nodiscard]] bool keepalive_on() const {

@@ -243,6 +243,28 @@ void AsioTransport::stop() {
   i.thread.join();
 }
 
+std::vector<PeerTraffic> AsioTransport::traffic() const {
+  std::map<NodeId, PeerTraffic> by_peer;
+  {
+    std::lock_guard lock(impl_->peers_mu);
+    for (const auto& [id, p] : impl_->peers) by_peer[id] = p->sent();
+    for (const auto& [id, r] : impl_->received_by_peer) {
+      PeerTraffic& t = by_peer[id];
+      t.peer = id;
+      t.frames_received = r->frames.load(std::memory_order_relaxed);
+      t.bytes_received = r->bytes.load(std::memory_order_relaxed);
+    }
+  }
+  std::vector<PeerTraffic> out;
+  out.reserve(by_peer.size());
+  for (auto& [id, t] : by_peer) out.push_back(t);
+  return out;
+}
+
+std::uint64_t AsioTransport::frames_refused() const {
+  return impl_->refused.load() + impl_->rejected.load();
+}
+
 TransportStats AsioTransport::stats() const {
   return TransportStats{impl_->frames_sent.load(), impl_->writes.load(), impl_->dropped.load(),
                         impl_->refused.load(), impl_->rejected.load(),

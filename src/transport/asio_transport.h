@@ -123,6 +123,8 @@ class AsioTransport final : public Transport {
 
   [[nodiscard]] std::uint16_t bound_port() const { return bound_port_.load(); }
   [[nodiscard]] TransportStats stats() const;
+  [[nodiscard]] std::vector<PeerTraffic> traffic() const override;
+  [[nodiscard]] std::uint64_t frames_refused() const override;
 
   class Impl;
 

@@ -12,7 +12,12 @@ namespace rlr::transport {
 bool FrameQueue::push(wire::Frame f, bool& schedule) {
   std::lock_guard lock(mu_);
   schedule = false;
-  if (bytes_ + f.size() > max_bytes_ && !frames_.empty()) return false;
+  if (bytes_ + f.size() > max_bytes_ && !frames_.empty()) {
+    ++counts_.dropped;
+    return false;
+  }
+  ++counts_.frames;
+  counts_.bytes += f.size();
   bytes_ += f.size();
   frames_.push_back(std::move(f));
   if (!draining_) {
@@ -58,6 +63,7 @@ std::size_t FrameQueue::send_or_push(std::vector<wire::Frame>& frames, bool& sch
     msg.msg_iovlen = n;
     ssize_t sent = ::sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (sent > 0) {
+      counts_.bytes += static_cast<std::uint64_t>(sent);
       auto left = static_cast<std::size_t>(sent);
       while (i < n && left >= frames[i].size()) {
         left -= frames[i].size();
@@ -73,12 +79,18 @@ std::size_t FrameQueue::send_or_push(std::vector<wire::Frame>& frames, bool& sch
   }
   const std::size_t done = i;
   direct = done;
+  counts_.frames += done;
   std::size_t queued = 0;
   for (; i < frames.size(); ++i) {
     // The rest of a partly written frame always gets in (a direct write happens only
     // with the queue empty, and an empty queue takes any frame), so the peer never
     // reads a torn frame.
-    if (bytes_ + frames[i].size() > max_bytes_ && !frames_.empty()) continue;
+    if (bytes_ + frames[i].size() > max_bytes_ && !frames_.empty()) {
+      ++counts_.dropped;
+      continue;
+    }
+    ++counts_.frames;
+    counts_.bytes += frames[i].size();
     bytes_ += frames[i].size();
     frames_.push_back(std::move(frames[i]));
     ++queued;

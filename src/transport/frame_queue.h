@@ -38,8 +38,21 @@ class FrameQueue {
   /// frames that do not fit the queue are dropped.
   std::size_t send_or_push(std::vector<wire::Frame>& frames, bool& schedule, std::uint64_t& direct);
 
+  /// What the queue took since it was made: frames and bytes sent or queued, and frames
+  /// dropped because they did not fit.
+  struct Counts {
+    std::uint64_t frames = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t dropped = 0;
+  };
+  [[nodiscard]] Counts counts() const {
+    std::lock_guard lock(mu_);
+    return counts_;
+  }
+
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  Counts counts_;  // guarded by mu_
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
   std::vector<wire::Frame> frames_;

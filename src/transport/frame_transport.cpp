@@ -37,6 +37,21 @@ void FrameTransport::send_frame(NodeId to, wire::Frame frame) {
   const std::uint8_t* data = held->data();
   const std::size_t size = held->size();
   user_->send(to, Bytes(std::move(held), data, size));
+  std::lock_guard lock(traffic_mu_);
+  PeerTraffic& t = traffic_[to];
+  ++t.frames_sent;
+  t.bytes_sent += size;
+}
+
+std::vector<PeerTraffic> FrameTransport::traffic() const {
+  std::lock_guard lock(traffic_mu_);
+  std::vector<PeerTraffic> out;
+  out.reserve(traffic_.size());
+  for (const auto& [id, t] : traffic_) {
+    out.push_back(t);
+    out.back().peer = id;
+  }
+  return out;
 }
 
 void FrameTransport::send(std::vector<core::Message>& msgs) {
@@ -51,6 +66,10 @@ void FrameTransport::send(std::vector<core::Message>& msgs) {
 }
 
 void FrameTransport::send_snapshot(const core::Message& m) {
+  {
+    std::lock_guard lock(traffic_mu_);
+    ++traffic_[m.to].snapshots_sent;
+  }
   const core::SnapshotMeta& meta = *m.snapshot;
   const std::size_t chunk = std::max<std::size_t>(1, options_.snapshot_chunk_bytes);
   const std::size_t total = meta.data.size();
@@ -103,6 +122,17 @@ void FrameTransport::refuse(NodeId from, std::string_view why) {
 void FrameTransport::on_frame(NodeId from, Bytes frame) {
   Inbox* inbox = inbox_.load();
   if (inbox == nullptr) return;
+  {
+    // Counted per sender the user's transport names; a bounded table (beyond it, new
+    // senders go uncounted).
+    std::lock_guard lock(traffic_mu_);
+    auto it = traffic_.find(from);
+    if (it == traffic_.end() && traffic_.size() < kMaxTrafficPeers) it = traffic_.try_emplace(from).first;
+    if (it != traffic_.end()) {
+      ++it->second.frames_received;
+      it->second.bytes_received += frame.size();
+    }
+  }
   if (frame.size() < wire::kHeaderBytes) return refuse(from, "shorter than a frame header");
   auto header = wire::decode_header(frame.span().first(wire::kHeaderBytes), tag_, options_.max_frame_bytes);
   if (!header) return refuse(from, header.status().message());

@@ -43,6 +43,8 @@ class FrameTransport final : public Transport, private FrameHandler {
     std::shared_ptr<LogSink> log_sink;  ///< null: nothing is logged
   };
   static constexpr std::uint64_t kMaxSnapshotBytes = std::uint64_t{1} << 32;
+  /// Peers whose traffic is counted at most (traffic()).
+  static constexpr std::size_t kMaxTrafficPeers = 1024;
 
   FrameTransport(Options options, std::shared_ptr<rlr::Transport> user);
   ~FrameTransport() override;
@@ -56,7 +58,8 @@ class FrameTransport final : public Transport, private FrameHandler {
   void stop() override;
 
   /// Frames refused on arrival (malformed, another cluster, a sender that does not match).
-  [[nodiscard]] std::uint64_t frames_refused() const { return refused_.load(); }
+  [[nodiscard]] std::uint64_t frames_refused() const override { return refused_.load(); }
+  [[nodiscard]] std::vector<PeerTraffic> traffic() const override;
 
  private:
   void on_frame(NodeId from, Bytes frame) override;
@@ -82,6 +85,8 @@ class FrameTransport final : public Transport, private FrameHandler {
   std::atomic<std::uint64_t> refused_{0};
   std::mutex mu_;
   std::map<NodeId, Reassembly> snapshots_;  // guarded by mu_
+  mutable std::mutex traffic_mu_;
+  std::map<NodeId, PeerTraffic> traffic_;   // guarded by traffic_mu_
 };
 
 }  // namespace rlr::transport

@@ -79,6 +79,7 @@ void AsioTransport::Impl::Conn::read() {
     }
     // Any bytes count, not only whole frames: a large frame on a slow path is progress.
     self->last_heard_ = Clock::now();
+    if (self->rx_) self->rx_->bytes.fetch_add(n, std::memory_order_relaxed);
     for (;;) {
       auto item = self->reader_.next();
       if (!item) {
@@ -116,6 +117,7 @@ bool AsioTransport::Impl::Conn::handle(wire::FrameReader::Item item) {
   using wire::FrameType;
   if (kind_ == Kind::Unknown) return handshake(item);
   if (kind_ == Kind::Node) {
+    rx_->frames.fetch_add(1, std::memory_order_relaxed);
     if (item.header.type == FrameType::Ping && keepalive_) return true;  // hearing it is the point
     if (item.header.type == FrameType::Raft) {
       auto decoded = wire::decode_peer_message(item.payload);
@@ -199,6 +201,7 @@ bool AsioTransport::Impl::Conn::handshake(const wire::FrameReader::Item& item) {
   kind_ = hello.kind == wire::PeerKind::Node ? Kind::Node : Kind::Client;
   peer_ = hello.node_id;
   if (kind_ == Kind::Node) {
+    rx_ = impl_.received_from(peer_);
     impl_.learn_peer(peer_, hello.address);
     impl_.dialled_by(peer_);
   }

@@ -45,6 +45,17 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
 
   /// io thread: a new address takes effect at the next (re)connect.
   void set_address(std::string a);
+  /// What was sent to this peer (any thread); the received side is filled elsewhere.
+  [[nodiscard]] PeerTraffic sent() const {
+    const FrameQueue::Counts c = queue_.counts();
+    PeerTraffic t;
+    t.peer = id_;
+    t.frames_sent = c.frames;
+    t.bytes_sent = c.bytes;
+    t.frames_dropped = c.dropped;
+    t.snapshots_sent = snapshots_sent_.load(std::memory_order_relaxed);
+    return t;
+  }
 
   // ---- snapshot streaming (snapshot_stream.cpp) ----
   /// io thread. Starts streaming the snapshot of `m`, or, when it is the snapshot already
@@ -114,6 +125,7 @@ class AsioTransport::Impl::Peer : public std::enable_shared_from_this<Peer> {
     bool sent_all = false;    ///< the last chunk is queued
   };
   std::optional<OutgoingSnapshot> snap_;
+  std::atomic<std::uint64_t> snapshots_sent_{0};
 };
 
 }  // namespace rlr::transport

@@ -23,6 +23,7 @@ void AsioTransport::Impl::Peer::start_snapshot(core::Message m) {
     pump_snapshot();
     return;
   }
+  snapshots_sent_.fetch_add(1, std::memory_order_relaxed);
   snap_.emplace(OutgoingSnapshot{m.from, m.term, meta.index, meta.term, meta.config,
                                  std::make_shared<Bytes>(meta.data)});
   pump_snapshot();

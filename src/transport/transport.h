@@ -3,6 +3,7 @@
 // AsioTransport (TCP, production).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,18 @@ class Inbox {
   virtual void peer_lost(NodeId /*peer*/) {}
 };
 
+/// Traffic with one peer since the transport started: frames of the peer protocol
+/// (messages, keepalives, snapshot chunks) and their bytes on the wire.
+struct PeerTraffic {
+  NodeId peer;
+  std::uint64_t frames_sent = 0;      ///< accepted for sending (written, or queued)
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t frames_received = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t frames_dropped = 0;   ///< not sent: the peer's queue was full, or no route
+  std::uint64_t snapshots_sent = 0;   ///< snapshot transfers started
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -44,6 +57,12 @@ class Transport {
   virtual void set_peer(NodeId id, const std::string& address) = 0;
   /// Stops all threads and closes connections; no delivery happens after it returns.
   virtual void stop() = 0;
+  /// Traffic per peer, for metrics (any thread). A transport that counts nothing
+  /// returns none.
+  [[nodiscard]] virtual std::vector<PeerTraffic> traffic() const { return {}; }
+  /// Connections and frames refused on arrival (a failed handshake, another cluster, a
+  /// bad token, a malformed frame), for metrics (any thread).
+  [[nodiscard]] virtual std::uint64_t frames_refused() const { return 0; }
 };
 
 }  // namespace rlr::transport
