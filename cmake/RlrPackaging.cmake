@@ -22,7 +22,10 @@ install(FILES ${PROJECT_BINARY_DIR}/packaging/rlr-node@.service
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/systemd/system COMPONENT node)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/config/ DESTINATION ${RLR_NODE_DOCDIR}/examples
         COMPONENT node FILES_MATCHING PATTERN "*.toml")
+install(FILES ${PROJECT_SOURCE_DIR}/examples/grafana/rlr.json DESTINATION ${RLR_NODE_DOCDIR}/examples/grafana
+        COMPONENT node)
 install(FILES ${PROJECT_SOURCE_DIR}/docs/operations.md ${PROJECT_SOURCE_DIR}/docs/configuration.md
+              ${PROJECT_SOURCE_DIR}/docs/metrics.md
         DESTINATION ${RLR_NODE_DOCDIR} COMPONENT node)
 # Manual pages of the two binaries an operator runs, from their --help (help2man; the
 # help text stays the one source of truth). Debian wants them gzipped.

@@ -4,6 +4,7 @@
 set -euo pipefail
 
 RLR_PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev librocksdb-dev libflatbuffers-dev
+  prometheus-cpp-dev prometheus chromium curl
   flatbuffers-compiler libfmt-dev catch2 librapidcheck-dev clang libclang-rt-14-dev
   libtomlplusplus-dev libcli11-dev libsqlite3-dev redis-tools python3
   make doxygen dpkg-dev lintian help2man file)

@@ -154,6 +154,9 @@ struct Raw {
   std::uint64_t disconnect_campaign_ticks = 1;
   std::uint64_t link_silence_ms = 0;
   std::string tick_at, election_at, heartbeat_at, proposal_at, disconnect_at, silence_at;
+  std::string admin_listen, admin_listen_at;
+  std::uint64_t ready_max_lag = 10'000;
+  std::string ready_max_lag_at;
   std::vector<Peer> peers;
   std::map<std::string, std::string> app_settings;
 };
@@ -196,7 +199,7 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
     else if (k == "app") e = read_app(node, r, raw);
     else if (k == "sync") e = r.get_bool(node, k, raw.sync, raw.sync_at);
     else if (k == "forward_proposals") e = r.get_bool(node, k, raw.forward, raw.forward_at);
-    else if (k != "peers" && k != "timeouts") e = unread(r, node, k);
+    else if (k != "peers" && k != "timeouts" && k != "admin") e = unread(r, node, k);
     if (e) return e;
   }
   if (const toml::node* peers = root.get("peers"); peers != nullptr) {
@@ -230,6 +233,19 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
       else if (k == "proposal_timeout_ms") e = r.get_uint(node, k, 1, 3600000, raw.proposal_timeout_ms, raw.proposal_at);
       else if (k == "disconnect_campaign_ticks") e = r.get_uint(node, k, 0, 100000, raw.disconnect_campaign_ticks, raw.disconnect_at);
       else if (k == "link_silence_ms") e = r.get_uint(node, k, 0, 3600000, raw.link_silence_ms, raw.silence_at);
+      else e = unread(r, node, k);
+      if (e) return e;
+    }
+  }
+  if (const toml::node* t = root.get("admin"); t != nullptr) {
+    if (!t->is_table()) return r.wrong_type(*t, "admin", "a table");
+    const toml::table& tt = *t->as_table();
+    if (auto e = r.only_keys(tt, known_keys("admin"), "admin"); e) return e;
+    for (auto&& [key, node] : tt) {
+      const std::string k(key.str());
+      std::optional<Error> e;
+      if (k == "listen") e = r.get_string(node, k, raw.admin_listen, raw.admin_listen_at);
+      else if (k == "ready_max_lag") e = r.get_uint(node, k, 0, INT64_MAX, raw.ready_max_lag, raw.ready_max_lag_at);
       else e = unread(r, node, k);
       if (e) return e;
     }
@@ -295,6 +311,11 @@ void apply(const Overrides& o, Raw& raw) {
   set(o.log_level, raw.log_level, raw.log_level_at, "--log-level");
   set(o.log_format, raw.log_format, raw.log_format_at, "--log-format");
   set(o.app, raw.app, raw.app_at, "--app");
+  set(o.admin_listen, raw.admin_listen, raw.admin_listen_at, "--admin-listen");
+  if (o.ready_max_lag) {
+    raw.ready_max_lag = *o.ready_max_lag;
+    raw.ready_max_lag_at = "--ready-max-lag";
+  }
   if (o.id) {
     raw.id = *o.id;
     raw.id_at = "--id";
@@ -441,6 +462,22 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
     }
     n.listen = std::move(address).value();
   }
+
+  if (!raw.admin_listen.empty()) {
+    auto address = Address::parse(raw.admin_listen);
+    if (!address) return Error{raw.admin_listen_at, "admin listen: " + address.status().message()};
+    in6_addr ip{};
+    const std::string& host = address.value().host;
+    if (::inet_pton(AF_INET, host.c_str(), &ip) != 1 && ::inet_pton(AF_INET6, host.c_str(), &ip) != 1) {
+      return Error{raw.admin_listen_at,
+                   fmt::format("admin listen: '{}' is not an IP address (the node binds it)", host)};
+    }
+    if (address.value() == n.listen) {
+      return Error{raw.admin_listen_at, "admin listen: the same address as the node's own listen address"};
+    }
+    c.admin_listen = std::move(address).value();
+  }
+  c.ready_max_lag = raw.ready_max_lag;
 
   if (auto e = parse_egress(raw.egress, c.egress); e) return Error{raw.egress_at, *e};
   if (auto e = parse_level(raw.log_level, c.log_level); e) return Error{raw.log_level_at, *e};

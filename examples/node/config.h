@@ -24,18 +24,25 @@ struct Config {
   std::string app = "none";
   std::map<std::string, std::string> app_settings;  ///< the [app] table, values as strings
   std::string source;                ///< the config file, empty when none
+  /// [admin] listen: where /metrics, the status page and the health checks are served;
+  /// unset: no admin server.
+  std::optional<Address> admin_listen;
+  /// [admin] ready_max_lag: /readyz fails while this node trails its leader's commit
+  /// index by more entries than this.
+  std::uint64_t ready_max_lag = 10'000;
 };
 
 /// Command-line values; unset ones leave the file's (or the default) value.
 struct Overrides {
   std::string config_file;
   std::optional<std::string> cluster_id, listen, data_dir, role, egress, token, log_level, log_format, app,
-      storage;
+      storage, admin_listen;
   std::optional<std::uint64_t> id;
   std::vector<std::string> peers;     ///< "ID=HOST:PORT"; when given, replace the file's
   std::vector<std::string> app_set;   ///< "KEY=VALUE", merged over the [app] table
   std::optional<std::uint32_t> tick_ms, election_ticks, heartbeat_ticks, proposal_timeout_ms,
       disconnect_campaign_ticks, link_silence_ms;
+  std::optional<std::uint64_t> ready_max_lag;
   std::optional<bool> sync;
   bool forward_proposals = false;
 };

@@ -80,6 +80,14 @@ constexpr OptionDoc kOptions[] = {
    false,
    "Close and redial a peer link that heard nothing, not even a keepalive, this long; at "
    "least three heartbeat intervals. Lower notices a half-open connection sooner."},
+  {"admin", "listen", "--admin-listen", "string", "\"\" (no admin server)", "", "\"127.0.0.1:9101\"", true,
+   "IP:PORT of the admin HTTP server: /metrics (Prometheus text format), / (the status "
+   "page), /healthz and /readyz (docs/operations.md, \"Monitoring\"). It serves anyone who "
+   "can reach it and takes no token: bind it to a management network or to loopback."},
+  {"admin", "ready_max_lag", "--ready-max-lag", "integer", "10000", "entries", "10000", false,
+   "/readyz answers 503 while this node trails its leader's commit index by more than "
+   "this many entries (or knows no leader, or its storage failed), so a load balancer "
+   "sends readers only to nodes that are nearly current."},
 };
 
 /// The example apps' settings ([app] table keys beside `name`).
@@ -142,7 +150,10 @@ std::set<std::string> known_keys(const std::string& table) {
   for (const OptionDoc& o : kOptions) {
     if (table == o.table) keys.insert(o.key);
   }
-  if (table.empty()) keys.insert("timeouts");
+  if (table.empty()) {
+    keys.insert("timeouts");
+    keys.insert("admin");
+  }
   return keys;
 }
 
@@ -233,6 +244,9 @@ std::string effective_config_toml(const Config& c) {
   out += fmt::format("disconnect_campaign_ticks = {}\n", n.disconnect_campaign_ticks);
   out += fmt::format("proposal_timeout_ms = {}\n", n.proposal_timeout.count());
   out += fmt::format("link_silence_ms = {}\n", n.link_silence.count());
+  out += "\n[admin]\n";
+  out += fmt::format("listen = {}\n", toml_string(c.admin_listen ? c.admin_listen->to_string() : ""));
+  out += fmt::format("ready_max_lag = {}\n", c.ready_max_lag);
   return out;
 }
 

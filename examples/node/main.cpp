@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "admin_server.h"
 #include "config.h"
 #include "config_reference.h"
 #include "rlr/allocator.h"
@@ -182,6 +183,9 @@ int run(int argc, char** argv) {
   cli.add_option("--disconnect-campaign-ticks", o.disconnect_campaign_ticks,
                  "on losing the leader's connection, pre-vote after this many ticks x (1 + 2 rank); 0: off");
   cli.add_option("--proposal-timeout-ms", o.proposal_timeout_ms, "how long a proposal may wait to commit");
+  cli.add_option("--admin-listen", o.admin_listen,
+                 "IP:PORT of the admin HTTP server (/metrics, status page, /healthz, /readyz)");
+  cli.add_option("--ready-max-lag", o.ready_max_lag, "/readyz fails beyond this many entries behind the leader");
   cli.add_option("--link-silence-ms", o.link_silence_ms,
                  "close and redial a peer link that heard nothing (not even a keepalive) this long; "
                  "0: the election timeout");
@@ -306,6 +310,20 @@ int run(int argc, char** argv) {
            n.data_dir, rlr::nodecfg::egress_name(cfg.egress), cfg.app,
            n.forward_proposals ? ", forwarding proposals" : "");
 
+  std::unique_ptr<rlr::admin::AdminServer> admin;
+  if (cfg.admin_listen) {
+    auto started = rlr::admin::AdminServer::start(
+        *node, rlr::admin::AdminOptions{*cfg.admin_listen, n.storage == rlr::StorageKind::Memory ? "" : n.data_dir,
+                                        cfg.ready_max_lag});
+    if (!started) {
+      g_log.at(Level::Error, "cannot start: {}", started.status().to_string());
+      node->stop();
+      return kExitFailure;
+    }
+    admin = std::move(started).value();
+    g_log.at(Level::Info, "admin server on http://{}/ (/metrics, /healthz, /readyz)", admin->address().to_string());
+  }
+
 #ifdef RLR_HAVE_APPS
   std::unique_ptr<rlr::apps::AppContext> ctx;
   if (app) {
@@ -336,6 +354,7 @@ int run(int argc, char** argv) {
 #ifdef RLR_HAVE_APPS
   if (app) app->stop();
 #endif
+  if (admin) admin->stop();
   node->stop();
   node.reset();
   g_log.at(Level::Info, "stopped");

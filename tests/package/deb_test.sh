@@ -51,7 +51,8 @@ cat "$tmp/contents"
 for want in ./usr/lib/librlr.so.0 ./usr/include/rlr/node.h ./usr/include/rlr/version.h ./usr/lib/librlr.a \
             ./usr/lib/cmake/rlr/rlrConfig.cmake ./usr/lib/pkgconfig/rlr.pc ./usr/bin/rlr-node ./usr/bin/rlr-ctl \
             ./usr/lib/systemd/system/rlr-node@.service ./usr/share/doc/rlr-node/examples/voter.toml \
-            ./usr/share/doc/rlr-node/operations.md ./usr/share/man/man1/rlr-node.1.gz ./usr/share/man/man1/rlr-ctl.1.gz; do
+            ./usr/share/doc/rlr-node/operations.md ./usr/share/doc/rlr-node/metrics.md \
+            ./usr/share/doc/rlr-node/examples/grafana/rlr.json ./usr/share/man/man1/rlr-node.1.gz ./usr/share/man/man1/rlr-ctl.1.gz; do
   grep -q "^$want" "$tmp/contents" || fail "$want is in no package"
 done
 dpkg-deb --fsys-tarfile "$tmp/out/librlr_${version}_amd64.deb" | tar -xOf - ./usr/share/doc/librlr/changelog.gz |
