@@ -362,6 +362,21 @@ std::optional<Error> parse_peer_flags(const Overrides& o, Raw& raw) {
 
 std::string at_or(const std::string& at, const std::string& fallback) { return at.empty() ? fallback : at; }
 
+/// An address this node binds (`what`, from `at`): HOST:PORT with HOST an IP literal; a
+/// name would pass Address::parse and fail only at start.
+std::variant<Address, Error> bind_address(const std::string& text, const std::string& at, const char* what) {
+  auto address = Address::parse(text);
+  if (!address) return Error{at, fmt::format("{}: {}", what, address.status().message())};
+  in6_addr ip{};
+  const std::string& host = address.value().host;
+  if (::inet_pton(AF_INET, host.c_str(), &ip) != 1 && ::inet_pton(AF_INET6, host.c_str(), &ip) != 1) {
+    return Error{at, fmt::format("{}: '{}' is not an IP address (the node binds it; use the host's "
+                                 "address, or 0.0.0.0 for all)",
+                                 what, host)};
+  }
+  return std::move(address).value();
+}
+
 std::optional<Error> prepare_data_dir(const std::string& dir, const std::string& at) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -450,32 +465,17 @@ std::variant<Config, ConfigError> load_config(const Overrides& o) {
   }
   if (listen.empty()) return Error{nowhere, "listen is required (HOST:PORT, or --listen)"};
   {
-    auto address = Address::parse(listen);
-    if (!address) return Error{listen_at, "listen: " + address.status().message()};
-    // The node binds this address: a name would pass the parse and fail at start.
-    in6_addr ip{};
-    const std::string& host = address.value().host;
-    if (::inet_pton(AF_INET, host.c_str(), &ip) != 1 && ::inet_pton(AF_INET6, host.c_str(), &ip) != 1) {
-      return Error{listen_at, fmt::format("listen: '{}' is not an IP address (the node binds it; use the host's "
-                                          "address, or 0.0.0.0 for all)",
-                                          host)};
-    }
-    n.listen = std::move(address).value();
+    auto address = bind_address(listen, listen_at, "listen");
+    if (auto* e = std::get_if<Error>(&address)) return *e;
+    n.listen = std::get<Address>(std::move(address));
   }
-
   if (!raw.admin_listen.empty()) {
-    auto address = Address::parse(raw.admin_listen);
-    if (!address) return Error{raw.admin_listen_at, "admin listen: " + address.status().message()};
-    in6_addr ip{};
-    const std::string& host = address.value().host;
-    if (::inet_pton(AF_INET, host.c_str(), &ip) != 1 && ::inet_pton(AF_INET6, host.c_str(), &ip) != 1) {
-      return Error{raw.admin_listen_at,
-                   fmt::format("admin listen: '{}' is not an IP address (the node binds it)", host)};
-    }
-    if (address.value() == n.listen) {
+    auto address = bind_address(raw.admin_listen, raw.admin_listen_at, "admin listen");
+    if (auto* e = std::get_if<Error>(&address)) return *e;
+    if (std::get<Address>(address) == n.listen) {
       return Error{raw.admin_listen_at, "admin listen: the same address as the node's own listen address"};
     }
-    c.admin_listen = std::move(address).value();
+    c.admin_listen = std::get<Address>(std::move(address));
   }
   c.ready_max_lag = raw.ready_max_lag;
 

@@ -85,6 +85,7 @@ enum class RoleChangeReason : std::uint8_t {
   HigherTerm,       ///< a message carried a higher term: follower without a leader
   QuorumLost,       ///< as leader, it heard from no majority for an election timeout
   RemovedFromConfig,  ///< as leader, a configuration without it committed
+  MembershipChanged,  ///< a configuration made it a learner or a voter
   Other,            ///< any other step to follower (e.g. a learner's lease expired)
 };
 

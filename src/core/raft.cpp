@@ -252,6 +252,7 @@ void Raft::tick() {
     if (promotable()) {
       campaign(options_.pre_vote, false,
                leader_lost_ ? RoleChangeReason::LeaderLost : RoleChangeReason::ElectionTimeout);
+      leader_lost_ = false;  // said once: a later timeout is a timeout
     } else {
       // A node that cannot campaign (a learner, or not in its configuration) still stops
       // trusting a leader it no longer hears from; otherwise the lease (§4.2.3) would
@@ -463,7 +464,10 @@ void Raft::heard_leader(const Message& m) {
     events_.last_reason = RoleChangeReason::LeaderHeard;
   }
   leader_lost_ = false;
+  // Heartbeats carry the commit index capped at what the leader knows we hold, so a
+  // follower sent a snapshot learns how far the log goes from the snapshot instead.
   leader_commit_ = std::max(leader_commit_, m.commit);
+  if (m.snapshot) leader_commit_ = std::max(leader_commit_, m.snapshot->index);
 }
 
 Status Raft::step_follower(const Message& m) {

@@ -163,6 +163,8 @@ void Raft::truncate_config_history(LogIndex from) {
 }
 
 void Raft::on_config_changed() {
+  // A learner promoted to voter (or a voter demoted) changes role with no election.
+  if (role() != last_soft_state_.role) events_.last_reason = RoleChangeReason::MembershipChanged;
   if (role_ == Role::Leader) {
     sync_progress_with_config();
     if (transfer_target_ != kNoNode && !config_.is_voter(transfer_target_)) abort_transfer();

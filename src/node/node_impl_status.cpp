@@ -24,12 +24,13 @@ ClusterInfo NodeImpl::cluster_info() const {
   auto promise = std::make_shared<std::promise<ClusterInfo>>();
   auto future = promise->get_future();
   auto fill = [this, promise] { promise->set_value(cluster_info_here()); };
+  bool queued = true;
   if (on_raft_thread()) {
     fill();  // already where the core lives (a callback under complete_on_raft_thread)
   } else {
-    (void)post_request(std::move(fill));  // refused: the published state below
+    queued = post_request(std::move(fill)).is_ok();  // refused: the published state below
   }
-  if (future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return future.get();
+  if (queued && future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return future.get();
   // The raft thread is stopped or stuck: report what is published.
   ClusterInfo ci;
   ci.cluster_id = options_.cluster_id;
@@ -208,12 +209,13 @@ NodeMetrics NodeImpl::metrics() const {
     raft_metrics_here(here, cluster_info_here());
     promise->set_value(std::move(here));
   };
+  bool queued = true;
   if (on_raft_thread()) {
     fill();
   } else {
-    (void)post_request(std::move(fill));
+    queued = post_request(std::move(fill)).is_ok();  // refused: the node is stopping or swamped
   }
-  if (future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) b = future.get();
+  if (queued && future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) b = future.get();
 
   b.gauge("rlr_build_info", "Always 1; the labels say which librlr this node runs.", 1,
           {{"version", std::string(version())},

@@ -233,9 +233,11 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
         }
         if (auto it = inflight_sessions_.find(key); it != inflight_sessions_.end()) {
           if (it->second >= first) {
+            ++stats_.session_duplicates;
             batch_repeats_.emplace_back(&p, it->second);  // its first copy is in this batch
           } else {
             // Already in the log, not yet committed: wait for that entry.
+            ++stats_.session_duplicates;
             waiters_.sessions.emplace(it->second, Waiters::Session{key, std::move(p.done), deadline});
           }
           continue;
@@ -265,7 +267,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
     } else {
       RLR_INVARIANT(r.value().index.value() + 1 == first.value() + accepted.size(),
                     "a proposed batch was not appended right after the last entry");
-      stats_.proposals_accepted += accepted.size() + batch_repeats_.size();
+      stats_.proposals_accepted += accepted.size();
       LogIndex index = first;
       for (Proposal* p : accepted) {
         waiters_.proposals.push_back(
@@ -306,6 +308,7 @@ void Replica::fail(const Status& why) {
   observer_.log(LogLevel::Error, fmt::format("storage failed, node stops participating: {}", why.to_string()));
   failed_ = true;
   ++stats_.storage_errors;
+  stats_.proposals_failed += waiters_.pending_proposals();
   waiters_.fail_all(why, completions_);
   inflight_sessions_.clear();
 }
@@ -561,7 +564,7 @@ void Replica::on_committed(std::vector<Entry>& committed) {
       proposals.pop_front();
       const bool committed_it = p.id.index == e.index && p.id.term == e.term;
       if (!committed_it) {
-        ++stats_.proposals_superseded;
+        if (!p.internal) ++stats_.proposals_superseded;
       } else if (!p.internal) {
         if (p.deadline != run_deadline) {
           record_run();

@@ -77,12 +77,14 @@ struct ReplicaParts {
 
 /// What a replica counted since it opened (its own thread reads and writes them).
 struct ReplicaStats {
-  std::uint64_t proposals_accepted = 0;
+  std::uint64_t proposals_accepted = 0;        ///< appended to the log as new entries
   std::uint64_t proposals_busy = 0;           ///< refused: max_pending_proposals waiting
   std::uint64_t proposals_refused = 0;        ///< refused by the core (not leader, transfer)
-  std::uint64_t proposals_failed = 0;         ///< refused: storage failed
+  std::uint64_t proposals_failed = 0;         ///< refused or abandoned: storage failed
   std::uint64_t proposals_superseded = 0;     ///< their index committed another entry
-  std::uint64_t session_duplicates = 0;       ///< retries answered with the original entry
+  /// Session retries answered with the original entry (committed, in the log, or earlier
+  /// in the same batch) instead of appending again.
+  std::uint64_t session_duplicates = 0;
   std::uint64_t entries_committed = 0;
   std::uint64_t bytes_committed = 0;          ///< payload bytes of those entries
   std::uint64_t snapshots_installed = 0;

@@ -46,7 +46,7 @@ class LogLinearHistogram {
       ++d;
     }
     if (d == decades_) return finite_buckets_;  // overflow
-    const std::uint64_t m = (value + p - 1) / p;  // 2..10
+    const std::uint64_t m = value / p + (value % p != 0 ? 1 : 0);  // 2..10, no overflow
     return 1 + static_cast<std::size_t>(d) * 9 + static_cast<std::size_t>(m - 2);
   }
   /// The upper bound of finite bucket `i` (i < finite_buckets()).

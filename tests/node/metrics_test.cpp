@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <future>
 
 #include "local_cluster.h"
 #include "node_test_util.h"
@@ -76,6 +77,28 @@ TEST_CASE("metrics: commits, proposals, latencies and follower lag move with the
   REQUIRE(!m.role_changes.empty());
   CHECK(m.role_changes.back().role == Role::Leader);
   CHECK(m.role_changes.back().reason == RoleChangeReason::ElectionWon);
+}
+
+TEST_CASE("metrics: a session retry is a duplicate, not a second accepted proposal", "[node][metrics]") {
+  LocalCluster c(3);
+  const NodeId leader = c.wait_leader();
+  REQUIRE(leader != kNoNode);
+  auto propose = [&](std::uint64_t sequence) {
+    std::promise<Result<ProposeResult>> p;
+    auto f = p.get_future();
+    c.node(leader).propose(Bytes::copy_of("s"), ClientSession{7, sequence},
+                           [&p](Result<ProposeResult> r) { p.set_value(std::move(r)); });
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    return f.get();
+  };
+  const auto first = propose(1);
+  REQUIRE(first.is_ok());
+  const auto retry = propose(1);
+  REQUIRE(retry.is_ok());
+  CHECK(retry.value().index == first.value().index);
+  const NodeMetrics m = c.node(leader).metrics();
+  CHECK(value_of(m, "rlr_proposals_accepted_total") == 1);
+  CHECK(value_of(m, "rlr_session_duplicates_total") == 1);
 }
 
 TEST_CASE("metrics: a follower counts refused proposals and knows its leader's commit", "[node][metrics]") {

@@ -251,6 +251,15 @@ def main():
         p99 = query(f'histogram_quantile(0.99, rate(rlr_proposal_commit_duration_seconds_bucket{{node="{leader}"}}[10s]))')
         check(p99 and float(p99[0]["value"][1]) > 0, f"prometheus: a commit latency p99 ({p99[0]['value'][1] if p99 else '-'} s)")
 
+        # Every query of the dashboard is valid PromQL that Prometheus evaluates.
+        bad = []
+        for e in exprs:
+            q = e.replace("$cluster", "observe")
+            status, body = get(papi + "/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+            if status != 200 or json.loads(body).get("status") != "success":
+                bad.append((e, status, body[:200]))
+        check(not bad, f"prometheus evaluates all {len(exprs)} dashboard queries (failed: {bad})")
+
         # The status page in a real browser.
         time.sleep(3)  # a few history samples for the charts
         chrome = [tools["chromium"], "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -226,6 +226,17 @@ TEST_CASE("rlr-node: every bad config exits 2 naming the line or flag", "[proces
     expect_config_error(std::string(kGood) + "listen = \"node1.example.net:7000\"\n", {}, "8:",
                         "is not an IP address");
   }
+  SECTION("a host name as the admin address") {
+    expect_config_error(std::string(kGood) + "[admin]\nlisten = \"localhost:9100\"\n", {}, "9:",
+                        "admin listen: 'localhost' is not an IP address");
+  }
+  SECTION("the admin address is the node's own") {
+    expect_config_error(kGood, {"--admin-listen", "127.0.0.1:17101"}, "--admin-listen",
+                        "the same address as the node's own listen address");
+  }
+  SECTION("an unknown key in [admin]") {
+    expect_config_error(std::string(kGood) + "[admin]\nlisten_port = 9100\n", {}, "9:", "unknown key 'listen_port'");
+  }
   SECTION("duplicate peer id") {
     std::string t = kGood;
     t.replace(t.find("{ id = 2"), 8, "{ id = 1");

@@ -24,7 +24,9 @@ using tcp = asio::ip::tcp;
 
 class AdminServer::Impl {
  public:
-  Impl(Node& node, AdminOptions options) : node_(node), options_(std::move(options)), acceptor_(io_), sampler_(io_) {}
+  Impl(Node& node, AdminOptions options)
+      : node_(node), options_(std::move(options)), disk_(options_.data_dir), acceptor_(io_), sampler_(io_),
+        retry_(io_) {}
 
   Status bind() {
     boost::system::error_code ec;
@@ -46,18 +48,30 @@ class AdminServer::Impl {
   void run() {
     accept();
     sample();
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      // A handler that throws (out of memory, a formatting error) must not end the
+      // process that runs the node: drop it and keep serving.
+      for (;;) {
+        try {
+          io_.run();
+          return;
+        } catch (...) {
+          ++handler_failures_;
+        }
+      }
+    });
   }
 
   void stop() {
     if (stopped_.exchange(true)) return;
-    asio::post(io_, [this] {
-      boost::system::error_code ec;
-      acceptor_.close(ec);
-      sampler_.cancel();
-    });
     io_.stop();
     if (thread_.joinable()) thread_.join();
+    // The thread is gone: nothing else touches these now. Pending sessions are destroyed
+    // with io_ (they only decrement sessions_, declared before it).
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    sampler_.cancel();
+    retry_.cancel();
   }
 
   [[nodiscard]] Address address() const { return bound_; }
@@ -100,7 +114,7 @@ class AdminServer::Impl {
     }
     if (target == "/healthz" || target == "/readyz") {
       const NodeMetrics m = node_.metrics();
-      Verdict v = check_health(node_, m, options_.data_dir);
+      Verdict v = check_health(m, disk_);
       if (target == "/readyz") v = check_ready(node_, m, v, options_.ready_max_lag);
       return reply(v.ok ? http::status::ok : http::status::service_unavailable, "text/plain; charset=utf-8",
                    v.detail);
@@ -117,12 +131,15 @@ class AdminServer::Impl {
 
   Node& node_;
   const AdminOptions options_;
+  DiskProbe disk_;            // io thread only
+  StatusHistory history_;     // io thread only
+  std::size_t sessions_ = 0;  // io thread only; before io_, whose destructor ends sessions
+  std::uint64_t handler_failures_ = 0;  // io thread only
   asio::io_context io_;
   tcp::acceptor acceptor_;
   asio::steady_timer sampler_;
-  StatusHistory history_;  // io thread only
+  asio::steady_timer retry_;  ///< backs accept() off after an error (out of descriptors)
   Address bound_;
-  std::size_t sessions_ = 0;  // io thread only
   std::atomic<bool> stopped_{false};
   std::thread thread_;
 };
@@ -139,6 +156,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
  private:
   static constexpr std::size_t kMaxRequestBytes = 8 * 1024;
+  static constexpr std::size_t kMaxRequestsPerConnection = 100;
 
   void read() {
     parser_.emplace();
@@ -156,6 +174,9 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
   void respond(http::request<http::string_body> req) {
     response_ = server_.answer(req);
+    // A connection serves a bounded number of requests, so a few clients cannot keep
+    // every slot forever by sending one request just before each idle timeout.
+    if (++served_ >= kMaxRequestsPerConnection) response_.keep_alive(false);
     stream_.expires_after(std::chrono::seconds(10));
     http::async_write(stream_, response_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec || !self->response_.keep_alive()) {
@@ -177,12 +198,18 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   beast::flat_buffer buffer_{kMaxRequestBytes};
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
+  std::size_t served_ = 0;
 };
 
 void AdminServer::Impl::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec) {
-      if (ec != asio::error::operation_aborted && !stopped_) accept();
+      if (ec == asio::error::operation_aborted || stopped_) return;
+      // Out of descriptors, or the like: try again shortly rather than spin.
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([this](boost::system::error_code e) {
+        if (!e) accept();
+      });
       return;
     }
     if (sessions_ >= kMaxConnections) {

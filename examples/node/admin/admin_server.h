@@ -7,7 +7,7 @@
 // Bounds: at most kMaxConnections connections at once (a further one is closed at
 // once); requests of at most 8 KiB of headers and 8 KiB of body (a larger one closes the
 // connection); only GET and HEAD are served (others: 405); a connection idle for 10 s
-// is closed. Each request takes a Node::metrics() snapshot (a turn of the raft
+// is closed, and one closes after 100 requests. Each request takes a Node::metrics() snapshot (a turn of the raft
 // thread), so one slow answer holds up the others behind it on this one thread.
 #pragma once
 

@@ -33,16 +33,31 @@ std::string probe_write(const std::string& dir) {
 
 }  // namespace
 
-Verdict check_health(const Node& /*node*/, const NodeMetrics& m, const std::string& data_dir) {
+bool raft_thread_answered(const NodeMetrics& m) { return m.value("rlr_term").has_value(); }
+
+std::string DiskProbe::check(std::chrono::steady_clock::time_point now) {
+  if (dir_.empty()) return "";
+  if (!ran_ || now - last_ >= std::chrono::seconds(1)) {
+    result_ = probe_write(dir_);
+    last_ = now;
+    ran_ = true;
+  }
+  return result_;
+}
+
+Verdict check_health(const NodeMetrics& m, DiskProbe& disk) {
   Verdict v{true, ""};
-  if (m.value("rlr_storage_failed").value_or(0) != 0) {
+  if (!raft_thread_answered(m)) {
+    v.ok = false;
+    v.detail += "failed: the node's raft thread did not answer within 2 s (stuck, or stopping)\n";
+  } else if (m.value("rlr_storage_failed").value_or(0) != 0) {
     v.ok = false;
     v.detail += "failed: the storage refused a write; the node stopped taking part\n";
   } else {
     v.detail += "ok: no storage error\n";
   }
-  if (!data_dir.empty()) {
-    if (std::string e = probe_write(data_dir); !e.empty()) {
+  if (disk.enabled()) {
+    if (std::string e = disk.check(std::chrono::steady_clock::now()); !e.empty()) {
       v.ok = false;
       v.detail += "failed: data directory not writable: " + e + "\n";
     } else {

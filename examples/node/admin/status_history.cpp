@@ -3,6 +3,9 @@
 namespace rlr::admin {
 
 void StatusHistory::add(const NodeMetrics& m, std::chrono::system_clock::time_point at) {
+  // Without the raft thread's numbers (it did not answer) there is no commit count: a
+  // zero would chart as a drop and then a spike.
+  if (!m.value("rlr_entries_committed_total")) return;
   Sample s;
   s.at = at;
   s.committed = m.value("rlr_entries_committed_total").value_or(0);

@@ -29,7 +29,8 @@ class StatusHistory {
   /// a quiet node holds too few).
   static constexpr std::size_t kPercentileWindow = 10;
 
-  /// Takes a sample from `m` at `at`.
+  /// Takes a sample from `m` at `at` (none when `m` lacks the commit count: the node's
+  /// raft thread did not answer).
   void add(const NodeMetrics& m, std::chrono::system_clock::time_point at);
   /// Every point, oldest first (the first sample has no rate: there is none).
   [[nodiscard]] std::vector<HistoryPoint> points() const;

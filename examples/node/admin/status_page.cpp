@@ -100,6 +100,9 @@ std::string latency_text(double v) { return seconds_text(v); }
 std::vector<std::string> status_warnings(const StatusInputs& in) {
   std::vector<std::string> w;
   const ClusterInfo& ci = in.cluster;
+  if (!in.metrics.value("rlr_term")) {
+    w.push_back("the node's raft thread did not answer within 2 s: it is stuck or stopping");
+  }
   if (in.metrics.value("rlr_storage_failed").value_or(0) != 0) {
     w.push_back("storage failed: this node refused a write and stopped taking part; see its log");
   }
@@ -226,8 +229,11 @@ svg text{font:12px system-ui,sans-serif} text.axis{fill:#666}
     p50.values.push_back(p.commit_p50);
     p99.values.push_back(p.commit_p99);
   }
-  out += chart("chart-commit-rate", "Commit rate (entries/s)", {rate});
-  out += chart("chart-commit-latency", "Commit latency (proposal to commit, on the leader)", {p99, p50});
+  const std::string span = in.history.empty() ? std::string(" (no samples yet)")
+                                              : fmt::format(", {} to {} UTC", clock_time(in.history.front().at),
+                                                            clock_time(in.history.back().at));
+  out += chart("chart-commit-rate", "Commit rate (entries/s)" + span, {rate});
+  out += chart("chart-commit-latency", "Commit latency, proposal to commit on the leader" + span, {p99, p50});
   out += "</div>\n";
 
   out += "<h2>Recent role changes</h2>\n<table id=\"role-changes\"><thead><tr><th class=\"l\">time (UTC)</th>"
