@@ -71,6 +71,7 @@ class Cluster:
         self.peer_ports = [free_port() for _ in range(3)]
         self.admin_ports = [free_port() for _ in range(3)]
         self.procs = {}
+        self.failed_stop = False
 
     def peers(self):
         out = []
@@ -112,13 +113,22 @@ class Cluster:
         return None
 
     def kill(self, i):
+        """Stops node i with SIGTERM; a clean stop exits 0 (a sanitizer report does not)."""
         p = self.procs.pop(i)
         p.send_signal(signal.SIGTERM)
-        p.wait(timeout=20)
+        code = p.wait(timeout=20)
+        if code != 0:
+            with open(os.path.join(self.work, f"n{i}.log")) as f:
+                tail = f.read()[-3000:]
+            raise AssertionError(f"node {i} exited {code} on SIGTERM; its log ends:\n{tail}")
 
     def stop(self):
         for i in list(self.procs):
-            self.kill(i)
+            try:
+                self.kill(i)
+            except AssertionError as e:
+                print(e)
+                self.failed_stop = True
 
 
 def metric_names(text):
@@ -307,6 +317,8 @@ def main():
         check(get(cluster.admin(survivor) + "/healthz")[0] == 200, f"node {survivor}: still healthy (/healthz 200)")
         _, page = get(cluster.admin(survivor) + "/")
         check('id="warnings"' in page and "no leader known" in page, "the status page shows the warning banner")
+        cluster.stop()
+        check(not cluster.failed_stop, "every node stopped cleanly (exit 0)")
         print("PASS")
         return 0
     finally:
