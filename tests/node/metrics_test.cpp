@@ -51,6 +51,7 @@ TEST_CASE("metrics: commits, proposals, latencies and follower lag move with the
   CHECK(value_of(m, "rlr_elections_won_total") == 1);
   CHECK(value_of(m, "rlr_commit_index") >= 2001);
   CHECK(value_of(m, "rlr_proposals_rejected_total", {{"reason", "busy"}}) == 0);
+  CHECK(histogram_of(m, "rlr_read_index_duration_seconds").count == 0);
   // Every proposal of this node committed, and each one's latency was recorded.
   const MetricSample& commit = histogram_of(m, "rlr_proposal_commit_duration_seconds");
   CHECK(commit.count == 2000);
@@ -77,6 +78,13 @@ TEST_CASE("metrics: commits, proposals, latencies and follower lag move with the
   REQUIRE(!m.role_changes.empty());
   CHECK(m.role_changes.back().role == Role::Leader);
   CHECK(m.role_changes.back().reason == RoleChangeReason::ElectionWon);
+
+  // Each confirmed read_index() is one observation of its latency.
+  for (int i = 0; i < 3; ++i) REQUIRE(c.node(leader).read_index(2s).is_ok());
+  const NodeMetrics after_reads = c.node(leader).metrics();
+  const MetricSample& reads = histogram_of(after_reads, "rlr_read_index_duration_seconds");
+  CHECK(reads.count == 3);
+  CHECK(reads.sum > 0);
 }
 
 TEST_CASE("metrics: a session retry is a duplicate, not a second accepted proposal", "[node][metrics]") {
