@@ -108,8 +108,10 @@ class RLR_API Client {
   /// it to commit. Retries are idempotent (client session).
   [[nodiscard]] virtual Result<ProposeResult> propose_sync(Bytes command) = 0;
   /// Asynchronous propose_sync(); `done` runs on the client's thread. Many may be
-  /// outstanding. Named as Node's are: propose() answers through a callback,
-  /// propose_sync() waits.
+  /// outstanding (10,000 operations at most; beyond, Busy). The one exception to the
+  /// thread: when 10,000 calls are still waiting for the client's thread to take them,
+  /// `done` runs at once on the calling thread with Busy. Named as Node's are: propose()
+  /// answers through a callback, propose_sync() waits.
   virtual void propose(Bytes command, std::function<void(Result<ProposeResult>)> done) = 0;
   /// Streams committed entries from `from` (rlr/subscription.h): users' commands, and the
   /// runtime's own entries when `options` ask. The stream survives reconnects and

@@ -188,30 +188,59 @@ void ClientImpl::propose_async_reply(Bytes command, ReplyFn done) {
 }
 
 void ClientImpl::submit(wire::ClientRequestBody body, ReplyFn done) {
-  io_.post([this, body = std::move(body), done = std::move(done)]() mutable {
-    if (stopping_) {
-      done(Status{ErrorCode::ShuttingDown, "the client is closing"});
-      return;
+  // One post per batch of submissions, not one per call: a caller that proposes faster
+  // than the io thread drains pays one wake-up for many requests.
+  bool taken = false;
+  bool schedule = false;
+  {
+    std::lock_guard lock(submit_mu_);
+    if (submitted_.size() < kMaxOutstanding) {
+      submitted_.push_back(Submission{std::move(body), std::move(done)});
+      taken = true;
+      schedule = !std::exchange(drain_scheduled_, true);
     }
-    if (ops_.size() >= kMaxOutstanding) {
-      done(Status{ErrorCode::Busy, fmt::format("more than {} requests outstanding", kMaxOutstanding)});
-      return;
-    }
-    const std::uint64_t id = next_op_id_++;
-    Op& op = ops_[id];
-    op.body = std::move(body);
-    op.done = std::move(done);
-    op.deadline = Clock::now() + o_.total_timeout;
-    if (auto* p = std::get_if<wire::ProposeRequest>(&op.body)) {
-      p->sequence = ++last_sequence_;
-      op.state = OpState::Queued;
-      proposal_queue_.push_back(id);
-      arm(id, op.deadline, &ClientImpl::give_up);
-      admit_proposals();
-      return;
-    }
-    dispatch(id);
-  });
+  }
+  if (!taken) {  // the io thread has kMaxOutstanding submissions still to start
+    done(Status{ErrorCode::Busy,
+                fmt::format("more than {} requests waiting for the client's thread", kMaxOutstanding)});
+    return;
+  }
+  if (schedule) io_.post([this] { drain_submissions(); });
+}
+
+void ClientImpl::drain_submissions() {
+  {
+    std::lock_guard lock(submit_mu_);
+    draining_.swap(submitted_);
+    drain_scheduled_ = false;
+  }
+  for (Submission& s : draining_) start_operation(std::move(s.body), std::move(s.done));
+  draining_.clear();
+}
+
+void ClientImpl::start_operation(wire::ClientRequestBody body, ReplyFn done) {
+  if (stopping_) {
+    done(Status{ErrorCode::ShuttingDown, "the client is closing"});
+    return;
+  }
+  if (ops_.size() >= kMaxOutstanding) {
+    done(Status{ErrorCode::Busy, fmt::format("more than {} requests outstanding", kMaxOutstanding)});
+    return;
+  }
+  const std::uint64_t id = next_op_id_++;
+  Op& op = ops_[id];
+  op.body = std::move(body);
+  op.done = std::move(done);
+  op.deadline = Clock::now() + o_.total_timeout;
+  if (auto* p = std::get_if<wire::ProposeRequest>(&op.body)) {
+    p->sequence = ++last_sequence_;
+    op.state = OpState::Queued;
+    proposal_queue_.push_back(id);
+    arm(id, op.deadline, &ClientImpl::give_up);
+    admit_proposals();
+    return;
+  }
+  dispatch(id);
 }
 
 void ClientImpl::request_once(const std::string& address, wire::ClientRequestBody body, ReplyFn done) {
@@ -277,6 +306,8 @@ void ClientImpl::shut_down() {
   }
   notify_connect_waiters(s);
   while (!ops_.empty()) finish(ops_.begin()->first, s);
+  // Submissions not yet drained: their post may never run once the loop stops.
+  drain_submissions();
   deadlines_.clear();
   deadline_timer_.cancel();
   stall_timer_.cancel();

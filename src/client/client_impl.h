@@ -150,7 +150,12 @@ class ClientImpl final : public Client {
   Status admin(wire::ClientRequestBody body);
   void propose_async_reply(Bytes command, ReplyFn done);
   /// Any thread: starts an operation on the io thread; `done` gets its outcome there.
+  /// Submissions queue under submit_mu_ and are drained in order, one post per batch.
   void submit(wire::ClientRequestBody body, ReplyFn done);
+  /// io thread: starts every submission queued so far, in submission order.
+  void drain_submissions();
+  /// io thread: the operation of one submission (fails at once when stopping or full).
+  void start_operation(wire::ClientRequestBody body, ReplyFn done);
 
   // ---- io thread: operations (client_operations.cpp) ---------------------------------
   // Every operation has at most one pending deadline (its total deadline, the end of
@@ -290,6 +295,17 @@ class ClientImpl final : public Client {
   /// Nodes whose connection went silent, by id and by address, and until when.
   Suspicions<NodeId> suspect_nodes_{kMaxSuspects};
   Suspicions<std::string> suspect_addresses_{kMaxSuspects};
+
+  // Submissions from any thread, drained on the io thread (submit()). At most
+  // kMaxOutstanding wait; beyond that submit() refuses with Busy on the calling thread.
+  struct Submission {
+    wire::ClientRequestBody body;
+    ReplyFn done;
+  };
+  std::mutex submit_mu_;
+  std::vector<Submission> submitted_;  // guarded by submit_mu_
+  bool drain_scheduled_ = false;       // guarded by submit_mu_: a drain is posted
+  std::vector<Submission> draining_;   // io thread only
 
   // what subscribe() (any thread) needs to know
   mutable std::mutex known_mu_;

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio.hpp>
 
@@ -120,8 +121,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer timer_;
   wire::FrameReader reader_;
   std::array<std::uint8_t, 65536> rbuf_{};
-  std::deque<wire::Frame> queue_;
+  std::deque<wire::Frame> queue_;  // unsent frames; the first gather_.size() are being written
   std::size_t queued_bytes_ = 0;
+  /// Most frames one write gathers (IOV_MAX is 1024 on Linux).
+  static constexpr std::size_t kMaxGather = 512;
+  std::vector<asio::const_buffer> gather_;
   wire::Frame hello_;
   bool writing_ = false;
   bool reading_ = false;

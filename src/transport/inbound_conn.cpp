@@ -283,7 +283,9 @@ class ConnStream final : public ClientStream {
 }  // namespace
 
 std::shared_ptr<ClientStream> AsioTransport::Impl::Conn::stream() {
-  return std::make_shared<ConnStream>(weak_from_this(), impl_.tag);
+  // One per connection, made on its first request: every request's reply path shares it.
+  if (!stream_) stream_ = std::make_shared<ConnStream>(weak_from_this(), impl_.tag);
+  return stream_;
 }
 
 bool AsioTransport::Impl::Conn::impl_accept_unknown() const {

@@ -75,6 +75,7 @@ class AsioTransport::Impl::Conn : public std::enable_shared_from_this<Conn> {
   std::vector<asio::const_buffer> buffers_;
   Kind kind_ = Kind::Unknown;
   NodeId peer_;
+  std::shared_ptr<ClientStream> stream_;  ///< a client's connection: where replies go (io thread)
   std::shared_ptr<Impl::Received> rx_;  ///< a node's connection: what arrived from it
   bool writing_ = false;
   bool closed_ = false;

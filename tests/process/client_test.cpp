@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "harness.h"
@@ -157,6 +158,53 @@ TEST_CASE("client: pipelined proposals commit once each, in submission order", "
     CHECK(commands == kCount);
     CHECK(noops >= 1);
   }
+}
+
+TEST_CASE("client: submissions waiting for the client's thread are bounded; beyond, Busy at once",
+          "[client]") {
+  Nodes nodes(1);
+  auto c = rlr::Client::connect(nodes.options());
+  REQUIRE(c);
+  rlr::Client& client = *c.value();
+  // Hold the client's thread inside a callback: everything proposed meanwhile waits for it.
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  client.propose(rlr::Bytes::copy_of("hold"), [&](rlr::Result<rlr::ProposeResult> r) {
+    CHECK(r);
+    entered.set_value();
+    released.wait();
+  });
+  REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
+
+  constexpr int kWaiting = 10000;  // the documented bound (rlr/client.h)
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> answered{0};
+  for (int i = 0; i < kWaiting; ++i) {
+    client.propose(rlr::Bytes::copy_of("w"), [&](rlr::Result<rlr::ProposeResult> r) {
+      (r ? ok : failed).fetch_add(1);
+      answered.fetch_add(1);
+    });
+  }
+  CHECK(answered.load() == 0);  // all taken, none answered while the client's thread is held
+  // One more does not fit: refused at once, on this thread.
+  std::optional<rlr::Status> refusal;
+  std::thread::id ran_on;
+  client.propose(rlr::Bytes::copy_of("one too many"), [&](rlr::Result<rlr::ProposeResult> r) {
+    refusal = r.status();
+    ran_on = std::this_thread::get_id();
+  });
+  REQUIRE(refusal.has_value());
+  CHECK(refusal->code() == rlr::ErrorCode::Busy);
+  CHECK(ran_on == std::this_thread::get_id());
+
+  release.set_value();
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (answered.load() < kWaiting && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  CHECK(answered.load() == kWaiting);
+  CHECK(ok.load() == kWaiting);  // taken, then committed: none lost
+  CHECK(failed.load() == 0);
 }
 
 TEST_CASE("client: proposals and subscriptions survive the leader's loss", "[client]") {
