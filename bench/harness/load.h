@@ -108,7 +108,7 @@ struct LoadOptions {
   /// false: every proposal gets a buffer of its own, as a real client's command does (a
   /// copy of one of the client's template payloads, made on the client thread). true: the
   /// client proposes its 64 template buffers over and over, so every entry shares one of
-  /// a few payload buffers that stay in cache (what rounds 1-5 of bench/README measured).
+  /// a few payload buffers that stay in cache.
   bool shared_payloads = false;
   FailoverWatch* watch = nullptr;
 };
