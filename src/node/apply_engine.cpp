@@ -247,9 +247,7 @@ void ApplyRunnerImpl::run() {
       return;
     }
     const auto started = std::chrono::steady_clock::now();
-    std::uint64_t applied_now = 0;
     for (const Entry& e : r.value()) {
-      ++applied_now;
       try {
         engine_->apply(e);
       } catch (const std::exception& ex) {
@@ -267,7 +265,8 @@ void ApplyRunnerImpl::run() {
       next_ = e.index.next();
       applied_ = e.index.value();
     }
-    if (applied_now > 0) {
+    // Every entry read was applied (a failure returns above).
+    if (const std::uint64_t applied_now = r.value().size(); applied_now > 0) {
       const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::steady_clock::now() - started);
       apply_latency_.observe(static_cast<std::uint64_t>(took.count()) / applied_now, applied_now);

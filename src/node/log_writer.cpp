@@ -118,11 +118,7 @@ void LogWriter::run() {
         req.hard_state = hard_state;
         const auto started = std::chrono::steady_clock::now();
         st = storage_.persist(req);
-        if (st && histograms_ != nullptr) {
-          std::size_t bytes = 0;
-          for (const Entry& e : *to_write) bytes += e.payload.size();
-          record_write(histograms_, std::chrono::steady_clock::now() - started, to_write->size(), bytes);
-        }
+        if (st) record_write(histograms_, std::chrono::steady_clock::now() - started, *to_write);
         wrote = true;
       }
       if (st) {

@@ -14,11 +14,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "rlr/metrics.h"
+#include "rlr/types.h"
 #include "util/histogram.h"
 
 namespace rlr::node {
@@ -33,17 +35,18 @@ struct NodeHistograms {
   util::LogLinearHistogram batch_bytes{100, 7};         ///< payload bytes per durable write
 };
 
-/// Records one durable write of `entries` entries and `bytes` payload bytes that took
-/// `took` (no-op when `h` is null).
+/// Records one durable write of `entries` that took `took` (no-op when `h` is null): its
+/// latency, and its size in entries and payload bytes.
 inline void record_write(NodeHistograms* h, std::chrono::steady_clock::duration took,
-                         std::size_t entries, std::size_t bytes) {
+                         std::span<const Entry> entries) {
   if (h == nullptr) return;
   h->persist_latency.observe(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()));
-  if (entries > 0) {
-    h->batch_entries.observe(entries);
-    h->batch_bytes.observe(bytes);
-  }
+  if (entries.empty()) return;
+  std::size_t bytes = 0;
+  for (const Entry& e : entries) bytes += e.payload.size();
+  h->batch_entries.observe(entries.size());
+  h->batch_bytes.observe(bytes);
 }
 
 /// Builds a NodeMetrics: every sample gets the `cluster` and `node` labels first.

@@ -464,11 +464,7 @@ void Replica::persist_here(core::Ready& rd, bool must_write) {
       fail(s);
       return;
     }
-    if (histograms_ != nullptr) {
-      std::size_t bytes = 0;
-      for (const Entry& e : rd.entries) bytes += e.payload.size();
-      record_write(histograms_, Clock::now() - started, rd.entries.size(), bytes);
-    }
+    if (histograms_ != nullptr) record_write(histograms_, Clock::now() - started, rd.entries);
   }
   if (rd.snapshot) {
     // The session table comes with the snapshot: the commands it covers were never
