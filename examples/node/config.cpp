@@ -6,13 +6,13 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include "config_reference.h"
+#include "health.h"
 
 namespace rlr::nodecfg {
 
@@ -170,6 +170,21 @@ Error unread(const Reader& r, const toml::node& n, const std::string& key) {
   return Error{r.where(n), fmt::format("'{}' is in the option table but this build does not read it", key)};
 }
 
+/// Reads the table `name` of the file, when it has one: it must be a table of the keys the
+/// option table lists for it; `read` takes each key and value in turn (an error stops it).
+template <class Read>
+std::optional<Error> read_table(const toml::table& root, const std::string& name, const Reader& r, Read&& read) {
+  const toml::node* t = root.get(name);
+  if (t == nullptr) return std::nullopt;
+  if (!t->is_table()) return r.wrong_type(*t, name, "a table");
+  const toml::table& tt = *t->as_table();
+  if (auto e = r.only_keys(tt, known_keys(name), name); e) return e;
+  for (auto&& [key, node] : tt) {
+    if (auto e = read(std::string(key.str()), node); e) return e;
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> read_file(const std::string& path, Raw& raw) {
   toml::table root;
   try {
@@ -220,35 +235,29 @@ std::optional<Error> read_file(const std::string& path, Raw& raw) {
       raw.peers.push_back(std::move(peer));
     }
   }
-  if (const toml::node* t = root.get("timeouts"); t != nullptr) {
-    if (!t->is_table()) return r.wrong_type(*t, "timeouts", "a table");
-    const toml::table& tt = *t->as_table();
-    if (auto e = r.only_keys(tt, known_keys("timeouts"), "timeouts"); e) return e;
-    for (auto&& [key, node] : tt) {
-      const std::string k(key.str());
-      std::optional<Error> e;
-      if (k == "tick_ms") e = r.get_uint(node, k, 1, 10000, raw.tick_ms, raw.tick_at);
-      else if (k == "election_ticks") e = r.get_uint(node, k, 2, 100000, raw.election_ticks, raw.election_at);
-      else if (k == "heartbeat_ticks") e = r.get_uint(node, k, 1, 100000, raw.heartbeat_ticks, raw.heartbeat_at);
-      else if (k == "proposal_timeout_ms") e = r.get_uint(node, k, 1, 3600000, raw.proposal_timeout_ms, raw.proposal_at);
-      else if (k == "disconnect_campaign_ticks") e = r.get_uint(node, k, 0, 100000, raw.disconnect_campaign_ticks, raw.disconnect_at);
-      else if (k == "link_silence_ms") e = r.get_uint(node, k, 0, 3600000, raw.link_silence_ms, raw.silence_at);
-      else e = unread(r, node, k);
-      if (e) return e;
-    }
+  if (auto e = read_table(root, "timeouts", r, [&](const std::string& k, const toml::node& node) {
+        if (k == "tick_ms") return r.get_uint(node, k, 1, 10000, raw.tick_ms, raw.tick_at);
+        if (k == "election_ticks") return r.get_uint(node, k, 2, 100000, raw.election_ticks, raw.election_at);
+        if (k == "heartbeat_ticks") return r.get_uint(node, k, 1, 100000, raw.heartbeat_ticks, raw.heartbeat_at);
+        if (k == "proposal_timeout_ms") {
+          return r.get_uint(node, k, 1, 3600000, raw.proposal_timeout_ms, raw.proposal_at);
+        }
+        if (k == "disconnect_campaign_ticks") {
+          return r.get_uint(node, k, 0, 100000, raw.disconnect_campaign_ticks, raw.disconnect_at);
+        }
+        if (k == "link_silence_ms") return r.get_uint(node, k, 0, 3600000, raw.link_silence_ms, raw.silence_at);
+        return std::optional<Error>(unread(r, node, k));
+      });
+      e) {
+    return e;
   }
-  if (const toml::node* t = root.get("admin"); t != nullptr) {
-    if (!t->is_table()) return r.wrong_type(*t, "admin", "a table");
-    const toml::table& tt = *t->as_table();
-    if (auto e = r.only_keys(tt, known_keys("admin"), "admin"); e) return e;
-    for (auto&& [key, node] : tt) {
-      const std::string k(key.str());
-      std::optional<Error> e;
-      if (k == "listen") e = r.get_string(node, k, raw.admin_listen, raw.admin_listen_at);
-      else if (k == "ready_max_lag") e = r.get_uint(node, k, 0, INT64_MAX, raw.ready_max_lag, raw.ready_max_lag_at);
-      else e = unread(r, node, k);
-      if (e) return e;
-    }
+  if (auto e = read_table(root, "admin", r, [&](const std::string& k, const toml::node& node) {
+        if (k == "listen") return r.get_string(node, k, raw.admin_listen, raw.admin_listen_at);
+        if (k == "ready_max_lag") return r.get_uint(node, k, 0, INT64_MAX, raw.ready_max_lag, raw.ready_max_lag_at);
+        return std::optional<Error>(unread(r, node, k));
+      });
+      e) {
+    return e;
   }
   return std::nullopt;
 }
@@ -386,14 +395,9 @@ std::optional<Error> prepare_data_dir(const std::string& dir, const std::string&
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
     return Error{at, fmt::format("data_dir '{}' is not readable and writable: {}", dir, std::strerror(errno))};
   }
-  const fs::path probe = fs::path(dir) / ".rlr-node-write-probe";
-  {
-    std::ofstream f(probe);
-    if (!f || !(f << "ok") || !f.flush()) {
-      return Error{at, fmt::format("data_dir '{}' is not writable", dir)};
-    }
+  if (const std::string why = admin::probe_durable_write(dir); !why.empty()) {
+    return Error{at, fmt::format("data_dir '{}' does not take a durable write: {}", dir, why)};
   }
-  fs::remove(probe, ec);
   return std::nullopt;
 }
 

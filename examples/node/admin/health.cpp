@@ -11,11 +11,7 @@
 
 namespace rlr::admin {
 
-namespace {
-
-/// Creates, writes, fsyncs and removes a small file in `dir`: whether the disk takes a
-/// durable write now.
-std::string probe_write(const std::string& dir) {
+std::string probe_durable_write(const std::string& dir) {
   const std::string path = dir + "/.rlr-health-probe";
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return fmt::format("cannot create {}: {}", path, std::strerror(errno));
@@ -31,14 +27,12 @@ std::string probe_write(const std::string& dir) {
   return error;
 }
 
-}  // namespace
-
 bool raft_thread_answered(const NodeMetrics& m) { return m.value("rlr_term").has_value(); }
 
 std::string DiskProbe::check(std::chrono::steady_clock::time_point now) {
   if (dir_.empty()) return "";
   if (!ran_ || now - last_ >= std::chrono::seconds(1)) {
-    result_ = probe_write(dir_);
+    result_ = probe_durable_write(dir_);
     last_ = now;
     ran_ = true;
   }

@@ -26,6 +26,11 @@ struct Verdict {
 /// Whether `m` holds the numbers only the node's raft thread has (it answered in time).
 [[nodiscard]] bool raft_thread_answered(const NodeMetrics& m);
 
+/// Creates, writes, fdatasyncs and removes a small file in `dir`: "" when the directory
+/// takes a durable write now, else why not. Used at start-up (the configured data_dir)
+/// and by DiskProbe.
+[[nodiscard]] std::string probe_durable_write(const std::string& dir);
+
 /// The data-directory probe of /healthz, run at most once per second. Thread-safety:
 /// none (the admin server's thread).
 class DiskProbe {
