@@ -256,9 +256,8 @@ std::string shape_label(const Options& o) {
                                               : fmt::format("{} nodes in this process", o.nodes);
   const std::string clients = o.client_mode == "node" ? "clients call Node::propose in the leader's process"
                                                       : "clients over TCP (rlr::Client), in this process";
-  std::string payloads = "fresh payload per proposal";
-  if (o.shared_payloads) payloads = "shared payload buffers";
-  return fmt::format("{}, {}, {}", nodes, clients, payloads);
+  return fmt::format("{}, {}, {}", nodes, clients,
+                     o.shared_payloads ? "shared payload buffers" : "fresh payload per proposal");
 }
 
 // ---------------------------------------------------------------------------------
@@ -711,9 +710,9 @@ void scenario_latency(const Options& o, Report& rep) {
                fmt_us(idle_fsync_p.p50_us).c_str(),
                fmt_us(rtt_p.p50_us).c_str(), fmt_us(rtt_p.p99_us).c_str(), rtt_p.count, fmt_us(floor_us).c_str(),
                ratio);
-  // Its tail too: a commit waits for the leader's fsync and a follower's, both made
-  // while the other replicas fsync on the same disk, so the commit's p99.9 cannot be
-  // below what this disk gives concurrent writers.
+  // Its tail too: a commit waits for the leader's fsync and one follower's, both made
+  // while the other replicas fsync on the same disk, so the commit's tail follows the
+  // tail this disk gives concurrent writers.
   std::fprintf(o.json ? stderr : stdout,
                "floor with %d writers fsyncing at once on this disk (as the replicas do): fdatasync p50 %s "
                "p99 %s p99.9 %s max %s (n=%zu) + RTT = %s; commit p50 / that = %.2f\n",
