@@ -43,6 +43,8 @@ std::uint16_t free_port() {
 // InProcCluster
 // ---------------------------------------------------------------------------------
 
+std::string ClusterSpec::trace_file(std::uint64_t id) const { return fmt::format("{}/n{}.trace", trace_dir, id); }
+
 rlr::NodeBuilder InProcCluster::builder(std::uint64_t id, std::uint16_t port) const {
   rlr::NodeBuilder b;
   b.cluster_id(spec_.cluster_id)
@@ -59,6 +61,7 @@ rlr::NodeBuilder InProcCluster::builder(std::uint64_t id, std::uint16_t port) co
   if (spec_.compact_after_entries > 0) b.compact_after_entries(spec_.compact_after_entries);
   if (spec_.memory_log_entries) b.memory_log_entries(*spec_.memory_log_entries);
   if (spec_.memory_log_bytes) b.memory_log_bytes(*spec_.memory_log_bytes);
+  if (!spec_.trace_dir.empty()) b.trace(spec_.trace_entries, spec_.trace_file(id));
   return b;
 }
 
@@ -161,6 +164,9 @@ rlr::Status ProcCluster::spawn(Proc& p) {
       "--app", "none",
       "--role", p.join ? "join" : "voter",
   };
+  if (!spec_.trace_dir.empty()) {
+    args.insert(args.end(), {"--trace", spec_.trace_file(p.id), "--trace-entries", std::to_string(spec_.trace_entries)});
+  }
   for (const auto& q : procs_) {
     if (q.join) continue;
     args.push_back("--peer");

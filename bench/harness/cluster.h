@@ -41,6 +41,12 @@ struct ClusterSpec {
   /// Multi-process only: every peer link goes through a LinkProxies proxy, so that
   /// ProcCluster::isolate() can cut a node off.
   bool proxied_links = false;
+  /// Non-empty: every node traces its commit path (NodeOptions::trace_entries, rlr-node
+  /// --trace) and writes the stamps to trace_file(id) when it stops.
+  std::string trace_dir;
+  /// Entries each node's trace keeps.
+  std::size_t trace_entries = std::size_t{1} << 18;
+  [[nodiscard]] std::string trace_file(std::uint64_t id) const;
 };
 
 /// A free TCP port on 127.0.0.1 (bound, read back, released).

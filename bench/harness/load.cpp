@@ -185,6 +185,7 @@ void Load::on_outcome(ClientState& st, std::int64_t t0, const rlr::Result<rlr::P
     st.in_window.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(st.mu);
     st.samples.push_back(t1 - t0);
+    if (options_.trace) st.ops.push_back(OpTrace{r.value().index.value(), r.value().term.value(), t0, t1});
   }
   if (FailoverWatch* w = options_.watch) {
     const std::uint64_t after = w->after_term.load(std::memory_order_acquire);
@@ -233,6 +234,16 @@ std::uint64_t Load::errors() const {
 std::string Load::first_error() const {
   std::lock_guard lock(err_mu_);
   return first_error_;
+}
+
+std::vector<OpTrace> Load::take_ops() {
+  std::vector<OpTrace> all;
+  for (auto& c : clients_) {
+    std::lock_guard lock(c->mu);
+    all.insert(all.end(), c->ops.begin(), c->ops.end());
+    std::vector<OpTrace>().swap(c->ops);
+  }
+  return all;
 }
 
 std::vector<std::int64_t> Load::take_samples() {

@@ -111,6 +111,16 @@ struct LoadOptions {
   /// a few payload buffers that stay in cache.
   bool shared_payloads = false;
   FailoverWatch* watch = nullptr;
+  /// Keep every acknowledged proposal of the window as an OpTrace (for --trace).
+  bool trace = false;
+};
+
+/// One acknowledged proposal as its client saw it (steady-clock nanoseconds).
+struct OpTrace {
+  std::uint64_t index = 0;      ///< where it committed
+  std::uint64_t term = 0;       ///< and in which term
+  std::int64_t proposed = 0;    ///< the propose call
+  std::int64_t acked = 0;       ///< its callback
 };
 
 class Load {
@@ -141,6 +151,8 @@ class Load {
   [[nodiscard]] std::string first_error() const;
   /// Every latency sample of the window, merged (nanoseconds).
   [[nodiscard]] std::vector<std::int64_t> take_samples();
+  /// Every OpTrace of the window (LoadOptions::trace), merged.
+  [[nodiscard]] std::vector<OpTrace> take_ops();
   /// Bytes held by the latency samples (they count in this process's RSS).
   [[nodiscard]] std::size_t sample_bytes() const;
 
@@ -152,6 +164,7 @@ class Load {
     Window window;
     std::mutex mu;
     std::vector<std::int64_t> samples;  // guarded by mu
+    std::vector<OpTrace> ops;           // guarded by mu
     std::atomic<std::uint64_t> acked{0};
     std::atomic<std::uint64_t> in_window{0};
     std::atomic<std::uint64_t> errors{0};

@@ -27,6 +27,7 @@
 #include "load.h"
 #include "probes.h"
 #include "stats.h"
+#include "trace.h"
 #include "rlr/allocator.h"
 
 namespace rlrbench {
@@ -75,6 +76,7 @@ struct Options {
   std::optional<std::size_t> memory_log_bytes;
   bool warm_until_compacted = false;
   double warmup_max = 120;
+  bool trace = false;
 };
 
 /// Fills what the user left unset with the scenario's defaults.
@@ -169,6 +171,7 @@ struct RunResult {
   bool warm_until_compacted = false;  // the warm-up waited for every node's first compaction
   bool warm_reached = true;           // ... and saw it (false: --warmup-max ended it)
   Json extra = Json::object();
+  std::optional<Breakdown> trace;  // --trace
 };
 
 struct TargetCheck {
@@ -215,6 +218,7 @@ void print_run(std::FILE* out, const RunResult& r) {
   }
   std::fprintf(out, "  resources     cpu %.2f us/entry (%.2f cpu-s); peak RSS%s (latency samples %.1f MiB)\n",
                r.cpu_us_per_entry, r.cpu_s, rss.c_str(), r.sample_mib);
+  if (r.trace) print_breakdown(out, *r.trace);
 }
 
 Json run_json(const RunResult& r) {
@@ -237,6 +241,7 @@ Json run_json(const RunResult& r) {
   for (const auto& [who, mib] : r.rss_mib) rss.set(who, Json::number(mib));
   j.set("peak_rss_mib", rss);
   j.set("latency_sample_mib", Json::number(r.sample_mib));
+  if (r.trace) j.set("trace", to_json(*r.trace));
   Json tl = Json::array();
   for (const auto& [t, v] : r.timeline) {
     Json pt = Json::array();
@@ -346,6 +351,7 @@ ClusterSpec cluster_spec(const Options& o, const std::string& dir) {
   s.memory_log_entries = o.memory_log_entries;
   s.memory_log_bytes = o.memory_log_bytes;
   s.proxied_links = o.scenario == "failover" && o.fault == "partition";
+  if (o.trace) s.trace_dir = dir + "/trace";
   return s;
 }
 
@@ -408,6 +414,7 @@ rlr::Status start_harness(const Options& o, const std::string& dir, int clients,
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   const ClusterSpec spec = cluster_spec(o, dir);
+  if (!spec.trace_dir.empty()) fs::create_directories(spec.trace_dir, ec);
   std::vector<rlr::Address> bootstrap;
   if (o.null_target) {
     h.null_target = std::make_unique<NullTarget>();
@@ -572,6 +579,7 @@ std::optional<RunResult> run_load(const Options& o, std::size_t payload, int cli
   lo.outstanding = o.outstanding;
   lo.payload_bytes = payload;
   lo.shared_payloads = o.shared_payloads;
+  lo.trace = o.trace;
   Load load(lo, h.targets);
   const std::int64_t start = now_ns();
   const std::int64_t min_begin = start + static_cast<std::int64_t>(o.warmup * 1e9);
@@ -608,7 +616,18 @@ std::optional<RunResult> run_load(const Options& o, std::size_t payload, int cli
   r.sample_mib = static_cast<double>(load.sample_bytes()) / (1 << 20);
   const bool drained = load.stop(15s);
   if (!drained) note("rlr-bench: some proposals had no outcome 15 s after the run");
-  h.stop();  // no callback runs after this
+  h.stop();  // no callback runs after this; the nodes have written their traces
+  if (o.trace) {
+    const ClusterSpec spec = cluster_spec(o, dir);
+    std::vector<std::string> files;
+    for (int id = 1; id <= o.nodes; ++id) files.push_back(spec.trace_file(static_cast<std::uint64_t>(id)));
+    auto b = analyze_trace(files, load.take_ops());
+    if (b) {
+      r.trace = std::move(b).value();
+    } else {
+      note("rlr-bench: --trace: {}", b.status().to_string());
+    }
+  }
   r.committed = load.acked_in_window();
   r.seconds = o.seconds;
   r.entries_per_s = static_cast<double>(r.committed) / r.seconds;
@@ -1166,6 +1185,10 @@ int run(int argc, char** argv) {
   cli.add_flag("--null-target", o.null_target,
                "inleader/durable: no cluster; a thread acknowledges every proposal at once (calibrates "
                "the cost of the client threads and the OS alone)");
+  cli.add_flag("--trace", o.trace,
+               "inleader/durable/latency: every node stamps each entry's way through it (NodeOptions::"
+               "trace_entries) and the report takes the commits apart: where the p50, the p99 and the "
+               "slowest 1% spend their time (client, hand-offs, fsyncs, network), and the slowest five");
   cli.add_option("--client-backoff-ms", o.backoff_ms, "rlr::Client backoff_min (tcp clients)")
       ->check(CLI::Range(1, 10000));
   try {
@@ -1176,6 +1199,10 @@ int run(int argc, char** argv) {
   if (sync_flag != 0) o.sync = sync_flag > 0;
   apply_defaults(o);
   if (o.node_binary.empty()) o.node_binary = default_node_binary();
+  if (o.trace && (o.null_target || (o.scenario != "inleader" && o.scenario != "durable" && o.scenario != "latency"))) {
+    note("rlr-bench: --trace applies to inleader, durable and latency, with a cluster");
+    return 2;
+  }
   if (o.null_target && o.scenario != "inleader" && o.scenario != "durable") {
     note("rlr-bench: --null-target applies to inleader and durable");
     return 2;

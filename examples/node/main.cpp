@@ -198,6 +198,14 @@ int run(int argc, char** argv) {
   cli.add_option("--app-set", o.app_set, "KEY=VALUE setting for the app (repeat; over the [app] table)");
   cli.add_flag("--forward-proposals", o.forward_proposals,
                "as a follower, relay client proposals to the leader instead of redirecting");
+  std::string trace_file;
+  std::size_t trace_entries = std::size_t{1} << 18;
+  cli.add_option("--trace", trace_file,
+                 "diagnostics: stamp each log entry's way through this node (received, appended, sent, "
+                 "synced, acknowledged, committed, replied) and write the stamps to this file at a clean "
+                 "stop (rlr-bench --trace reads them)");
+  cli.add_option("--trace-entries", trace_entries, "with --trace: how many of the latest log entries to keep")
+      ->check(CLI::Range(std::size_t{1}, rlr::kMaxTraceEntries));
   cli.add_flag("--check", check_only,
                "validate the configuration, print it (every option, as TOML), and exit");
   cli.add_flag("--print-default-config", print_default_config,
@@ -240,7 +248,11 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "rlr-node: config error: %s: %s\n", err->where.c_str(), err->what.c_str());
     return kExitConfig;
   }
-  const rlr::nodecfg::Config cfg = std::get<rlr::nodecfg::Config>(std::move(loaded));
+  rlr::nodecfg::Config cfg = std::get<rlr::nodecfg::Config>(std::move(loaded));
+  if (!trace_file.empty()) {
+    cfg.node.trace_entries = trace_entries;
+    cfg.node.trace_path = trace_file;
+  }
   const rlr::NodeOptions& n = cfg.node;
 
 #ifdef RLR_HAVE_APPS

@@ -112,11 +112,13 @@ void ClientService::on_client_request(wire::ClientRequest request,
         if constexpr (std::is_same_v<T, wire::ProposeRequest>) {
           if (maybe_forward(*node, id, request.timeout_ms, body, stream)) return;
           const ClientSession session{body.client_id, body.sequence};
-          node->propose(std::move(body.command), session, [this, stream, id](Result<ProposeResult> r) {
+          node->propose(std::move(body.command), session,
+                        [this, stream, id, tracer = node->tracer()](Result<ProposeResult> r) {
             if (!r) {
               reply_error(stream, id, r.status());
               return;
             }
+            if (tracer != nullptr) tracer->replied(r.value().index);
             wire::ClientReply reply;
             reply.request_id = id;
             reply.propose = r.value();

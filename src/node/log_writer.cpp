@@ -22,12 +22,13 @@ void merge_entries(std::vector<Entry>& into, std::vector<Entry>&& next) {
 }
 
 LogWriter::LogWriter(storage::Storage& storage, transport::Transport& transport, Durable durable,
-                     Failed failed, NodeHistograms* histograms)
+                     Failed failed, NodeHistograms* histograms, Tracer* tracer)
     : storage_(storage),
       transport_(transport),
       durable_(std::move(durable)),
       failed_(std::move(failed)),
       histograms_(histograms),
+      tracer_(tracer),
       thread_([this] {
         util::set_thread_name("rlr-log-writer");
         run();
@@ -119,6 +120,9 @@ void LogWriter::run() {
         const auto started = std::chrono::steady_clock::now();
         st = storage_.persist(req);
         if (st) record_write(histograms_, std::chrono::steady_clock::now() - started, *to_write);
+        if (st && tracer_ != nullptr && !to_write->empty()) {
+          tracer_->synced(to_write->front().index, to_write->back().index);
+        }
         wrote = true;
       }
       if (st) {

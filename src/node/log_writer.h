@@ -23,6 +23,7 @@
 
 #include "core/raft.h"
 #include "node/node_metrics.h"
+#include "node/trace.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
 
@@ -69,9 +70,10 @@ class LogWriter final : public Persister {
   /// Called once, on the writer thread, when a write fails; later steps are dropped.
   using Failed = std::function<void(const Status& why)>;
 
-  /// `histograms` (may be null) records each write's duration and size.
+  /// `histograms` (may be null) records each write's duration and size; `tracer` (may be
+  /// null) when each write's entries were synced.
   LogWriter(storage::Storage& storage, transport::Transport& transport, Durable durable,
-            Failed failed, NodeHistograms* histograms = nullptr);
+            Failed failed, NodeHistograms* histograms = nullptr, Tracer* tracer = nullptr);
   ~LogWriter() override;
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -97,6 +99,7 @@ class LogWriter final : public Persister {
   Durable durable_;
   Failed failed_;
   NodeHistograms* const histograms_;
+  Tracer* const tracer_;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;

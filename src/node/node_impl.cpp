@@ -64,11 +64,11 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
           n->post([n, marks = std::move(marks)] { n->replica_->persisted(marks); });
         },
         [n](const Status& why) { n->post([n, why] { n->replica_->storage_failed(why); }); },
-        &n->histograms_);
+        &n->histograms_, n->tracer_.get());
   }
   core::RaftOptions ro = raft_options_for(n->options_);
   ro.random_seed = std::random_device{}() ^ (n->options_.id.value() * 0x9E3779B97F4A7C15ULL);
-  auto replica = Replica::open(n->options_, ro, ReplicaParts{*n->storage_, *n->transport_, *n, n->writer_.get(), &n->histograms_});
+  auto replica = Replica::open(n->options_, ro, ReplicaParts{*n->storage_, *n->transport_, *n, n->writer_.get(), &n->histograms_, n->tracer_.get()});
   if (!replica) return replica.status();
   n->replica_ = std::move(replica).value();
   const core::Raft& core = n->replica_->core();
@@ -93,6 +93,7 @@ NodeImpl::NodeImpl(Key /*key*/, NodeOptions options, std::unique_ptr<storage::St
       storage_(std::move(storage)),
       transport_(std::move(transport)),
       log_(options_.log_sink ? options_.log_sink : make_stderr_log_sink(), "node", options_.id),
+      tracer_(options_.trace_entries > 0 ? std::make_unique<Tracer>(options_.trace_entries) : nullptr),
       cache_(std::max<std::size_t>(options_.subscriber_buffer_entries, 1024)) {}
 
 NodeImpl::~NodeImpl() { stop(); }
@@ -135,6 +136,11 @@ void NodeImpl::stop() {
     }
     for (auto& r : runners) r->stop();
     executor_.shutdown();
+    if (tracer_) {
+      if (Status s = tracer_->write(options_.trace_path); !s) {
+        log_.log(LogLevel::Warn, fmt::format("commit-path trace not written: {}", s.to_string()));
+      }
+    }
   });
 }
 
@@ -208,6 +214,7 @@ void NodeImpl::propose_internal(EntryKind kind, Bytes payload, ProposeCallback d
 }
 
 void NodeImpl::enqueue(Proposal p) {
+  if (tracer_) p.received_ns = Tracer::now();
   if (static_cast<Role>(role_.load()) != Role::Leader) {
     refused_not_leader_.fetch_add(1, std::memory_order_relaxed);
     p.done(Status::not_leader(NodeId{leader_.load()}));

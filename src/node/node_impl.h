@@ -113,6 +113,9 @@ class NodeImpl final : public Node,
 
   [[nodiscard]] NodeId id() const { return options_.id; }
   [[nodiscard]] const NodeOptions& options() const { return options_; }
+  /// The commit-path tracer; null unless NodeOptions::trace_entries > 0. Lives as long as
+  /// the node.
+  [[nodiscard]] Tracer* tracer() const { return tracer_.get(); }
 
   // CommittedLog (the apply runners', replay's and the subscriptions' view)
   [[nodiscard]] NodeId self() const override { return options_.id; }
@@ -189,6 +192,9 @@ class NodeImpl final : public Node,
   std::unique_ptr<transport::Transport> transport_;
   const util::Logger log_;
   NodeHistograms histograms_;  // before writer_ and replica_, which record into it
+  /// Commit-path stamps (NodeOptions::trace_entries); null when off. Before writer_ and
+  /// replica_, which stamp into it.
+  const std::unique_ptr<Tracer> tracer_;
 
   // inbox (any thread -> raft thread); mutable so const queries can post tasks
   mutable std::mutex in_mu_;

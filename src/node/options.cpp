@@ -57,6 +57,10 @@ Status validate(const NodeOptions& o) {
   if (o.max_append_bytes + (1U << 16) > o.max_frame_bytes) {
     return bad("max_append_bytes must leave room in max_frame_bytes");
   }
+  if (o.trace_entries > kMaxTraceEntries) {
+    return bad(fmt::format("trace_entries must be at most {}", kMaxTraceEntries));
+  }
+  if (o.trace_entries > 0 && o.trace_path.empty()) return bad("trace_entries needs a trace_path");
   return Status::ok();
 }
 

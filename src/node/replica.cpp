@@ -92,6 +92,7 @@ Replica::Replica(Key /*key*/, const NodeOptions& options, ReplicaParts parts,
       observer_(parts.observer),
       persister_(parts.persister),
       histograms_(parts.histograms),
+      tracer_(parts.tracer),
       log_reader_(std::move(log_reader)),
       raft_(std::move(raft)),
       applied_(raft_.commit_index()),
@@ -180,6 +181,14 @@ void Replica::step(const core::Message& m) {
   if (Status s = raft_.step(m); !s) {
     ++stats_.messages_invalid;
     observer_.log(LogLevel::Warn, fmt::format("dropped message: {}", s.to_string()));
+    return;
+  }
+  if (tracer_ != nullptr) {
+    if (m.type == core::MessageType::Append && !m.entries.empty()) {
+      tracer_->arrived(m.entries.front().index, m.entries.back().index);
+    } else if (m.type == core::MessageType::AppendResponse && !m.reject && raft_.role() == Role::Leader) {
+      tracer_->acked(m.log_index, m.from);
+    }
   }
 }
 
@@ -199,6 +208,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
   kinds.clear();
   accepted.clear();
   batch_repeats_.clear();
+  prop_received_.clear();
   const auto deadline = now + options_.proposal_timeout;
   const std::size_t limit = options_.max_pending_proposals;
   const bool check_sessions = bug_ != ReplicaBug::SkipSessionCheck;
@@ -250,6 +260,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
     }
     kinds.push_back(p.kind);
     accepted.push_back(&p);
+    if (tracer_ != nullptr) prop_received_.push_back(p.received_ns);
   }
   if (!accepted.empty()) {
     auto r = raft_.propose_batch(commands, kinds);
@@ -268,6 +279,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
       RLR_INVARIANT(r.value().index.value() + 1 == first.value() + accepted.size(),
                     "a proposed batch was not appended right after the last entry");
       stats_.proposals_accepted += accepted.size();
+      if (tracer_ != nullptr) tracer_->appended(first, r.value().term, prop_received_);
       LogIndex index = first;
       for (Proposal* p : accepted) {
         waiters_.proposals.push_back(
@@ -408,7 +420,10 @@ void Replica::handle_ready(core::Ready& rd) {
     observer_.on_soft_state(*rd.soft_state);
   }
   // The leader's appends leave before its own write: it replicates while it fsyncs.
-  if (!rd.messages.empty()) transport_.send(rd.messages);
+  if (!rd.messages.empty()) {
+    if (tracer_ != nullptr) trace_sent(rd.messages);
+    transport_.send(rd.messages);
+  }
   // A step that only moves the commit index needs no write: the stored commit is a
   // hint (the core recomputes it after a restart), and syncing it would put a second
   // fsync between every commit and its acknowledgement. It rides along with the next
@@ -465,6 +480,9 @@ void Replica::persist_here(core::Ready& rd, bool must_write) {
       return;
     }
     if (histograms_ != nullptr) record_write(histograms_, Clock::now() - started, rd.entries);
+    if (tracer_ != nullptr && !rd.entries.empty()) {
+      tracer_->synced(rd.entries.front().index, rd.entries.back().index);
+    }
   }
   if (rd.snapshot) {
     // The session table comes with the snapshot: the commands it covers were never
@@ -520,8 +538,17 @@ void Replica::after_ready(core::Ready& rd) {
   });
 }
 
+void Replica::trace_sent(const std::vector<core::Message>& msgs) {
+  for (const core::Message& m : msgs) {
+    if (m.type == core::MessageType::Append && !m.entries.empty()) {
+      tracer_->sent(m.entries.front().index, m.entries.back().index);
+    }
+  }
+}
+
 void Replica::on_committed(std::vector<Entry>& committed) {
   applied_ = committed.back().index;
+  if (tracer_ != nullptr) tracer_->committed(committed.front().index, committed.back().index);
   observer_.on_committed(committed);
   stats_.entries_committed += committed.size();
   // Proposals of one propose() batch share a deadline, so their commit latency is

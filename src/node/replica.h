@@ -34,6 +34,7 @@
 #include "node/log_writer.h"
 #include "node/node_metrics.h"
 #include "node/sessions.h"
+#include "node/trace.h"
 #include "node/waiters.h"
 #include "rlr/node.h"
 #include "storage/storage.h"
@@ -73,6 +74,9 @@ struct ReplicaParts {
   /// Where commit latencies and the writes this replica makes itself are recorded;
   /// nullptr: nowhere.
   NodeHistograms* histograms = nullptr;
+  /// Where the replica stamps each entry's way through it (appended, sent, arrived,
+  /// synced when it writes itself, acknowledged, committed); nullptr: tracing is off.
+  Tracer* tracer = nullptr;
 };
 
 /// What a replica counted since it opened (its own thread reads and writes them).
@@ -98,6 +102,8 @@ struct Proposal {
   ProposeCallback done;
   EntryKind kind = EntryKind::Normal;
   ClientSession session;  ///< client_id 0: none
+  /// When it reached the node (Tracer::now()), set only while tracing; 0 otherwise.
+  std::int64_t received_ns = 0;
 };
 
 /// Deliberate runtime bugs, for the simulator to show its checks catch them. Never set
@@ -212,6 +218,8 @@ class Replica {
   void update_peers();
   void maybe_compact();
   void report_log_read_failures(Clock::time_point now);
+  /// Stamps what `msgs` carry: appends sent (leader). REQUIRES: tracer_.
+  void trace_sent(const std::vector<core::Message>& msgs);
   /// Stops taking part after a storage failure (storage_failed(), inside a turn).
   void fail(const Status& why);
   class Turn;
@@ -224,6 +232,7 @@ class Replica {
   ReplicaObserver& observer_;
   Persister* persister_;
   NodeHistograms* histograms_;
+  Tracer* tracer_;
   std::unique_ptr<core::LogReader> log_reader_;  ///< the core's view of storage_ (evicted entries)
   core::Raft raft_;
 
@@ -250,6 +259,7 @@ class Replica {
   std::vector<Bytes> prop_commands_;
   std::vector<EntryKind> prop_kinds_;
   std::vector<Proposal*> prop_accepted_;
+  std::vector<std::int64_t> prop_received_;  ///< the accepted ones' received_ns, while tracing
   /// Session commands repeated within the batch being proposed, each with the index its
   /// first copy gets.
   std::vector<std::pair<Proposal*, LogIndex>> batch_repeats_;
