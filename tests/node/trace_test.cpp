@@ -161,6 +161,9 @@ TEST_CASE("trace: trace_entries needs a path and has a bound", "[trace]") {
 
 TEST_CASE("trace: every node of a traced cluster writes the way of each entry through it at stop",
           "[trace][node]") {
+  // Written by the raft thread itself, or by each node's storage thread.
+  const bool persist_thread = GENERATE(false, true);
+  INFO("persist_thread " << persist_thread);
   rlr::testing::TempDir dir;
   const auto file = [&](NodeId id) { return (dir.path() / fmt::format("n{}.trace", id.value())).string(); };
   std::vector<NodeId> ids;
@@ -168,6 +171,7 @@ TEST_CASE("trace: every node of a traced cluster writes the way of each entry th
     LocalCluster c(3, [&](NodeOptions& o) {
       o.trace_entries = 4096;
       o.trace_path = file(o.id);
+      o.persist_thread = persist_thread;
     });
     const NodeId leader = c.wait_leader();
     REQUIRE(leader != kNoNode);
