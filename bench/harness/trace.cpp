@@ -25,25 +25,30 @@ struct NodeTrace {
   }
 };
 
+/// A segment's name in the table, and in the slowest commits' lines.
+struct SegmentName {
+  const char* name;
+  const char* brief;
+};
 // The chain: each segment ends at a stamp and runs from the latest earlier stamp present.
 constexpr std::size_t kChain = 5;
-constexpr std::array<const char*, kChain> kChainNames = {
-    "to the leader (client queue and thread, TCP, decode)",
-    "to the raft thread (hand-off, batching)",
-    "to commit (see the branches below)",
-    "to the reply (completion hand-off to the connection)",
-    "to the client's callback (TCP back, client thread)",
-};
+constexpr std::array<SegmentName, kChain> kChainNames = {{
+    {"to the leader (client queue and thread, TCP, decode)", "to leader"},
+    {"to the raft thread (hand-off, batching)", "to raft thread"},
+    {"to commit (see the branches below)", "to commit"},
+    {"to the reply (completion hand-off to the connection)", "to reply"},
+    {"to the client's callback (TCP back, client thread)", "to client"},
+}};
 // The commit wait's branches.
 constexpr std::size_t kBranch = 6;
-constexpr std::array<const char*, kBranch> kBranchNames = {
-    "  leader's own write (appended -> synced)",
-    "  appends leave (appended -> sent)",
-    "  to the follower (sent -> arrived)",
-    "  follower's write (arrived -> synced)",
-    "  ack back (follower synced -> leader stepped it)",
-    "  later branch -> committed",
-};
+constexpr std::array<SegmentName, kBranch> kBranchNames = {{
+    {"  leader's own write (appended -> synced)", "leader write"},
+    {"  appends leave (appended -> sent)", "sent"},
+    {"  to the follower (sent -> arrived)", "to follower"},
+    {"  follower's write (arrived -> synced)", "follower write"},
+    {"  ack back (follower synced -> leader stepped it)", "ack back"},
+    {"  later branch -> committed", "then commit"},
+}};
 
 /// One joined commit: its latency and every segment it has (nullopt: a stamp missing).
 struct Joined {
@@ -123,18 +128,14 @@ SegmentStats stats_of(const std::string& name, bool chain, const std::vector<Joi
 std::string render(const Joined& j) {
   std::string s = fmt::format("index {}: {} =", j.index, us(to_us(j.total)));
   const char* sep = " ";
-  static constexpr std::array<const char*, kChain> kShort = {"to leader", "to raft thread", "to commit", "to reply",
-                                                             "to client"};
   for (std::size_t k = 0; k < kChain; ++k) {
     if (!j.chain[k]) continue;
-    s += fmt::format("{}{} {}", sep, kShort[k], us(to_us(*j.chain[k])));
+    s += fmt::format("{}{} {}", sep, kChainNames[k].brief, us(to_us(*j.chain[k])));
     sep = " + ";
   }
-  static constexpr std::array<const char*, kBranch> kBranchShort = {"leader write", "sent", "to follower",
-                                                                    "follower write", "ack back", "then commit"};
   s += " (commit wait:";
   for (std::size_t k = 0; k < kBranch; ++k) {
-    if (j.branch[k]) s += fmt::format(" {} {}", kBranchShort[k], us(to_us(*j.branch[k])));
+    if (j.branch[k]) s += fmt::format(" {} {}", kBranchNames[k].brief, us(to_us(*j.branch[k])));
   }
   s += ")";
   return s;
@@ -183,11 +184,11 @@ rlr::Result<Breakdown> analyze_trace(const std::vector<std::string>& node_files,
   b.segments.push_back(stats_of("latency (propose call -> callback)", true, joined, b.tail,
                                 [](const Joined& j) { return std::optional<std::int64_t>(j.total); }));
   for (std::size_t k = 0; k < kChain; ++k) {
-    b.segments.push_back(stats_of(kChainNames[k], true, joined, b.tail, [k](const Joined& j) { return j.chain[k]; }));
+    b.segments.push_back(stats_of(kChainNames[k].name, true, joined, b.tail, [k](const Joined& j) { return j.chain[k]; }));
   }
   for (std::size_t k = 0; k < kBranch; ++k) {
     b.segments.push_back(
-        stats_of(kBranchNames[k], false, joined, b.tail, [k](const Joined& j) { return j.branch[k]; }));
+        stats_of(kBranchNames[k].name, false, joined, b.tail, [k](const Joined& j) { return j.branch[k]; }));
   }
   for (std::size_t k = 0; k < std::min<std::size_t>(5, joined.size()); ++k) {
     b.slowest.push_back(render(joined[joined.size() - 1 - k]));

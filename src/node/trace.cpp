@@ -51,32 +51,21 @@ void Tracer::appended(LogIndex first, Term term, std::span<const std::int64_t> r
   if (acked_upto_ >= first.value()) acked_upto_ = first.value() - 1;
 }
 
-void Tracer::sent(LogIndex from, LogIndex to) {
+void Tracer::stamp_first(LogIndex from, LogIndex to, std::int64_t TraceRecord::*field, bool create) {
   const std::int64_t t = now();
   std::lock_guard lock(mu_);
   for (std::uint64_t i = ring_start(from.value(), to.value(), ring_.size()); i <= to.value(); ++i) {
-    if (TraceRecord* r = find(i); r != nullptr && r->sent == 0) r->sent = t;
+    TraceRecord* r = create ? &at(i) : find(i);
+    if (r != nullptr && r->*field == 0) r->*field = t;
   }
 }
 
-void Tracer::arrived(LogIndex from, LogIndex to) {
-  const std::int64_t t = now();
-  std::lock_guard lock(mu_);
-  // A retransmission finds the first arrival recorded.
-  for (std::uint64_t i = ring_start(from.value(), to.value(), ring_.size()); i <= to.value(); ++i) {
-    TraceRecord& r = at(i);
-    if (r.arrived == 0) r.arrived = t;
-  }
-}
+// Only entries appended here as leader are sent; a retransmission finds the first stamp.
+void Tracer::sent(LogIndex from, LogIndex to) { stamp_first(from, to, &TraceRecord::sent, false); }
 
-void Tracer::synced(LogIndex from, LogIndex to) {
-  const std::int64_t t = now();
-  std::lock_guard lock(mu_);
-  for (std::uint64_t i = ring_start(from.value(), to.value(), ring_.size()); i <= to.value(); ++i) {
-    TraceRecord& r = at(i);
-    if (r.synced == 0) r.synced = t;
-  }
-}
+void Tracer::arrived(LogIndex from, LogIndex to) { stamp_first(from, to, &TraceRecord::arrived, true); }
+
+void Tracer::synced(LogIndex from, LogIndex to) { stamp_first(from, to, &TraceRecord::synced, true); }
 
 void Tracer::acked(LogIndex match, NodeId peer) {
   const std::int64_t t = now();

@@ -80,6 +80,9 @@ class Tracer {
   TraceRecord& at(std::uint64_t index);
   /// The record of `index` when its slot holds it; null otherwise. REQUIRES: mu_ held.
   TraceRecord* find(std::uint64_t index);
+  /// Stamps `field` of the records of [from, to] that have none yet, now; `create`: also
+  /// of indexes without a record (else those are skipped).
+  void stamp_first(LogIndex from, LogIndex to, std::int64_t TraceRecord::*field, bool create);
 
   mutable std::mutex mu_;
   std::vector<TraceRecord> ring_;  // guarded by mu_
