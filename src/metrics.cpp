@@ -25,6 +25,7 @@ std::string_view to_string(RoleChangeReason reason) {
     case RoleChangeReason::QuorumLost: return "quorum_lost";
     case RoleChangeReason::RemovedFromConfig: return "removed_from_config";
     case RoleChangeReason::MembershipChanged: return "membership_changed";
+    case RoleChangeReason::StorageFailed: return "storage_failed";
     case RoleChangeReason::Other: return "other";
   }
   return "other";

@@ -34,6 +34,9 @@ using Level = rlr::LogLevel;
 
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 2;
+/// A write to the node's storage failed: memory is ahead of disk, so the node stops and a
+/// restart (systemd's Restart=on-failure) recovers from what is durable.
+constexpr int kExitStorage = 3;
 
 /// The node's own lines ("elected leader", "stopping") go through the same sink as
 /// librlr's, so one --log-format and --log-level govern every line the process writes.
@@ -126,13 +129,18 @@ class EventWatcher {
     }
     if (ci.diverged && !diverged_) g_log.at(Level::Error, "output digests diverge from another member's");
     diverged_ = ci.diverged;
+    storage_error_ = ci.storage_error;
     if (++polls_ % 100 == 0) {
       g_log.at(Level::Debug, "term {} commit {} applied {} last {}", ci.term.value(), ci.commit.value(),
                ci.applied.value(), ci.last_index.value());
     }
   }
 
+  /// Why the node's storage failed, as of the last poll; empty while it works.
+  [[nodiscard]] const std::string& storage_error() const { return storage_error_; }
+
  private:
+  std::string storage_error_;
   using Members = std::map<std::uint64_t, std::pair<bool, std::string>>;
   static Members members_of(const rlr::ClusterInfo& ci) {
     Members m;
@@ -307,6 +315,10 @@ int run(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A write past the file-size limit (RLIMIT_FSIZE) must fail with EFBIG, as a full disk
+  // fails with ENOSPC, so that the node says why and stops with status 3; by default
+  // SIGXFSZ would kill it without a word.
+  ::signal(SIGXFSZ, SIG_IGN);
 
   auto built = rlr::NodeBuilder().options(n).log_sink(g_log.sink()).build();
   if (!built) {
@@ -353,6 +365,7 @@ int run(int argc, char** argv) {
   int signal_number = 0;
   for (;;) {
     watcher.poll(*node);
+    if (!watcher.storage_error().empty()) break;
     const timespec wait{0, 100'000'000};
     const int sig = sigtimedwait(&stop_signals, nullptr, &wait);
     if (sig == SIGHUP) {
@@ -362,7 +375,15 @@ int run(int argc, char** argv) {
       break;
     }
   }
-  g_log.at(Level::Info, "stopping ({})", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  const bool storage_failed = !watcher.storage_error().empty();
+  if (storage_failed) {
+    g_log.at(Level::Error,
+             "stopping: the storage refused a write ({}); exit status {} so that a restart recovers from what "
+             "is durable",
+             watcher.storage_error(), kExitStorage);
+  } else {
+    g_log.at(Level::Info, "stopping ({})", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  }
 #ifdef RLR_HAVE_APPS
   if (app) app->stop();
 #endif
@@ -370,7 +391,7 @@ int run(int argc, char** argv) {
   node->stop();
   node.reset();
   g_log.at(Level::Info, "stopped");
-  return 0;
+  return storage_failed ? kExitStorage : 0;
 }
 
 }  // namespace

@@ -52,9 +52,10 @@ struct RLR_API ClusterInfo {
   NodeId id;
   /// Its current term.
   Term term;
-  /// Its role, as it sees itself.
+  /// Its role, as it sees itself. A node whose storage failed (storage_error) says
+  /// Follower: it takes no part any more, whatever role it had.
   Role role = Role::Follower;
-  /// The leader it knows of; kNoNode when none.
+  /// The leader it knows of; kNoNode when none (and once its storage failed).
   NodeId leader;
   /// The highest index it knows to be committed.
   LogIndex commit;
@@ -74,6 +75,11 @@ struct RLR_API ClusterInfo {
   DigestCheckpoint digest;
   /// True when some member's digest differs from ours at a common checkpoint.
   bool diverged = false;
+  /// Empty while its storage works. Otherwise why a write failed ("IoError: ... disk
+  /// full ..."): memory is ahead of disk, so the node stopped taking part (no votes, no
+  /// acknowledgements, no proposals; a leader handed leadership to its most caught-up
+  /// voter first) until it is restarted, which recovers what is durable.
+  std::string storage_error;
 };
 
 /// A client session: retries of the same (client_id, sequence) are applied once, and a

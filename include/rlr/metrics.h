@@ -86,6 +86,7 @@ enum class RoleChangeReason : std::uint8_t {
   QuorumLost,       ///< as leader, it heard from no majority for an election timeout
   RemovedFromConfig,  ///< as leader, a configuration without it committed
   MembershipChanged,  ///< a configuration made it a learner or a voter
+  StorageFailed,    ///< a write to its storage failed: it takes no part any more
   Other,            ///< any other step to follower (e.g. a learner's lease expired)
 };
 

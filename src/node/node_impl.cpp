@@ -507,6 +507,18 @@ void NodeImpl::publish_applied(LogIndex index) {
   applied_cv_.notify_all();
 }
 
+void NodeImpl::on_storage_failed(const Status& why) {
+  storage_error_ = why.to_string();
+  // The node takes no part any more: callers and clients must look elsewhere.
+  if (leader_.load(std::memory_order_relaxed) != 0) ++leader_changes_;
+  role_ = static_cast<std::uint8_t>(Role::Follower);
+  leader_ = 0;
+  std::lock_guard lock(role_changes_mu_);
+  role_changes_.push_back(RoleChange{std::chrono::system_clock::now(), Term{term_.load()}, Role::Follower, kNoNode,
+                                     RoleChangeReason::StorageFailed});
+  while (role_changes_.size() > kRoleChangesKept) role_changes_.pop_front();
+}
+
 void NodeImpl::on_config(const core::Configuration& config) {
   std::lock_guard lock(config_mu_);
   config_ = config;

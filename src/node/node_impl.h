@@ -148,6 +148,7 @@ class NodeImpl final : public Node,
   void on_committed(const std::vector<Entry>& entries) override;
   void on_snapshot_installed(LogIndex index) override;
   void on_config(const core::Configuration& config) override;
+  void on_storage_failed(const Status& why) override;
   [[nodiscard]] LogIndex compaction_floor() override;
   void log(LogLevel level, std::string_view line) override;
 
@@ -220,6 +221,7 @@ class NodeImpl final : public Node,
 
   // raft thread only
   std::unique_ptr<Replica> replica_;
+  std::string storage_error_;  ///< raft thread only: why the storage failed ("" while it works)
   std::vector<Completion> running_;  // complete_on_raft_thread: the batch being run
   std::uint64_t ticks_ = 0;
   std::uint64_t leader_changes_ = 0;

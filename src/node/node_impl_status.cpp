@@ -48,8 +48,10 @@ ClusterInfo NodeImpl::cluster_info_here() const {
   ci.cluster_id = options_.cluster_id;
   ci.id = options_.id;
   ci.term = raft.term();
-  ci.role = raft.role();
-  ci.leader = raft.leader();
+  const bool failed = replica_->failed();
+  ci.role = failed ? Role::Follower : raft.role();
+  ci.leader = failed ? kNoNode : raft.leader();
+  ci.storage_error = storage_error_;
   ci.commit = raft.commit_index();
   ci.applied = LogIndex{applied_.load()};
   ci.first_index = raft.log().first_index();
@@ -67,8 +69,8 @@ ClusterInfo NodeImpl::cluster_info_here() const {
     }
     m.address = Address::parse(address).value_or(Address{});
     m.voter = config.is_voter(id);
-    m.is_leader = id == raft.leader();
-    if (raft.role() == Role::Leader) {
+    m.is_leader = id == ci.leader;
+    if (ci.role == Role::Leader) {
       if (id == options_.id) {
         m.match = raft.persisted_index();
         m.last_contact = std::chrono::milliseconds{0};

@@ -323,6 +323,34 @@ void Replica::fail(const Status& why) {
   stats_.proposals_failed += waiters_.pending_proposals();
   waiters_.fail_all(why, completions_);
   inflight_sessions_.clear();
+  if (raft_.role() == Role::Leader) hand_off_leadership();
+  observer_.on_storage_failed(why);
+}
+
+void Replica::hand_off_leadership() {
+  // The voter that stores the most of the log. It need not hold all of it: TimeoutNow
+  // only makes it campaign now (skipping pre-vote and the leader lease), and it wins only
+  // with the votes of a majority whose logs it is at least as up to date as (§5.4.1).
+  // This node, failed, votes for nobody.
+  NodeId best;
+  LogIndex best_match;
+  for (const auto& [id, pr] : raft_.progress()) {
+    if (id == options_.id || !raft_.config().is_voter(id)) continue;
+    if (best == kNoNode || pr.match > best_match) {
+      best = id;
+      best_match = pr.match;
+    }
+  }
+  if (best == kNoNode) return;
+  core::Message m;
+  m.type = core::MessageType::TimeoutNow;
+  m.from = options_.id;
+  m.to = best;
+  m.term = raft_.term();
+  std::vector<core::Message> out{std::move(m)};
+  transport_.send(out);
+  observer_.log(LogLevel::Warn, fmt::format("handing leadership to node {} (it stores up to {}; the log ends at {})",
+                                            best.value(), best_match.value(), raft_.log().last_index().value()));
 }
 
 void Replica::read_index(Clock::time_point deadline, ReadCallback done) {

@@ -55,6 +55,9 @@ class ReplicaObserver {
   virtual void on_snapshot_installed(LogIndex index) = 0;
   /// The membership changed; `config` carries every member's address that is known.
   virtual void on_config(const core::Configuration& config) = 0;
+  /// A write failed (`why`): the replica takes no part from now on. Called once, after
+  /// the Error line that says why.
+  virtual void on_storage_failed(const Status& /*why*/) {}
   /// The highest index the log may be compacted to for the node's own readers (the
   /// slowest healthy state machine's applied index); LogIndex max when none limits it.
   [[nodiscard]] virtual LogIndex compaction_floor() = 0;
@@ -152,7 +155,9 @@ class Replica {
   /// Steps submitted to the Persister are durable, up to these marks (in order).
   void persisted(std::span<const core::PersistMark> marks);
   /// A write failed: memory is ahead of disk, so the replica stops taking part (it
-  /// steps no message, proposes nothing, writes nothing) and answers every waiter.
+  /// steps no message, proposes nothing, writes nothing) and answers every waiter. A
+  /// leader first hands leadership to its most caught-up voter (a TimeoutNow: that voter
+  /// campaigns at once instead of after an election timeout).
   void storage_failed(const Status& why);
   /// ReadIndex: `done` gets the index a linearizable read may be served at once applied,
   /// or NotLeader, Timeout, or Busy (max_pending_proposals reads already waiting). Runs
@@ -222,6 +227,8 @@ class Replica {
   void trace_sent(const std::vector<core::Message>& msgs);
   /// Stops taking part after a storage failure (storage_failed(), inside a turn).
   void fail(const Status& why);
+  /// A failing leader's last message: TimeoutNow to the voter with the highest match.
+  void hand_off_leadership();
   class Turn;
   /// The replica's invariants (RLR_INVARIANT), checked after each input when on.
   void check_invariants() const;

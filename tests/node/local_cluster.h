@@ -1,6 +1,7 @@
 // An in-process cluster of NodeImpl over LocalTransport, for runtime tests.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -53,7 +54,9 @@ class LocalCluster {
       if (founder) initial.voters = founders_;
       storages_[id] = std::make_shared<storage::MemoryStorage>(storage::Identity{"test", id}, initial);
     }
-    auto st = std::make_unique<SharedStorage>(storages_[id]);
+    auto& refuse = refuse_writes_[id];
+    if (!refuse) refuse = std::make_shared<std::atomic<bool>>(false);
+    auto st = std::make_unique<SharedStorage>(storages_[id], refuse);
     auto n = node::NodeImpl::start(options_for(id, founder), std::move(st),
                                    std::make_unique<transport::LocalTransport>(net_, id));
     REQUIRE(n.is_ok());
@@ -84,6 +87,10 @@ class LocalCluster {
     return false;
   }
 
+  /// From now on (true) node `id`'s storage refuses every write with an IoError that
+  /// says the disk is full, as a full or failing disk does.
+  void refuse_writes(NodeId id, bool refuse) { refuse_writes_.at(id)->store(refuse); }
+
   node::NodeImpl& node(NodeId id) { return *nodes_.at(id); }
   bool running(NodeId id) const { return nodes_.count(id) != 0; }
   transport::LocalNetwork& net() { return *net_; }
@@ -98,7 +105,8 @@ class LocalCluster {
   /// Lets a restarted node reopen the same in-memory store.
   class SharedStorage final : public storage::Storage {
    public:
-    explicit SharedStorage(std::shared_ptr<storage::MemoryStorage> s) : s_(std::move(s)) {}
+    SharedStorage(std::shared_ptr<storage::MemoryStorage> s, std::shared_ptr<std::atomic<bool>> refuse)
+        : s_(std::move(s)), refuse_(std::move(refuse)) {}
     LogIndex first_index() const override { return s_->first_index(); }
     LogIndex last_index() const override { return s_->last_index(); }
     Result<std::vector<Entry>> read(LogIndex f, LogIndex t, std::size_t n, std::size_t b) const override {
@@ -108,11 +116,15 @@ class LocalCluster {
     Result<LogIndex> applied() const override { return s_->applied(); }
     storage::Identity identity() const override { return s_->identity(); }
     Result<storage::SnapshotMeta> snapshot() const override { return s_->snapshot(); }
-    Status persist(const storage::PersistRequest& r) override { return s_->persist(r); }
+    Status persist(const storage::PersistRequest& r) override {
+      if (refuse_->load()) return Status{ErrorCode::IoError, "writing the log: disk full (injected)"};
+      return s_->persist(r);
+    }
     Status compact(const storage::SnapshotMeta& m) override { return s_->compact(m); }
 
    private:
     std::shared_ptr<storage::MemoryStorage> s_;
+    std::shared_ptr<std::atomic<bool>> refuse_;
   };
 
   std::mutex mu_;  // guards nodes_ against a concurrent propose_on_leader()
@@ -120,6 +132,7 @@ class LocalCluster {
   std::shared_ptr<transport::LocalNetwork> net_;
   std::vector<NodeId> founders_;
   std::map<NodeId, std::shared_ptr<storage::MemoryStorage>> storages_;
+  std::map<NodeId, std::shared_ptr<std::atomic<bool>>> refuse_writes_;
   std::map<NodeId, std::unique_ptr<node::NodeImpl>> nodes_;
 };
 

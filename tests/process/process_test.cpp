@@ -71,9 +71,11 @@ class Cluster {
     return s;
   }
 
-  /// Starts node i; `flags` go after its --config.
-  void start(int i, const std::vector<std::string>& flags = {}) {
-    std::vector<std::string> argv{kNode, "--config", config(i)};
+  /// Starts node i; `flags` go after its --config; `wrapper` (e.g. prlimit and its
+  /// arguments) runs rlr-node.
+  void start(int i, const std::vector<std::string>& flags = {}, const std::vector<std::string>& wrapper = {}) {
+    std::vector<std::string> argv = wrapper;
+    argv.insert(argv.end(), {kNode, "--config", config(i)});
     argv.insert(argv.end(), flags.begin(), flags.end());
     nodes_[static_cast<std::size_t>(i - 1)] = std::make_unique<Process>(argv, log(i), log(i));
   }
@@ -399,6 +401,70 @@ TEST_CASE("signals: SIGTERM stops a node cleanly with status 0", "[process][sign
   REQUIRE(code);
   CHECK(*code == 0);
   CHECK(contains(proc::read_file(c.log(1)), "stopped"));
+}
+
+TEST_CASE("storage: a leader whose log write fails hands over, exits 3, and catches up after a restart",
+          "[process][storage-failure]") {
+  Cluster c(3);
+  c.start(1);
+  c.start(2);
+  // Node 3's files may not grow past 1 MiB (RLIMIT_FSIZE): its log segment reaches that
+  // after about ten of the 100 KB proposals below, and the write past it fails (EFBIG),
+  // as one on a full disk fails with ENOSPC.
+  c.start(3, {}, {"/usr/bin/prlimit", "--fsize=1048576", "--"});
+  int leader = c.wait_leader();
+  INFO(c.logs());
+  REQUIRE(leader > 0);
+  if (leader != 3) {
+    const RunResult t = c.ctl({"transfer-leader", "3"});
+    INFO(t.all());
+    REQUIRE(t.code == 0);
+  }
+  REQUIRE(c.ctl({"leader"}).out.rfind("3", 0) == 0);
+
+  const std::string big(100'000, 'x');
+  int acked = 0;
+  for (int k = 0; k < 40 && c.node(3).running(); ++k) {
+    if (c.ctl({"propose", big + std::to_string(k)}).code == 0) ++acked;
+  }
+  const auto code = c.node(3).wait_exit(20s);
+  INFO(c.logs());
+  REQUIRE(code);
+  CHECK(*code == 3);
+  CHECK(acked > 0);
+  const std::string log3 = proc::read_file(c.log(3));
+  CHECK(contains(log3, "storage failed, node stops participating"));
+  CHECK(contains(log3, "File too large"));
+  CHECK(contains(log3, "handing leadership to node"));
+  CHECK(contains(log3, "exit status 3"));
+
+  // The others carry on under a new leader.
+  const int next = c.wait_leader(15s, 3);
+  REQUIRE(next > 0);
+  CHECK(next != 3);
+  const RunResult after = c.ctl({"propose", "after"});
+  INFO(after.all());
+  REQUIRE(after.code == 0);
+
+  // Restarted without the limit, node 3 recovers what is durable and catches up.
+  const std::size_t seen = proc::read_file(c.log(3)).size();
+  c.start(3);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  bool caught_up = false;
+  while (!caught_up && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+    const RunResult st = c.ctl({"status", "--json"});
+    if (st.code != 0) continue;
+    const auto parsed = proc::JsonParser(st.out).parse();
+    if (!parsed) continue;
+    const proc::Json& j = *parsed;
+    const double commit = j["commit"].number;
+    for (const auto& m : j["members"].array) {
+      if (m["id"].number == 3 && m["reachable"].boolean && m["commit"].number >= commit) caught_up = true;
+    }
+  }
+  CHECK(caught_up);
+  CHECK(contains(proc::read_file(c.log(3)).substr(seen), "leader is node " + std::to_string(next)));
 }
 
 TEST_CASE("signals: SIGHUP is logged and ignored; the node keeps serving", "[process][signals]") {
