@@ -8,7 +8,7 @@
 namespace rlr::sim {
 namespace {
 
-constexpr std::array<FaultProfile, 6> kProfiles = [] {
+constexpr std::array<FaultProfile, 7> kProfiles = [] {
   FaultProfile mixed;
   mixed.name = "mixed";
   mixed.summary = "a bit of everything (default)";
@@ -72,7 +72,12 @@ constexpr std::array<FaultProfile, 6> kProfiles = [] {
   silences.storm_latency_max_ticks = 8;
   silences.disconnect_notice_chance = 0.8;
   silences.silence_notice_ticks = kElectionTicks / 2;
-  return std::array<FaultProfile, 6>{mixed, elections, partitions, figure8, disconnects, silences};
+  FaultProfile disks = mixed;
+  disks.name = "disks";
+  disks.summary = "disks that start refusing writes (EIO, full): the node fails at its next write, a leader "
+                  "hands over, and the node is restarted on a mended disk";
+  disks.disk_error_per_tick = 0.004;
+  return std::array<FaultProfile, 7>{mixed, elections, partitions, figure8, disconnects, silences, disks};
 }();
 
 std::string ids_to_string(const std::vector<NodeId>& ids) {
@@ -120,6 +125,12 @@ void FaultScheduler::start_calm(bool tail) {
     cluster_.network().heal();
     partitions_.clear();
   }
+  // A disk broken in the storm whose node has not written since is mended unused.
+  for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
+    SimNode* n = cluster_.node_at(s);
+    if (n != nullptr && n->up() && !n->replica->failed()) n->disk_broken = false;
+  }
+  if (profile_.disk_error_per_tick > 0) restart_failed();
   for (const auto& [slot, tick] : restart_tick_) cluster_.restart(slot);
   restart_tick_.clear();
   cluster_.network().set_profile(NetworkProfile{});
@@ -177,6 +188,7 @@ void FaultScheduler::before_tick() {
 }
 
 void FaultScheduler::after_tick() {
+  if (profile_.disk_error_per_tick > 0) restart_failed();
   if (phase_ == Phase::Storm) {
     for (std::size_t slot : cluster_.take_vote_grants()) {
       if (rng_.chance(profile_.crash_after_vote_chance) && may_lose(slot)) {
@@ -283,19 +295,17 @@ void FaultScheduler::heal_due() {
 
 void FaultScheduler::storm_faults() {
   if (rng_.chance(profile_.crash_per_tick)) {
-    std::optional<std::size_t> target;
-    const SimNode* leader = cluster_.leader();
-    if (leader != nullptr && rng_.chance(profile_.leader_crash_share)) {
-      target = leader->slot;
-    } else {
-      std::vector<std::size_t> up;
-      for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
-        if (cluster_.node_at(s) != nullptr && cluster_.node_at(s)->up()) up.push_back(s);
-      }
-      if (!up.empty()) target = up[rng_.index(up.size())];
-    }
+    const std::optional<std::size_t> target = pick_target();
     if (target && may_lose(*target)) {
       crash(*target, "", rng_.uniform(profile_.down_min_ticks, profile_.down_max_ticks));
+    }
+  }
+  // Only profiles that use it draw from the rng here (see below).
+  if (profile_.disk_error_per_tick > 0 && rng_.chance(profile_.disk_error_per_tick)) {
+    const std::optional<std::size_t> target = pick_target();
+    if (target && may_lose(*target) && !cluster_.node_at(*target)->disk_broken) {
+      ++stats_.disk_errors;
+      cluster_.break_disk(*target);
     }
   }
   if (rng_.chance(profile_.partition_per_tick) && partitions_.size() < 2) make_partition();
@@ -317,6 +327,28 @@ void FaultScheduler::storm_faults() {
       const std::size_t s = up[rng_.index(up.size())];
       cluster_.notify_disconnect(s, cluster_.node_at(s)->core().leader());
     }
+  }
+}
+
+std::optional<std::size_t> FaultScheduler::pick_target() {
+  const SimNode* leader = cluster_.leader();
+  if (leader != nullptr && rng_.chance(profile_.leader_crash_share)) return leader->slot;
+  std::vector<std::size_t> up;
+  for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
+    if (cluster_.node_at(s) != nullptr && cluster_.node_at(s)->up()) up.push_back(s);
+  }
+  if (up.empty()) return std::nullopt;
+  return up[rng_.index(up.size())];
+}
+
+void FaultScheduler::restart_failed() {
+  for (std::size_t s = 0; s < cluster_.slot_count(); ++s) {
+    const SimNode* n = cluster_.node_at(s);
+    if (n == nullptr || !n->up() || !n->replica->failed()) continue;
+    // The process exits (rlr-node's status 3) and is restarted on a mended disk; within a
+    // calm, at once.
+    crash(s, "its storage failed: the process exits",
+          phase_ == Phase::Storm ? rng_.uniform(profile_.down_min_ticks, profile_.down_max_ticks) : 1);
   }
 }
 

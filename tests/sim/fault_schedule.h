@@ -43,6 +43,10 @@ struct FaultProfile {
   std::uint64_t down_max_ticks = 400;
   double crash_after_vote_chance = 0.05;    ///< crash a node right after it grants a vote
   double crash_after_commit_chance = 0.02;  ///< crash a leader right after it commits
+  /// A node's disk starts refusing writes (EIO, full): its replica fails at its next
+  /// write and the node is restarted (as rlr-node exits 3 and systemd restarts it)
+  /// after a downtime like a crash's. Shares the leader with leader_crash_share.
+  double disk_error_per_tick = 0.0;
   std::uint64_t quick_down_max_ticks = 8;   ///< downtime after those
   double quorum_loss_chance = 0.1;  ///< a fault may go beyond what the quorum tolerates
   // network
@@ -83,6 +87,7 @@ struct SchedulerStats {
   std::uint64_t crashes = 0;
   std::uint64_t crashes_after_vote = 0;
   std::uint64_t crashes_after_commit = 0;
+  std::uint64_t disk_errors = 0;  ///< disks broken (each node restarted once its replica failed)
   std::uint64_t partitions = 0;
   std::uint64_t membership_changes = 0;   ///< accepted by a leader
   std::uint64_t transfers = 0;            ///< accepted by a leader
@@ -125,6 +130,10 @@ class FaultScheduler {
   void client_traffic();
 
   void crash(std::size_t slot, std::string_view why, std::uint64_t down_ticks);
+  /// A live node, the leader with leader_crash_share; nullopt when none is up.
+  [[nodiscard]] std::optional<std::size_t> pick_target();
+  /// Restarts (after a downtime) every node whose replica failed on a broken disk.
+  void restart_failed();
   [[nodiscard]] bool may_lose(std::size_t slot);
   [[nodiscard]] core::Configuration current_config();
   void make_partition();

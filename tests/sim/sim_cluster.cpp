@@ -172,6 +172,19 @@ void SimCluster::complete_due_writes() {
 }
 
 void SimCluster::complete_write(SimNode& n, bool deferred) {
+  if (n.disk_broken) {
+    // The write fails; nothing queued behind it may become durable either.
+    trace_.line(TraceLevel::Narrative, now_tick_, "node {}: a write failed on its disk; {} queued writes dropped",
+                n.id.value(), n.storage.queued());
+    n.storage.crash();
+    if (deferred) {
+      n.failure_pending = true;  // inside a replica call: told once it returns
+      return;
+    }
+    fail_storage(n);
+    after_input(n);
+    return;
+  }
   std::string error;
   PendingWrite w = n.storage.complete_next(error);
   ++stats_.fsyncs;
@@ -201,8 +214,14 @@ void SimCluster::complete_write(SimNode& n, bool deferred) {
 
 // ---- one replica's inputs and outputs ---------------------------------------------------
 
+void SimCluster::fail_storage(SimNode& n) {
+  n.failure_pending = false;
+  n.replica->storage_failed(Status{ErrorCode::IoError, "simulated disk: the write failed"});
+}
+
 void SimCluster::after_input(SimNode& n) {
   for (int round = 0; n.up(); ++round) {
+    if (n.failure_pending) fail_storage(n);
     observe(n);
     n.replica->process_ready();
     if (!n.up()) return;
@@ -315,7 +334,18 @@ void SimCluster::on_snapshot_installed(SimNode& n, LogIndex index) {
   }
 }
 
+void SimCluster::on_storage_failed(SimNode& n) {
+  ++stats_.storage_failures;
+  if (n.core().role() == Role::Leader) ++stats_.leader_storage_failures;
+}
+
 void SimCluster::on_warn(SimNode& n, std::string_view line) {
+  if (n.disk_broken) {
+    // The replica's report of the failed write (Error) and a leader's hand-off (Warn)
+    // are expected of a node whose disk broke: narrated, not failures.
+    trace_.line(TraceLevel::Narrative, now_tick_, "node {} says: {}", n.id.value(), line);
+    return;
+  }
   checker_.fail("runtime warning", fmt::format("node {}: {}", n.id.value(), line));
 }
 
@@ -579,10 +609,20 @@ void SimCluster::crash(std::size_t slot, std::string_view why) {
   n.engine.reset();
   n.deferred_marks.clear();
   n.storage.crash();
+  n.disk_broken = false;  // it comes back on a mended disk
+  n.failure_pending = false;
   n.seen_leader = false;
   n.down_since_tick = now_tick_;
   stats_.writes_lost += lost;
   ++stats_.crashes;
+}
+
+void SimCluster::break_disk(std::size_t slot) {
+  SimNode& n = *slots_[slot];
+  if (!n.up() || n.disk_broken) return;
+  n.disk_broken = true;
+  trace_.line(TraceLevel::Narrative, now_tick_, "DISK node {} ({}): its writes fail from now on", n.id.value(),
+              to_string(n.core().role()));
 }
 
 void SimCluster::notify_disconnect(std::size_t slot, NodeId lost) {

@@ -68,6 +68,8 @@ struct ClusterStats {
   std::uint64_t entries_read_back = 0;  ///< evicted entries read back from the disks
   std::uint64_t silence_notices = 0;    ///< followers told their leader's link went silent
   std::uint64_t compactions = 0;        ///< snapshots the replicas took of their logs
+  std::uint64_t storage_failures = 0;   ///< replicas told that a write failed
+  std::uint64_t leader_storage_failures = 0;  ///< of which leaders (they hand over)
   std::uint64_t proposals_failed = 0;   ///< proposals answered with an error
 };
 
@@ -102,6 +104,11 @@ class SimCluster {
 
   // ---- faults -------------------------------------------------------------------
   void crash(std::size_t slot, std::string_view why);
+  /// The node's disk refuses every write from now on: its next write (the one queued
+  /// for the disk thread, or one the replica makes itself) fails, everything queued
+  /// behind it is dropped unsynced, and the replica is told (Replica::storage_failed).
+  /// A restart mends it.
+  void break_disk(std::size_t slot);
   /// Tells the node in `slot` that its connection to `lost` dropped (Raft::peer_disconnected).
   void notify_disconnect(std::size_t slot, NodeId lost);
   /// The transport's link liveness (AsioOptions::silence_timeout_ms): a node that has
@@ -159,6 +166,8 @@ class SimCluster {
   void on_committed(SimNode& n, const std::vector<Entry>& entries);
   void on_snapshot_installed(SimNode& n, LogIndex index);
   void on_warn(SimNode& n, std::string_view line);
+  /// Its replica reports that its storage failed (once per failure).
+  void on_storage_failed(SimNode& n);
   void on_write_submitted(SimNode& n, node::WriteStep step);
   /// Entries about to be written to `n`'s disk (through the SimDisk or inline).
   void on_entries_written(SimNode& n, std::span<const Entry> entries);
@@ -174,6 +183,8 @@ class SimCluster {
   /// After an input to `n`: handles what became ready, observes, runs the completions,
   /// then the marks a drain deferred (each of those again).
   void after_input(SimNode& n);
+  /// Tells the replica its disk refused a write.
+  void fail_storage(SimNode& n);
   void observe(SimNode& n);
   void run_completions(SimNode& n);
   void send(SimNode& from, core::Message m);

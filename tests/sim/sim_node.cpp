@@ -41,6 +41,7 @@ storage::Identity SimStore::identity() const { return storage::Identity{"sim", n
 Result<core::SnapshotMeta> SimStore::snapshot() const { return node_.storage.durable().snapshot; }
 
 Status SimStore::persist(const storage::PersistRequest& req) {
+  if (node_.disk_broken) return Status{ErrorCode::IoError, "simulated disk: the write failed"};
   if (node_.storage.queued() != 0) {
     return Status{ErrorCode::InvalidArgument, "a synchronous write while fsyncs are queued"};
   }
@@ -57,6 +58,7 @@ Status SimStore::persist(const storage::PersistRequest& req) {
 }
 
 Status SimStore::compact(const core::SnapshotMeta& s) {
+  if (node_.disk_broken) return Status{ErrorCode::IoError, "simulated disk: the write failed"};
   if (node_.storage.queued() != 0) {
     return Status{ErrorCode::InvalidArgument, "compaction while fsyncs are queued"};
   }
@@ -95,5 +97,7 @@ void SimNode::on_committed(const std::vector<Entry>& entries) { cluster.on_commi
 void SimNode::on_snapshot_installed(LogIndex index) { cluster.on_snapshot_installed(*this, index); }
 
 void SimNode::log(LogLevel, std::string_view line) { cluster.on_warn(*this, line); }
+
+void SimNode::on_storage_failed(const Status& /*why*/) { cluster.on_storage_failed(*this); }
 
 }  // namespace rlr::sim

@@ -113,6 +113,12 @@ struct SimNode final : node::ReplicaObserver {
   SimWire wire;
   NodeOptions options;  ///< set at each boot
   bool use_disk_thread = true;    ///< writes go through `disk` (else the replica writes)
+  /// Its disk refuses every write from now on (an EIO, a full disk) until the node
+  /// restarts on a mended disk (SimCluster::break_disk).
+  bool disk_broken = false;
+  /// A write the disk thread dropped failed during a drain: the replica hears of it once
+  /// the call that drained returns.
+  bool failure_pending = false;
   std::unique_ptr<node::Replica> replica;  ///< empty while crashed
   /// Marks of writes completed by a drain, for the replica once the current call returns.
   std::vector<core::PersistMark> deferred_marks;
@@ -149,6 +155,7 @@ struct SimNode final : node::ReplicaObserver {
   void on_committed(const std::vector<Entry>& entries) override;
   void on_snapshot_installed(LogIndex index) override;
   void on_config(const core::Configuration& /*config*/) override {}
+  void on_storage_failed(const Status& why) override;
   [[nodiscard]] LogIndex compaction_floor() override { return applied; }
   void log(LogLevel level, std::string_view line) override;
 };

@@ -298,6 +298,27 @@ TEST_CASE("silent links reported as lost connections keep every run safe and liv
   CHECK(noticed >= 10);
 }
 
+TEST_CASE("disks that start refusing writes keep every run safe and live", "[sim][disks]") {
+  // The disks mix breaks a node's disk now and then: its next write fails, the replica
+  // stops taking part (a leader hands over first) and the node restarts on a mended
+  // disk. Every check must hold, and the failures must happen, to leaders too.
+  int failing = 0;
+  std::uint64_t leaders = 0;
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    SimConfig config;
+    config.seed = seed;
+    config.steps = 4000;
+    config.faults = "disks";
+    const SimResult r = run(config);
+    INFO(describe(r));
+    CHECK(r.ok());
+    if (r.storage_failures > 0) ++failing;
+    leaders += r.leader_storage_failures;
+  }
+  CHECK(failing >= 10);
+  CHECK(leaders >= 3);
+}
+
 TEST_CASE("the checker fails a log index whose evicted entry is on no disk", "[sim][evict]") {
   rlr::sim::InvariantChecker checker;
   rlr::core::RaftLog a(rlr::core::SnapshotMeta{}, {entry(1, 1), entry(2, 1), entry(3, 2)});

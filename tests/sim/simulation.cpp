@@ -198,6 +198,8 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
   result.entries_read_back = cluster.stats().entries_read_back;
   result.silence_notices = cluster.stats().silence_notices;
   result.compactions = cluster.stats().compactions;
+  result.storage_failures = cluster.stats().storage_failures;
+  result.leader_storage_failures = cluster.stats().leader_storage_failures;
   result.session_retries = scheduler.stats().session_retries;
   const CheckerStats& cs = checker.stats();
   const SchedulerStats& ss = scheduler.stats();
@@ -206,14 +208,14 @@ SimResult run_simulation(const SimConfig& config, Trace& trace) {
   result.summary = fmt::format(
       "leaders {} | committed {} | proposals {} (session retries {}) acked {} failed {} | "
       "reads {}/{} | crashes {} "
-      "(after vote {}, after commit {}) | partitions {} | membership {} | transfers {} | "
+      "(after vote {}, after commit {}) | disk errors {} (replicas failed {}) | partitions {} | membership {} | transfers {} | "
       "compactions {} snapshots installed {} | read back from disk {} | liveness checks {} "
       "(slowest {} ticks) | messages {} lost {} cut {} dup {} | silence notices {} | "
       "fsyncs slow {}, writes kept at a crash {} | outputs delivered {} (again {}), "
       "downstream complete through {}, digests compared {}",
       cs.leaders_elected, checker.known_commit().value(), ss.proposals, ss.session_retries,
       cs.acknowledged, cst.proposals_failed, cs.reads_confirmed, ss.reads, ss.crashes,
-      ss.crashes_after_vote, ss.crashes_after_commit, ss.partitions, ss.membership_changes,
+      ss.crashes_after_vote, ss.crashes_after_commit, ss.disk_errors, cst.storage_failures, ss.partitions, ss.membership_changes,
       ss.transfers, cst.compactions, cs.snapshots_installed, cst.entries_read_back,
       ss.liveness_checks, ss.max_recovery_ticks, ns.sent, ns.lost, ns.cut, ns.duplicated,
       cst.silence_notices, cst.slow_fsyncs, cst.writes_kept, cluster.downstream().delivered(),

@@ -57,6 +57,8 @@ struct SimResult {
   std::uint64_t session_retries = 0;    ///< session commands the clients sent again
   std::uint64_t outputs_delivered = 0;  ///< outputs the leaders' sinks delivered downstream
   std::uint64_t digests_compared = 0;   ///< digest checkpoints compared across nodes
+  std::uint64_t storage_failures = 0;   ///< replicas whose disk refused a write (disks mix)
+  std::uint64_t leader_storage_failures = 0;  ///< of which leaders
   [[nodiscard]] bool ok() const noexcept { return violations.empty(); }
 };
 
