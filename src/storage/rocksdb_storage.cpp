@@ -1,6 +1,7 @@
 #include "storage/rocksdb_storage.h"
 
 #include <condition_variable>
+#include <cstdarg>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -134,8 +135,21 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
   return {ErrorCode::IoError, fmt::format("{}: {}", what, s.ToString())};
 }
 
+/// RocksDB's own informational log (a "LOG" file in the data directory) is not kept.
+/// On a full or failing disk its writer asserted at Close() on an append after a failed
+/// one, and Debian's RocksDB keeps its assertions: a node stopping after a storage
+/// failure aborted, its last words lost to the same disk. What the store needs to report
+/// reaches the node as a Status; RocksDB's internals stay quiet.
+class QuietLogger final : public rocksdb::Logger {
+ public:
+  QuietLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+};
+
 rocksdb::Options base_options(const RocksDbOptions& o) {
   rocksdb::Options opts;
+  opts.info_log = std::make_shared<QuietLogger>();
   opts.create_if_missing = o.create_if_missing;
   opts.create_missing_column_families = o.create_if_missing;
   opts.max_background_jobs = 2;
