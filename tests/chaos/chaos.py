@@ -128,6 +128,17 @@ class Run:
                 dumps.append(checkers.Dump(i, f.read()))
         return dumps
 
+    def add_disk_full(self):
+        """Every node whose disk filled stopped with the storage status, none otherwise."""
+        exits = self.nemesis.disk_exits
+        if not exits:
+            return
+        bad = [(i, code) for i, code in exits if code != nm.EXIT_STORAGE]
+        self.verdicts.append(checkers.Verdict(
+            "disk-full", not bad,
+            "%d node(s) stopped with status %d when their disk filled" % (len(exits), nm.EXIT_STORAGE) if not bad
+            else "exit statuses %s, expected %d" % (bad, nm.EXIT_STORAGE)))
+
     def add_availability(self, history):
         gap, rate = checkers.availability(history, self.fault_start_ns, self.fault_end_ns)
         self.stats["longest_gap_s"] = round(gap, 2)
@@ -188,6 +199,7 @@ class Run:
         self.verdicts.append(checkers.check_kv_writes(self.history, ref, committed))
         self.verdicts.append(checkers.check_linearizable(self.history))
         self.add_availability(self.history)
+        self.add_disk_full()
 
     # -- sequencer --------------------------------------------------------------------
     def run_sequencer(self):
@@ -273,6 +285,7 @@ class Run:
         self.verdicts.append(checkers.check_audit(expected, os.path.join(learner.data_dir, "audit.sqlite"),
                                                   committed))
         self.add_availability(history)
+        self.add_disk_full()
 
 
 class SetupError(Exception):

@@ -14,18 +14,29 @@ Kinds:
                                   or follower->leader) for 1-5 s
 Every cut is "drop" (bytes discarded, connections reset at heal) or "stall" (bytes held,
 delivered late at heal, as TCP does): see netproxy.py.
+  disk-full-leader / disk-full-follower
+                                  the node's files may no longer grow (its soft
+                                  RLIMIT_FSIZE drops to 1 byte, set from outside with
+                                  prlimit), so its next log write fails as on a full disk
+                                  (EFBIG in place of ENOSPC): it must hand over if it leads
+                                  and stop with status 3; restarted 0.3-4 s later, as
+                                  systemd would once space is freed
   transfer                        leadership transfer to a random other voter
   member-cycle                    remove a follower, wipe it, restart it empty, add it as
                                   a learner, wait for it to catch up, promote it
 """
 
 import random
+import subprocess
 import time
 
 KINDS = ["kill-leader", "kill-follower", "pause-leader", "pause-follower", "isolate-leader",
-         "isolate-follower", "split", "oneway", "transfer", "member-cycle"]
+         "isolate-follower", "split", "oneway", "transfer", "member-cycle", "disk-full-leader",
+         "disk-full-follower"]
 # How often each kind is drawn (member changes are slow: fewer of them).
-WEIGHTS = [3, 3, 2, 2, 2, 2, 2, 2, 2, 1]
+WEIGHTS = [3, 3, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1]
+# A node whose storage refused a write stops with this status (rlr-node's kExitStorage).
+EXIT_STORAGE = 3
 
 
 def schedule(seed, seconds, kinds=None, gap=(1.5, 3.5)):
@@ -53,7 +64,7 @@ class Nemesis:
         self.counts = {}
         self.events = []            # (monotonic time, text)
         self.skipped = 0
-
+        self.disk_exits = []        # (node, exit status) of every disk-full fault
     def _note(self, text):
         self.events.append((time.monotonic(), text))
         self.log("nemesis: " + text)
@@ -141,12 +152,37 @@ class Nemesis:
             time.sleep(hold)
             c.net.heal()
             self._note("healed")
+        elif kind.startswith("disk-full-"):
+            return self._disk_full(target, kind[10:], p)
         elif kind == "transfer":
             to = self._pick([v for v in self.voters if v != leader], p["pick"])
             code, out, err = c.ctl("transfer-leader", to, timeout_ms=3000)
             self._note("transfer leadership %d -> %d: %s" % (leader, to, (out or err).strip().splitlines()[-1:]))
         elif kind == "member-cycle":
             return self._member_cycle(leader, followers, p)
+        return True
+
+    def _disk_full(self, target, role, p):
+        c = self.c
+        node = c.nodes[target]
+        pid = node.proc.pid
+        self._note("disk full on node %d (%s): its files may no longer grow" % (target, role))
+        subprocess.run(["prlimit", "--pid", str(pid), "--fsize=1:"], check=True, capture_output=True)
+        deadline = time.monotonic() + 15
+        while node.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if node.alive():
+            # It wrote nothing (no traffic reached it): nothing to see; lift the limit.
+            subprocess.run(["prlimit", "--pid", str(pid), "--fsize=unlimited:"], capture_output=True)
+            self._note("node %d wrote nothing while its disk was full; limit lifted" % target)
+            return False
+        code = node.proc.returncode
+        self.disk_exits.append((target, code))
+        c.kill9(target)  # reaped already; forgets its pid
+        self._note("node %d stopped with status %s; space freed, restart in %.2f s" % (target, code, p["restart_after"]))
+        time.sleep(p["restart_after"])
+        c.start(target)
+        self._note("restarted node %d" % target)
         return True
 
     def _member_cycle(self, leader, followers, p):
