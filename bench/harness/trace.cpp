@@ -83,11 +83,15 @@ Joined join(const OpTrace& op, const TraceRecord& l, const TraceRecord* f) {
     j.branch[3] = span(f->arrived, f->synced);
     j.branch[4] = span(f->synced, l.acked);
   }
-  if (l.synced != 0 && l.acked != 0) j.branch[5] = span(std::max(l.synced, l.acked), l.committed);
+  // A leader with a storage thread may commit on two followers' acknowledgements before
+  // its own write ends (5 nodes: on more than the first one): then neither branch below
+  // is what the commit waited for, and they are left out.
+  const bool both_waited = l.synced != 0 && l.acked != 0 && l.committed >= std::max(l.synced, l.acked);
+  if (both_waited) j.branch[5] = span(std::max(l.synced, l.acked), l.committed);
   // Which of the two writes ended last: the one the commit waited for. (Not the ack's
   // stamp: a leader that writes on its raft thread steps acknowledgements only after its
   // own write returns.)
-  if (f != nullptr && f->synced != 0 && l.synced != 0) j.leader_write_last = l.synced >= f->synced;
+  if (both_waited && f != nullptr && f->synced != 0) j.leader_write_last = l.synced >= f->synced;
   return j;
 }
 

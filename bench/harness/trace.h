@@ -6,7 +6,9 @@
 //     proposed -> received by the leader -> appended -> committed -> replied -> acked
 //     (a stamp a shape lacks, e.g. `replied` for clients in the leader's process, is
 //     skipped: the next segment runs from the stamp before it)
-//   the commit wait's two branches, run in parallel (the commit needs both on 3 nodes):
+//   the commit wait's two branches, run in parallel (on 3 nodes a leader that writes on
+//   its raft thread commits once both are done; with a storage thread, two followers'
+//   acknowledgements may commit before its own write ends):
 //     the leader's own write:  appended -> synced
 //     the replication:         appended -> sent -> follower arrived -> follower synced
 //                              -> acknowledgement stepped by the leader

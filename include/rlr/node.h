@@ -154,6 +154,15 @@ struct RLR_API NodeOptions {
   /// bench/README.md, 1.07-1.17M vs 0.94-0.96M entries/s (64 B, 3 nodes in one process),
   /// for two more thread hand-offs per commit (p50 commit latency +4%, p99 more).
   bool persist_thread = false;
+  /// Slow-disk hand-off: a leader whose own log writes have all taken at least
+  /// `slow_disk_write` for `slow_disk_period` hands leadership to the voter that stores
+  /// the most of its log (a leadership transfer; logged at Warn), then not again for
+  /// another period. While its writes are that slow every commit waits for them, and a
+  /// write longer than an election timeout makes the followers elect anyway, abruptly.
+  /// 0 (either): off. Both in [0, 1 h].
+  std::chrono::milliseconds slow_disk_write{100};
+  /// See slow_disk_write.
+  std::chrono::milliseconds slow_disk_period{1000};
   /// Checks the runtime's and the Raft core's invariants after every step (applied <=
   /// commit, queues within their bounds, one thread in the runtime at a time, and the
   /// core's own) and aborts the process on a violation: a violated invariant means the
@@ -167,8 +176,9 @@ struct RLR_API NodeOptions {
   /// handed to the client's connection. At stop() it writes them to `trace_path`, one
   /// line per entry in steady-clock nanoseconds (comparable across the processes of one
   /// machine; rlr-bench --trace joins every node's file with its clients' timings). Costs
-  /// about 90 bytes per traced entry and, at each stamp, one clock read and one lock per
-  /// batch of entries. 0 (the default): off, one untaken branch per stamp. At most
+  /// about 90 bytes per entry of trace_entries, allocated at start (build() fails with
+  /// InvalidArgument when it cannot be), and at each stamp one clock read and one lock
+  /// per batch of entries. 0 (the default): off, one untaken branch per stamp. At most
   /// kMaxTraceEntries.
   std::size_t trace_entries = 0;
   /// Where the trace goes at stop() (replaced); required when trace_entries > 0. A
@@ -339,6 +349,12 @@ class RLR_API NodeBuilder {
   NodeBuilder& complete_on_raft_thread(bool v) { o_.complete_on_raft_thread = v; return *this; }
   /// Sets NodeOptions::persist_thread.
   NodeBuilder& persist_thread(bool v) { o_.persist_thread = v; return *this; }
+  /// Sets NodeOptions::slow_disk_write and slow_disk_period (0: off).
+  NodeBuilder& slow_disk(std::chrono::milliseconds write, std::chrono::milliseconds period) {
+    o_.slow_disk_write = write;
+    o_.slow_disk_period = period;
+    return *this;
+  }
   /// Sets NodeOptions::trace_entries and NodeOptions::trace_path.
   NodeBuilder& trace(std::size_t entries, std::string path) {
     o_.trace_entries = entries;

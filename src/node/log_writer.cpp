@@ -113,13 +113,15 @@ void LogWriter::run() {
         for (core::Message& m : s.after_persist) out.push_back(std::move(m));
       }
       Status st = Status::ok();
+      std::chrono::nanoseconds took{0};
       if (!to_write->empty() || hard_state) {
         storage::PersistRequest req;
         req.entries = *to_write;
         req.hard_state = hard_state;
         const auto started = std::chrono::steady_clock::now();
         st = storage_.persist(req);
-        if (st) record_write(histograms_, std::chrono::steady_clock::now() - started, *to_write);
+        took = std::chrono::steady_clock::now() - started;
+        if (st) record_write(histograms_, took, *to_write);
         if (st && tracer_ != nullptr && !to_write->empty()) {
           tracer_->synced(to_write->front().index, to_write->back().index);
         }
@@ -128,7 +130,7 @@ void LogWriter::run() {
       if (st) {
         // Votes and acknowledgements leave the moment they are true.
         if (!out.empty()) transport_.send(out);
-        durable_(std::move(marks));
+        durable_(std::move(marks), took);
       } else {
         // Memory is ahead of disk from here on; nothing later may claim durability.
         broken_ = true;

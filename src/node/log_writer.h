@@ -65,8 +65,9 @@ class Persister {
 /// queued during one write into the next (group commit).
 class LogWriter final : public Persister {
  public:
-  /// Called on the writer thread, in order, once steps are durable: their marks.
-  using Durable = std::function<void(std::vector<core::PersistMark>&& marks)>;
+  /// Called on the writer thread, in order, once steps are durable: their marks, and how
+  /// long the write that made them durable took (0 when they had nothing to write).
+  using Durable = std::function<void(std::vector<core::PersistMark>&& marks, std::chrono::nanoseconds took)>;
   /// Called once, on the writer thread, when a write fails; later steps are dropped.
   using Failed = std::function<void(const Status& why)>;
 

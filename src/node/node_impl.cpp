@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <limits>
+#include <new>
 #include <random>
 #include <utility>
 
@@ -54,14 +55,23 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
                                                   std::unique_ptr<storage::Storage> storage,
                                                   std::unique_ptr<transport::Transport> transport) {
   if (Status s = validate(options); !s) return s;
-  auto node = std::make_unique<NodeImpl>(Key{}, std::move(options), std::move(storage),
-                                         std::move(transport));
+  const std::size_t trace_entries = options.trace_entries;
+  std::unique_ptr<NodeImpl> node;
+  try {
+    node = std::make_unique<NodeImpl>(Key{}, std::move(options), std::move(storage), std::move(transport));
+  } catch (const std::bad_alloc&) {
+    return Status{ErrorCode::InvalidArgument,
+                  fmt::format("cannot allocate the node's buffers (trace_entries = {})", trace_entries)};
+  }
   NodeImpl* n = node.get();
   if (n->options_.persist_thread) {
     n->writer_ = std::make_unique<LogWriter>(
         *n->storage_, *n->transport_,
-        [n](std::vector<core::PersistMark>&& marks) {
-          n->post([n, marks = std::move(marks)] { n->replica_->persisted(marks); });
+        [n](std::vector<core::PersistMark>&& marks, std::chrono::nanoseconds took) {
+          n->post([n, marks = std::move(marks), took] {
+            n->replica_->persisted(marks);
+            if (took.count() > 0) n->replica_->write_timed(took, Clock::now());
+          });
         },
         [n](const Status& why) { n->post([n, why] { n->replica_->storage_failed(why); }); },
         &n->histograms_, n->tracer_.get());

@@ -57,6 +57,10 @@ Status validate(const NodeOptions& o) {
   if (o.max_append_bytes + (1U << 16) > o.max_frame_bytes) {
     return bad("max_append_bytes must leave room in max_frame_bytes");
   }
+  if (o.slow_disk_write.count() < 0 || o.slow_disk_write > std::chrono::hours(1) ||
+      o.slow_disk_period.count() < 0 || o.slow_disk_period > std::chrono::hours(1)) {
+    return bad("slow_disk_write and slow_disk_period must be in [0, 1 h]");
+  }
   if (o.trace_entries > kMaxTraceEntries) {
     return bad(fmt::format("trace_entries must be at most {}", kMaxTraceEntries));
   }

@@ -29,6 +29,9 @@ class StorageLogReader final : public core::LogReader {
   const storage::Storage& storage_;
 };
 
+/// What a replica whose storage failed answers every request.
+Status failed_status() { return Status{ErrorCode::IoError, "node failed: its storage refused a write"}; }
+
 Result<ProposeResult> forgotten_duplicate(std::uint64_t client_id, std::uint64_t sequence) {
   return Status{ErrorCode::InvalidArgument,
                 fmt::format("sequence {} of client {} was applied long ago; its result is no "
@@ -186,7 +189,8 @@ void Replica::step(const core::Message& m) {
   if (tracer_ != nullptr) {
     if (m.type == core::MessageType::Append && !m.entries.empty()) {
       tracer_->arrived(m.entries.front().index, m.entries.back().index);
-    } else if (m.type == core::MessageType::AppendResponse && !m.reject && raft_.role() == Role::Leader) {
+    } else if (m.type == core::MessageType::AppendResponse && !m.reject && raft_.role() == Role::Leader &&
+               m.term == raft_.term()) {
       tracer_->acked(m.log_index, m.from);
     }
   }
@@ -219,8 +223,7 @@ void Replica::propose(std::vector<Proposal>& props, Clock::time_point now) {
   for (auto& p : props) {
     if (failed_) {
       ++stats_.proposals_failed;
-      Waiters::complete(completions_, p.done,
-                        Status{ErrorCode::IoError, "node failed: its storage refused a write"});
+      Waiters::complete(completions_, p.done, failed_status());
       continue;
     }
     if (waiters_.pending_proposals() + accepted.size() + batch_repeats_.size() >= limit) {
@@ -327,11 +330,7 @@ void Replica::fail(const Status& why) {
   observer_.on_storage_failed(why);
 }
 
-void Replica::hand_off_leadership() {
-  // The voter that stores the most of the log. It need not hold all of it: TimeoutNow
-  // only makes it campaign now (skipping pre-vote and the leader lease), and it wins only
-  // with the votes of a majority whose logs it is at least as up to date as (§5.4.1).
-  // This node, failed, votes for nobody.
+NodeId Replica::most_caught_up_voter() const {
   NodeId best;
   LogIndex best_match;
   for (const auto& [id, pr] : raft_.progress()) {
@@ -341,7 +340,47 @@ void Replica::hand_off_leadership() {
       best_match = pr.match;
     }
   }
+  return best;
+}
+
+void Replica::write_timed(Clock::duration took, Clock::time_point now) {
+  const Turn turn(*this);
+  now_ = std::max(now_, now);
+  if (!failed_) note_write(took, now);
+}
+
+void Replica::note_write(Clock::duration took, Clock::time_point now) {
+  const auto bound = options_.slow_disk_write;
+  const auto period = options_.slow_disk_period;
+  if (bound.count() == 0 || period.count() == 0) return;
+  if (took < bound) {
+    slow_since_.reset();
+    return;
+  }
+  if (!slow_since_) slow_since_ = now - took;
+  if (raft_.role() != Role::Leader || now - *slow_since_ < period) return;
+  if (slow_handoff_at_ && now - *slow_handoff_at_ < period) return;
+  const NodeId to = most_caught_up_voter();
+  if (to == kNoNode) return;
+  slow_handoff_at_ = now;
+  slow_since_.reset();
+  if (Status s = raft_.transfer_leadership(to); !s) return;  // e.g. a transfer under way
+  ++stats_.slow_disk_handoffs;
+  observer_.log(LogLevel::Warn,
+                fmt::format("own disk slow: every log write took at least {} ms for {} ms (the last {} ms); "
+                            "handing leadership to node {}",
+                            bound.count(), std::chrono::duration_cast<std::chrono::milliseconds>(period).count(),
+                            std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), to.value()));
+}
+
+void Replica::hand_off_leadership() {
+  // The voter that stores the most of the log. It need not hold all of it: TimeoutNow
+  // only makes it campaign now (skipping pre-vote and the leader lease), and it wins only
+  // with the votes of a majority whose logs it is at least as up to date as (§5.4.1).
+  // This node, failed, votes for nobody.
+  const NodeId best = most_caught_up_voter();
   if (best == kNoNode) return;
+  const LogIndex best_match = raft_.progress().at(best).match;
   core::Message m;
   m.type = core::MessageType::TimeoutNow;
   m.from = options_.id;
@@ -355,6 +394,10 @@ void Replica::hand_off_leadership() {
 
 void Replica::read_index(Clock::time_point deadline, ReadCallback done) {
   const Turn turn(*this);
+  if (failed_) {
+    done(failed_status());
+    return;
+  }
   if (waiters_.reads.size() >= options_.max_pending_proposals) {
     done(Status{ErrorCode::Busy, "too many reads pending"});
     return;
@@ -369,6 +412,10 @@ void Replica::read_index(Clock::time_point deadline, ReadCallback done) {
 
 void Replica::change(const ChangeOp& op, Clock::time_point deadline, StatusCallback done) {
   const Turn turn(*this);
+  if (failed_) {
+    done(failed_status());
+    return;
+  }
   if (waiters_.pending_proposals() >= options_.max_pending_proposals) {
     done(Status{ErrorCode::Busy, "too many proposals pending"});
     return;
@@ -394,6 +441,10 @@ void Replica::change(const ChangeOp& op, Clock::time_point deadline, StatusCallb
 
 void Replica::transfer(NodeId to, Clock::time_point deadline, StatusCallback done) {
   const Turn turn(*this);
+  if (failed_) {
+    done(failed_status());
+    return;
+  }
   if (Status s = raft_.transfer_leadership(to); !s) {
     done(s);
     return;
@@ -500,14 +551,18 @@ void Replica::persist_here(core::Ready& rd, bool must_write) {
     req.snapshot = rd.snapshot ? &*rd.snapshot : nullptr;
     req.entries = rd.entries;
     req.hard_state = hard_state_to_write(rd);
-    // The only clock this replica reads: a node's metrics time its writes (a replica
-    // without histograms, as in the simulator, reads none).
+    // The only clock this replica reads: a node's metrics and its slow-disk policy time
+    // its writes (a replica without histograms, as in the simulator, reads none).
     const auto started = histograms_ != nullptr ? Clock::now() : Clock::time_point{};
     if (Status s = storage_.persist(req); !s) {
       fail(s);
       return;
     }
-    if (histograms_ != nullptr) record_write(histograms_, Clock::now() - started, rd.entries);
+    if (histograms_ != nullptr) {
+      const auto ended = Clock::now();
+      record_write(histograms_, ended - started, rd.entries);
+      note_write(ended - started, ended);
+    }
     if (tracer_ != nullptr && !rd.entries.empty()) {
       tracer_->synced(rd.entries.front().index, rd.entries.back().index);
     }

@@ -9,7 +9,7 @@
 // (Storage, Transport, Persister, ReplicaObserver) and as Completions the caller runs.
 // It has no threads, takes no locks, never sleeps and never reads a clock: time is the
 // `now` each call is given (one exception: given histograms, it times the storage writes
-// it makes itself for them; the simulator gives none). NodeImpl is a Replica plus the
+// it makes itself, for them and for the slow-disk policy; the simulator gives none). NodeImpl is a Replica plus the
 // threads that feed it; the simulator drives the same object with simulated disk,
 // network and clock.
 //
@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -97,6 +98,7 @@ struct ReplicaStats {
   std::uint64_t snapshots_installed = 0;
   std::uint64_t storage_errors = 0;
   std::uint64_t messages_invalid = 0;         ///< peer messages the core refused
+  std::uint64_t slow_disk_handoffs = 0;       ///< leadership handed over for a slow disk
 };
 
 /// A proposal as the runtime receives it.
@@ -154,6 +156,9 @@ class Replica {
   void tick(Clock::time_point now);
   /// Steps submitted to the Persister are durable, up to these marks (in order).
   void persisted(std::span<const core::PersistMark> marks);
+  /// A write the Persister made took `took`, and ended at `now` (the slow-disk hand-off,
+  /// NodeOptions::slow_disk_write). The replica times the writes it makes itself.
+  void write_timed(Clock::duration took, Clock::time_point now);
   /// A write failed: memory is ahead of disk, so the replica stops taking part (it
   /// steps no message, proposes nothing, writes nothing) and answers every waiter. A
   /// leader first hands leadership to its most caught-up voter (a TimeoutNow: that voter
@@ -229,6 +234,11 @@ class Replica {
   void fail(const Status& why);
   /// A failing leader's last message: TimeoutNow to the voter with the highest match.
   void hand_off_leadership();
+  /// The voter other than this node that stores the most of the log; kNoNode when none
+  /// (or when this node does not lead).
+  [[nodiscard]] NodeId most_caught_up_voter() const;
+  /// The slow-disk policy, after each timed write of this node's own log.
+  void note_write(Clock::duration took, Clock::time_point now);
   class Turn;
   /// The replica's invariants (RLR_INVARIANT), checked after each input when on.
   void check_invariants() const;
@@ -260,6 +270,10 @@ class Replica {
   /// Session tables saved at snapshot points, for compaction: (index, encoded table).
   std::deque<std::pair<LogIndex, Bytes>> snapshot_points_;
   std::uint64_t log_read_failures_seen_ = 0;
+  /// The end of the write that began the current run of slow writes; nullopt: the last
+  /// write was fast.
+  std::optional<Clock::time_point> slow_since_;
+  std::optional<Clock::time_point> slow_handoff_at_;  ///< the last slow-disk hand-off
   Clock::time_point log_read_failure_logged_{};
   Clock::time_point now_{};  ///< the latest time an input carried
   // propose()'s scratch, reused every call

@@ -18,10 +18,11 @@ std::int64_t Tracer::now() {
       .count();
 }
 
-TraceRecord& Tracer::at(std::uint64_t index) {
+TraceRecord* Tracer::at(std::uint64_t index) {
   TraceRecord& r = ring_[index % ring_.size()];
+  if (r.index > index) return nullptr;  // the slot holds a later entry: keep it
   if (r.index != index) r = TraceRecord{index};
-  return r;
+  return &r;
 }
 
 namespace {
@@ -55,12 +56,13 @@ void Tracer::stamp_first(LogIndex from, LogIndex to, std::int64_t TraceRecord::*
   const std::int64_t t = now();
   std::lock_guard lock(mu_);
   for (std::uint64_t i = ring_start(from.value(), to.value(), ring_.size()); i <= to.value(); ++i) {
-    TraceRecord* r = create ? &at(i) : find(i);
+    TraceRecord* r = create ? at(i) : find(i);
     if (r != nullptr && r->*field == 0) r->*field = t;
   }
 }
 
-// Only entries appended here as leader are sent; a retransmission finds the first stamp.
+// A record is stamped sent only if it exists (appended here as leader, or seen here
+// before as a follower); a retransmission finds the first stamp.
 void Tracer::sent(LogIndex from, LogIndex to) { stamp_first(from, to, &TraceRecord::sent, false); }
 
 void Tracer::arrived(LogIndex from, LogIndex to) { stamp_first(from, to, &TraceRecord::arrived, true); }
@@ -85,7 +87,7 @@ void Tracer::committed(LogIndex from, LogIndex to) {
   const std::int64_t t = now();
   std::lock_guard lock(mu_);
   for (std::uint64_t i = ring_start(from.value(), to.value(), ring_.size()); i <= to.value(); ++i) {
-    at(i).committed = t;
+    if (TraceRecord* r = at(i)) r->committed = t;
   }
 }
 

@@ -76,8 +76,9 @@ class Tracer {
   [[nodiscard]] static Result<std::vector<TraceRecord>> read(const std::string& path);
 
  private:
-  /// The record of `index`, reset when its slot held another index. REQUIRES: mu_ held.
-  TraceRecord& at(std::uint64_t index);
+  /// The record of `index`, reset when its slot held an earlier index; null when it holds
+  /// a later one (kept). REQUIRES: mu_ held.
+  TraceRecord* at(std::uint64_t index);
   /// The record of `index` when its slot holds it; null otherwise. REQUIRES: mu_ held.
   TraceRecord* find(std::uint64_t index);
   /// Stamps `field` of the records of [from, to] that have none yet, now; `create`: also

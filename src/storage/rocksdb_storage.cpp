@@ -135,11 +135,10 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
   return {ErrorCode::IoError, fmt::format("{}: {}", what, s.ToString())};
 }
 
-/// RocksDB's own informational log (a "LOG" file in the data directory) is not kept.
-/// On a full or failing disk its writer asserted at Close() on an append after a failed
-/// one, and Debian's RocksDB keeps its assertions: a node stopping after a storage
-/// failure aborted, its last words lost to the same disk. What the store needs to report
-/// reaches the node as a Status; RocksDB's internals stay quiet.
+/// RocksDB's own informational log (a "LOG" file in the data directory) is not kept: a
+/// store must close cleanly on a full or failing disk, and that file's writer may not
+/// (Debian's RocksDB keeps its assertions, one of which fires on an append after a failed
+/// one). What the store must report reaches the node as a Status.
 class QuietLogger final : public rocksdb::Logger {
  public:
   QuietLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}

@@ -56,7 +56,9 @@ class LocalCluster {
     }
     auto& refuse = refuse_writes_[id];
     if (!refuse) refuse = std::make_shared<std::atomic<bool>>(false);
-    auto st = std::make_unique<SharedStorage>(storages_[id], refuse);
+    auto& delay = write_delays_[id];
+    if (!delay) delay = std::make_shared<std::atomic<int>>(0);
+    auto st = std::make_unique<SharedStorage>(storages_[id], refuse, delay);
     auto n = node::NodeImpl::start(options_for(id, founder), std::move(st),
                                    std::make_unique<transport::LocalTransport>(net_, id));
     REQUIRE(n.is_ok());
@@ -90,6 +92,8 @@ class LocalCluster {
   /// From now on (true) node `id`'s storage refuses every write with an IoError that
   /// says the disk is full, as a full or failing disk does.
   void refuse_writes(NodeId id, bool refuse) { refuse_writes_.at(id)->store(refuse); }
+  /// From now on every write of node `id`'s storage takes `ms` longer (a slow disk).
+  void slow_writes(NodeId id, int ms) { write_delays_.at(id)->store(ms); }
 
   node::NodeImpl& node(NodeId id) { return *nodes_.at(id); }
   bool running(NodeId id) const { return nodes_.count(id) != 0; }
@@ -105,8 +109,9 @@ class LocalCluster {
   /// Lets a restarted node reopen the same in-memory store.
   class SharedStorage final : public storage::Storage {
    public:
-    SharedStorage(std::shared_ptr<storage::MemoryStorage> s, std::shared_ptr<std::atomic<bool>> refuse)
-        : s_(std::move(s)), refuse_(std::move(refuse)) {}
+    SharedStorage(std::shared_ptr<storage::MemoryStorage> s, std::shared_ptr<std::atomic<bool>> refuse,
+                  std::shared_ptr<std::atomic<int>> delay_ms)
+        : s_(std::move(s)), refuse_(std::move(refuse)), delay_ms_(std::move(delay_ms)) {}
     LogIndex first_index() const override { return s_->first_index(); }
     LogIndex last_index() const override { return s_->last_index(); }
     Result<std::vector<Entry>> read(LogIndex f, LogIndex t, std::size_t n, std::size_t b) const override {
@@ -118,13 +123,18 @@ class LocalCluster {
     Result<storage::SnapshotMeta> snapshot() const override { return s_->snapshot(); }
     Status persist(const storage::PersistRequest& r) override {
       if (refuse_->load()) return Status{ErrorCode::IoError, "writing the log: disk full (injected)"};
+      if (const int ms = delay_ms_->load(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       return s_->persist(r);
     }
-    Status compact(const storage::SnapshotMeta& m) override { return s_->compact(m); }
+    Status compact(const storage::SnapshotMeta& m) override {
+      if (refuse_->load()) return Status{ErrorCode::IoError, "compacting the log: disk full (injected)"};
+      return s_->compact(m);
+    }
 
    private:
     std::shared_ptr<storage::MemoryStorage> s_;
     std::shared_ptr<std::atomic<bool>> refuse_;
+    std::shared_ptr<std::atomic<int>> delay_ms_;
   };
 
   std::mutex mu_;  // guards nodes_ against a concurrent propose_on_leader()
@@ -133,6 +143,7 @@ class LocalCluster {
   std::vector<NodeId> founders_;
   std::map<NodeId, std::shared_ptr<storage::MemoryStorage>> storages_;
   std::map<NodeId, std::shared_ptr<std::atomic<bool>>> refuse_writes_;
+  std::map<NodeId, std::shared_ptr<std::atomic<int>>> write_delays_;
   std::map<NodeId, std::unique_ptr<node::NodeImpl>> nodes_;
 };
 

@@ -125,7 +125,7 @@ struct Rig {
   Recorder transport{storage};
   Acks acks;
   node::LogWriter writer{storage, transport,
-                         [this](std::vector<core::PersistMark>&& marks) {
+                         [this](std::vector<core::PersistMark>&& marks, std::chrono::nanoseconds /*took*/) {
                            std::lock_guard lock(acks.mu);
                            for (auto& m : marks) acks.marks.push_back(m.index.value());
                            acks.cv.notify_all();

@@ -91,6 +91,12 @@ TEST_CASE("node: a follower whose storage fails stops taking part; the others co
   for (auto& [id, n] : c.nodes()) {
     if (id != leader) follower = id;
   }
+  const auto match_of = [&](NodeId id) {
+    for (const auto& m : c.node(leader).cluster_info().members) {
+      if (m.id == id) return m.match;
+    }
+    return LogIndex{};
+  };
   c.refuse_writes(follower, true);
   REQUIRE(rlr::testing::propose_many(c.node(leader), 200, 16, "x") == 200);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -102,4 +108,47 @@ TEST_CASE("node: a follower whose storage fails stops taking part; the others co
   CHECK(c.node(follower).leader() == kNoNode);
   CHECK(c.node(leader).role() == Role::Leader);
   CHECK(c.node(leader).cluster_info().storage_error.empty());
+  // It acknowledges nothing any more: the leader's view of what it stores stays put.
+  const LogIndex frozen = match_of(follower);
+  REQUIRE(rlr::testing::propose_many(c.node(leader), 100, 16, "y") == 100);
+  CHECK(match_of(follower) == frozen);
+  CHECK(c.node(leader).cluster_info().last_index > frozen.plus(99));
+}
+
+TEST_CASE("node: a leader whose own writes stay slow hands leadership to a caught-up voter",
+          "[node][slow-disk]") {
+  // Long election timeouts: the followers must not elect on their own while the slow
+  // leader's raft thread waits for its writes; the leader itself must hand over.
+  for (const bool persist_thread : {false, true}) {
+    INFO("persist_thread " << persist_thread);
+    LocalCluster c(3, [&](NodeOptions& o) {
+      o.election_ticks = 100;
+      o.heartbeat_ticks = 4;
+      o.slow_disk_write = 30ms;
+      o.slow_disk_period = 300ms;
+      o.persist_thread = persist_thread;
+    });
+    const NodeId old = c.wait_leader();
+    REQUIRE(old != kNoNode);
+    REQUIRE(rlr::testing::propose_many(c.node(old), 200, 16, "fast") == 200);
+    for (auto& [id, n] : c.nodes()) CHECK_FALSE(saw_reason(*n, RoleChangeReason::TransferRequested));
+
+    c.slow_writes(old, 40);
+    // Keep it writing until someone else leads.
+    NodeId next;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (int k = 0; next == kNoNode && std::chrono::steady_clock::now() < deadline; ++k) {
+      (void)c.propose_on_leader(Bytes::copy_of(fmt::format("slow-{}", k)), ClientSession{},
+                                [](Result<ProposeResult>) {});
+      std::this_thread::sleep_for(5ms);
+      for (auto& [id, n] : c.nodes()) {
+        if (id != old && n->role() == Role::Leader) next = id;
+      }
+    }
+    REQUIRE(next != kNoNode);
+    CHECK(saw_reason(c.node(next), RoleChangeReason::TransferRequested));
+    c.slow_writes(old, 0);
+    CHECK(wait_other_leader(c, old) == next);
+    REQUIRE(rlr::testing::propose_many(c.node(next), 50, 16, "after") == 50);
+  }
 }

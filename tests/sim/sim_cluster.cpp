@@ -81,7 +81,8 @@ const SimNode* SimCluster::find(NodeId id) const noexcept {
 SimNode* SimCluster::leader() noexcept {
   SimNode* best = nullptr;
   for (auto& n : slots_) {
-    if (!n || !n->up() || n->core().role() != Role::Leader) continue;
+    // A replica whose storage failed takes no requests, whatever its core still says.
+    if (!n || !n->up() || n->replica->failed() || n->core().role() != Role::Leader) continue;
     if (best == nullptr || n->core().term() > best->core().term()) best = n.get();
   }
   return best;
@@ -340,9 +341,10 @@ void SimCluster::on_storage_failed(SimNode& n) {
 }
 
 void SimCluster::on_warn(SimNode& n, std::string_view line) {
-  if (n.disk_broken) {
-    // The replica's report of the failed write (Error) and a leader's hand-off (Warn)
-    // are expected of a node whose disk broke: narrated, not failures.
+  if (n.disk_broken && (line.starts_with("storage failed") || line.starts_with("handing leadership") ||
+                        line.starts_with("compaction failed"))) {
+    // What the replica says of its broken disk is expected: the failed write (Error), a
+    // leader's hand-off and a refused compaction (Warn). Narrated, not failures.
     trace_.line(TraceLevel::Narrative, now_tick_, "node {} says: {}", n.id.value(), line);
     return;
   }

@@ -633,38 +633,48 @@ TEST_CASE("rocksdb: a full disk fails persist with IoError and loses nothing ack
   RLR_REQUIRE_OK(append(*reopened, make_entries(acked_last + 1, acked_last + 3, 99)));
 }
 
+/// The child of the next test, in a process of its own (rlr-storage-tests
+/// --full-disk-child DIR: main.cpp): opens a store at DIR, acknowledges 20 entries, drops
+/// its soft RLIMIT_FSIZE to 1 byte (every file refuses to grow, as on a full disk: EFBIG
+/// for ENOSPC), fails a write, and closes the store. Exit status 0 when all went so.
+int full_disk_child_main(const std::string& dir) {
+  ::signal(SIGXFSZ, SIG_IGN);
+  auto s = RocksDbStorage::open(options_at(dir));
+  if (!s || !append(*s.value(), make_entries(1, 20, 1, 200), HardState{Term{1}, NodeId{1}, LogIndex{0}})) return 10;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_FSIZE, &lim) != 0) return 11;
+  lim.rlim_cur = 1;
+  if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return 11;
+  if (append(*s.value(), make_entries(21, 30, 1, 200), HardState{Term{1}, NodeId{1}, LogIndex{20}})) return 12;
+  s.value().reset();  // closed while the disk is still full
+  return 0;
+}
+
 TEST_CASE("rocksdb: a store closed while its disk is still full closes without aborting",
           "[rocksdb][fault]") {
   // A node whose write failed stops, and closes its store, while the disk is still full.
-  // Debian's RocksDB keeps its assertions, and its own info log (a file in the data
-  // directory) asserted at Close() on an append after a failed one: abort(), with the
-  // message lost to the same full disk. A file-size limit of 1 byte makes every file
-  // of the store refuse to grow, as a full disk does (EFBIG for ENOSPC); the child
-  // process takes the limit so that this one does not.
+  // The child runs in a fresh process (exec of this binary), with a clean RocksDB runtime.
   TempDir dir;
-  auto o = options_at(dir.sub("db"));
-  std::vector<Entry> acked = make_entries(1, 20, 1, 200);
+  const std::string db = dir.sub("db");
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  REQUIRE(n > 0);
+  exe[n] = '\0';
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    auto s = RocksDbStorage::open(o);
-    if (!s || !append(*s.value(), acked, HardState{Term{1}, NodeId{1}, LogIndex{0}})) ::_exit(10);
-    rlimit lim{};
-    ::getrlimit(RLIMIT_FSIZE, &lim);
-    lim.rlim_cur = 1;
-    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(11);
-    if (append(*s.value(), make_entries(21, 30, 1, 200), HardState{Term{1}, NodeId{1}, LogIndex{20}})) ::_exit(12);
-    s.value().reset();  // closed while full
-    ::_exit(0);
+    char mode[] = "--full-disk-child";
+    char* const args[] = {exe, mode, const_cast<char*>(db.c_str()), nullptr};
+    ::execv(exe, args);
+    ::_exit(6);
   }
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);
   INFO("child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : ""));
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
-  auto reopened = open_ok(o);
-  CHECK(read_all(*reopened) == acked);
+  auto reopened = open_ok(options_at(db));
+  CHECK(read_all(*reopened) == make_entries(1, 20, 1, 200));
 }
 
 }  // namespace rlr::storage::test
