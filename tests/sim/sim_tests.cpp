@@ -261,21 +261,29 @@ TEST_CASE("every fault mix runs without a safety violation on a correct core", "
   }
 }
 
+/// Runs seeds 1..12 of the `faults` mix for 4,000 steps each: every run must be safe and
+/// live; `each` sees every result (to count what the mix must make happen).
+template <class Each>
+void run_twelve_seeds(const std::string& faults, Each&& each) {
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    SimConfig config;
+    config.seed = seed;
+    config.steps = 4000;
+    config.faults = faults;
+    const SimResult r = run(config);
+    INFO(describe(r));
+    CHECK(r.ok());
+    each(r);
+  }
+}
+
 TEST_CASE("runs with a memory limit evict entries, read them back from disk, and stay safe",
           "[sim][evict]") {
   // Most seeds draw a limit of a few entries in memory; their leaders must then read
   // entries back for followers that lag, restart or join, and every check still holds
   // (the log matching and completeness checks read evicted entries from the disk).
   int reading = 0;
-  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
-    SimConfig config;
-    config.seed = seed;
-    config.steps = 4000;
-    const SimResult r = run(config);
-    INFO(describe(r));
-    CHECK(r.ok());
-    if (r.entries_read_back > 0) ++reading;
-  }
+  run_twelve_seeds("mixed", [&](const SimResult& r) { reading += r.entries_read_back > 0 ? 1 : 0; });
   CHECK(reading >= 6);
 }
 
@@ -285,16 +293,7 @@ TEST_CASE("silent links reported as lost connections keep every run safe and liv
   // when heartbeats are only lost or slow. Either way every check must hold, and the
   // notices must actually happen (a mix that never sends one proves nothing).
   int noticed = 0;
-  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
-    SimConfig config;
-    config.seed = seed;
-    config.steps = 4000;
-    config.faults = "silences";
-    const SimResult r = run(config);
-    INFO(describe(r));
-    CHECK(r.ok());
-    if (r.silence_notices > 0) ++noticed;
-  }
+  run_twelve_seeds("silences", [&](const SimResult& r) { noticed += r.silence_notices > 0 ? 1 : 0; });
   CHECK(noticed >= 10);
 }
 
@@ -304,17 +303,10 @@ TEST_CASE("disks that start refusing writes keep every run safe and live", "[sim
   // disk. Every check must hold, and the failures must happen, to leaders too.
   int failing = 0;
   std::uint64_t leaders = 0;
-  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
-    SimConfig config;
-    config.seed = seed;
-    config.steps = 4000;
-    config.faults = "disks";
-    const SimResult r = run(config);
-    INFO(describe(r));
-    CHECK(r.ok());
-    if (r.storage_failures > 0) ++failing;
+  run_twelve_seeds("disks", [&](const SimResult& r) {
+    failing += r.storage_failures > 0 ? 1 : 0;
     leaders += r.leader_storage_failures;
-  }
+  });
   CHECK(failing >= 10);
   CHECK(leaders >= 3);
 }
