@@ -86,8 +86,7 @@ Result<std::unique_ptr<NodeImpl>> NodeImpl::start(NodeOptions options,
   n->role_ = static_cast<std::uint8_t>(core.role());
   n->leader_ = core.leader().value();
   n->applied_ = n->replica_->applied().value();
-  n->role_changes_.push_back(RoleChange{std::chrono::system_clock::now(), core.term(), core.role(),
-                                        core.leader(), RoleChangeReason::Started});
+  n->record_role_change(core.term(), core.role(), core.leader(), RoleChangeReason::Started);
   if (Status s = n->transport_->start(*n); !s) return s;
   n->transport_started_ = true;
   n->thread_ = std::thread([n] {
@@ -486,8 +485,12 @@ void NodeImpl::on_soft_state(const core::SoftState& s) {
   leader_ = s.leader.value();
   term_ = s.term.value();
   const RoleChangeReason why = replica_ ? replica_->core().events().last_reason : RoleChangeReason::Started;
+  record_role_change(s.term, s.role, s.leader, why);
+}
+
+void NodeImpl::record_role_change(Term term, Role role, NodeId leader, RoleChangeReason why) {
   std::lock_guard lock(role_changes_mu_);
-  role_changes_.push_back(RoleChange{std::chrono::system_clock::now(), s.term, s.role, s.leader, why});
+  role_changes_.push_back(RoleChange{std::chrono::system_clock::now(), term, role, leader, why});
   while (role_changes_.size() > kRoleChangesKept) role_changes_.pop_front();
 }
 
@@ -523,10 +526,7 @@ void NodeImpl::on_storage_failed(const Status& why) {
   if (leader_.load(std::memory_order_relaxed) != 0) ++leader_changes_;
   role_ = static_cast<std::uint8_t>(Role::Follower);
   leader_ = 0;
-  std::lock_guard lock(role_changes_mu_);
-  role_changes_.push_back(RoleChange{std::chrono::system_clock::now(), Term{term_.load()}, Role::Follower, kNoNode,
-                                     RoleChangeReason::StorageFailed});
-  while (role_changes_.size() > kRoleChangesKept) role_changes_.pop_front();
+  record_role_change(Term{term_.load()}, Role::Follower, kNoNode, RoleChangeReason::StorageFailed);
 }
 
 void NodeImpl::on_config(const core::Configuration& config) {

@@ -226,6 +226,8 @@ class NodeImpl final : public Node,
   std::uint64_t ticks_ = 0;
   std::uint64_t leader_changes_ = 0;
 
+  /// Appends to role_changes_, dropping the oldest beyond kRoleChangesKept.
+  void record_role_change(Term term, Role role, NodeId leader, RoleChangeReason why);
   /// Recent role changes (at most kRoleChangesKept), for metrics.
   static constexpr std::size_t kRoleChangesKept = 64;
   mutable std::mutex role_changes_mu_;
